@@ -1,0 +1,3 @@
+from reasoning.cli import main
+
+main()
