@@ -19,7 +19,7 @@ RUN_STATUSES = (RUNNING, DONE, FAILED, INTERRUPTED)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(timezone.utc)
 
 
 def new_id() -> str:

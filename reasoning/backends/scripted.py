@@ -1,0 +1,74 @@
+"""A scripted `LanguageModel`: exact, instant completions, so tests can pin tree shapes.
+
+It is a real implementation of the protocol (stop strings, token counts, logprobs, seeds), only the
+text comes from a script instead of a network.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from reasoning.types import Completion
+
+# script(prompt, sample_index, call_index) -> the text the "model" would generate
+Script = Callable[[str, int, int], str]
+
+
+class ScriptedLM:
+    backend = "scripted"
+    dtype = "none"
+    device = "cpu"
+
+    def __init__(self, script: Script | list[str], name: str = "scripted", n_params: int = 1000,
+                 judge: Callable[[str], float] | None = None):
+        if isinstance(script, list):
+            texts = script
+            script = lambda prompt, i, call: texts[i % len(texts)]  # noqa: E731
+        self.script = script
+        self.judge = judge or (lambda prompt: 0.5)
+        self.name = name
+        self.model_id = name
+        self.n_params = n_params
+        self.calls: list[dict] = []
+
+    def prompt(self, question: str) -> str:
+        return f"Question: {question}\nAnswer:\n"
+
+    def complete(self, prompts, n, max_new_tokens, temperature, stop=None, seed=None, top_p=1.0):
+        call = len(self.calls)
+        self.calls.append(dict(prompts=list(prompts), n=n, max_new_tokens=max_new_tokens,
+                               temperature=temperature, stop=stop, seed=seed))
+        out = []
+        for prompt in prompts:
+            row = []
+            for i in range(n):
+                text = self.script(prompt, 0 if temperature == 0 else i, call)
+                row.append(_finish(text, stop, max_new_tokens))
+            out.append(row)
+        return out
+
+    def choice_probs(self, prompts, choices):
+        probs = []
+        for prompt in prompts:
+            p = float(self.judge(prompt))
+            probs.append([p, 1.0 - p] + [0.0] * (len(choices) - 2))
+        return probs
+
+
+def _finish(text: str, stop, max_new_tokens) -> Completion:
+    """Cut at the first stop string (kept, as real backends do) or at the token limit.
+    A "token" here is a whitespace-delimited word with the whitespace before it."""
+    reason = "eos"
+    if stop:
+        cuts = [text.find(s) + len(s) for s in stop if s in text]
+        if cuts:
+            text, reason = text[: min(cuts)], "stop"
+    ends = [m.end() for m in re.finditer(r"\s*\S+", text)]
+    if ends and ends[-1] < len(text):  # trailing whitespace (a delimiter) ends the last token
+        ends[-1] = len(text)
+    if len(ends) > max_new_tokens:
+        ends = ends[:max_new_tokens]
+        text, reason = text[: ends[-1]], "length"
+    logprobs = [-0.1] * len(ends)
+    return Completion(text=text, n_tokens=len(ends), logprob=sum(logprobs), finish_reason=reason,
+                      token_logprobs=logprobs, token_ends=ends)

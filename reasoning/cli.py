@@ -1,0 +1,212 @@
+"""`python -m reasoning`: run strategies, list and show runs, resume. People script against this:
+commands, flags and `--json` shapes stay stable, and every user error is one line with exit code 2."""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from typing import Optional
+
+import typer
+
+from reasoning.config import SearchConfig
+from reasoning.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="ThinkTrace: run and inspect test-time reasoning strategies.")
+
+DbOption = typer.Option(None, "--db", help="SQLite file or database URL (default: $THINKTRACE_DB or ./thinktrace.db)")
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+
+def _sigterm_as_interrupt() -> None:
+    """A stop button or `kill` should leave the run `interrupted` (resumable), like Ctrl-C."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _execute(url: str, run_id: str, lm, verifier, total: int, as_json: bool):
+    from tqdm import tqdm
+
+    from reasoning import runner
+    from store.queries import run_summary
+
+    summary = run_summary(url, run_id)
+    bar = tqdm(total=total, initial=summary.problems_done, unit="problem", dynamic_ncols=True,
+               desc=summary.strategy, disable=None)
+    stats = {"correct": summary.correct, "graded": summary.graded, "tokens": summary.tokens}
+
+    def on_problem(result, problem):
+        stats["tokens"] += result.tokens
+        if result.correct is not None:
+            stats["graded"] += 1
+            stats["correct"] += int(result.correct)
+        acc = f"{stats['correct']}/{stats['graded']}" if stats["graded"] else "-"
+        bar.set_postfix(acc=acc, tokens=stats["tokens"])
+        bar.update(1)
+
+    try:
+        runner.execute(url, run_id, lm, verifier, on_problem=on_problem)
+    except KeyboardInterrupt:
+        bar.close()
+        typer.echo(f"interrupted: run {run_id} is resumable with `python -m reasoning resume {run_id}`", err=True)
+        raise typer.Exit(130)
+    bar.close()
+    _print_summary(run_summary(url, run_id), as_json)
+
+
+def _load_models(model: str, verifier_spec: str | None):
+    from reasoning.backends import load_model
+    from reasoning.verifiers import load_verifier
+
+    lm = load_model(model)
+    return lm, load_verifier(verifier_spec, lm)
+
+
+def _print_summary(s, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(s.to_json(), indent=2))
+        return
+    acc = f"{s.correct}/{s.graded} = {100 * s.accuracy:.1f}%" if s.accuracy is not None else "n/a (no gold answers)"
+    bound = " (oracle verifier: an upper bound, not an achievable accuracy)" if s.evaluation_only else ""
+    typer.echo(f"run {s.id} {s.status}: {s.problems_done}/{s.problems_total} problems, accuracy {acc}{bound}, "
+               f"{s.tokens} tokens, {s.model_calls} model calls, {s.wall_seconds:.1f} s")
+
+
+@app.command()
+def run(
+    strategy: str = typer.Option(..., "--strategy", "-s", help="cot | self_consistency | best_of_n"),
+    n: int = typer.Option(SearchConfig.n, "--n", help="Samples (budget)."),
+    verifier: Optional[str] = typer.Option(None, "--verifier", "-v", help="none | self_eval | oracle (evaluation only)"),
+    model: str = typer.Option("smollm2", "--model", "-m", help="smollm2 (embedded), an HF model id or a local folder."),
+    dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D (D=1..5), arith:A-B, FILE.jsonl or hf:NAME[:split]"),
+    limit: Optional[int] = typer.Option(None, "--limit", "-k", help="Use the first K problems."),
+    seed: int = typer.Option(0, "--seed", help="Seed for problems and sampling: same seed, same run."),
+    temperature: float = typer.Option(SearchConfig.temperature, "--temperature", "-t"),
+    top_p: float = typer.Option(SearchConfig.top_p, "--top-p"),
+    max_new_tokens: int = typer.Option(SearchConfig.max_new_tokens, "--max-new-tokens"),
+    select: str = typer.Option(SearchConfig.select, "--select", help="best_of_n: naive | weighted | majority"),
+    aggregate: str = typer.Option(SearchConfig.aggregate, "--aggregate", help="Path score: last | min | prod | mean"),
+    name: str = typer.Option("", "--name", help="A label for the run."),
+    db: Optional[str] = DbOption,
+    as_json: bool = JsonOption,
+    run_id: Optional[str] = typer.Option(None, "--run-id", hidden=True, help="Use this id (the app assigns one)."),
+):
+    """Run a strategy over a problem set; every node lands in the store."""
+    from reasoning.problems import load_problems
+    from reasoning.runner import RunRequest, create_run
+    from store.db import precheck, resolve_url
+
+    cfg = SearchConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                       select=select, aggregate=aggregate)
+    request = RunRequest(strategy=strategy, dataset=dataset, model=model, verifier=verifier, limit=limit,
+                         seed=seed, name=name, config=cfg).validate()
+    problems = load_problems(dataset, limit=limit, seed=seed)
+    url = resolve_url(db)
+    precheck(url)
+    lm, verifier_obj = _load_models(model, verifier)
+    rid = create_run(url, request, problems, lm, verifier_obj, run_id=run_id)
+    if not as_json:
+        typer.echo(f"run {rid}")
+    _execute(url, rid, lm, verifier_obj, len(problems), as_json)
+
+
+@app.command()
+def resume(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."), db: Optional[str] = DbOption,
+           as_json: bool = JsonOption):
+    """Finish an interrupted or failed run; finished problems are kept, the rest redone with the same seeds."""
+    from reasoning.runner import request_of
+    from store import models as m
+    from store.db import resolve_url, session_scope
+    from store.queries import effective_status, resolve_run_id
+
+    url = resolve_url(db)
+    rid = resolve_run_id(url, run_id)
+    with session_scope(url) as session:
+        run = session.get(m.Run, rid)
+        status = effective_status(run)
+        request = request_of(run)
+        total = run.n_problems
+    if status == m.DONE:
+        raise UserError(f"run {rid} is already done")
+    if status == m.RUNNING:
+        raise UserError(f"run {rid} is still running (process {run.worker_pid})")
+    lm, verifier = _load_models(request.model, request.verifier)
+    _execute(url, rid, lm, verifier, total, as_json)
+
+
+@app.command("runs")
+def list_runs_cmd(db: Optional[str] = DbOption, as_json: bool = JsonOption):
+    """List runs, newest first."""
+    from store.db import resolve_url
+    from store.queries import list_runs
+
+    rows = list_runs(resolve_url(db))
+    if as_json:
+        typer.echo(json.dumps([r.to_json() for r in rows], indent=2))
+        return
+    if not rows:
+        typer.echo("no runs yet: try `python -m reasoning run --strategy cot --limit 3`")
+        return
+    header = f"{'id':8}  {'name':32}  {'strategy':16}  {'n':>3}  {'model':24}  {'status':11}  {'done':>7}  {'accuracy':>8}"
+    typer.echo(header)
+    for r in rows:
+        acc = f"{100 * r.accuracy:.1f}%" if r.accuracy is not None else "-"
+        typer.echo(f"{r.id[:8]}  {r.name[:32]:32}  {r.strategy:16}  {r.n or '-':>3}  {r.model[:24]:24}  "
+                   f"{r.status:11}  {f'{r.problems_done}/{r.problems_total}':>7}  {acc:>8}")
+
+
+@app.command()
+def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."), db: Optional[str] = DbOption,
+         as_json: bool = JsonOption):
+    """A run's summary and its per-problem results."""
+    from store.db import resolve_url
+    from store.queries import resolve_run_id, run_results, run_summary
+
+    url = resolve_url(db)
+    rid = resolve_run_id(url, run_id)
+    summary, results = run_summary(url, rid), run_results(url, rid)
+    if as_json:
+        out = summary.to_json()
+        out["results"] = [
+            {"position": r.position, "key": r.key, "question": r.question, "gold": r.gold, "answer": r.answer,
+             "correct": r.correct, "tokens": r.tokens, "model_calls": r.model_calls,
+             "verifier_calls": r.verifier_calls, "difficulty": r.difficulty, "votes": r.votes}
+            for r in results
+        ]
+        typer.echo(json.dumps(out, indent=2))
+        return
+    _print_summary(summary, as_json=False)
+    typer.echo(f"name: {summary.name}\nmodel: {summary.model}  verifier: {summary.verifier or '-'}  "
+               f"dataset: {summary.dataset}  seed: {summary.seed}")
+    if summary.error:
+        typer.echo(f"error: {summary.error}")
+    for r in results:
+        mark = {True: "right", False: "wrong", None: "?"}[r.correct]
+        question = " ".join(r.question.split())
+        typer.echo(f"[{r.position}] {mark:5} gold={r.gold} answer={r.answer} tokens={r.tokens}  {question[:90]}")
+
+
+def main() -> None:
+    _sigterm_as_interrupt()
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise

@@ -1,0 +1,46 @@
+"""Every knob of a search, with its default, in one place (the CLI, the runner and the pages read it)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from reasoning.errors import UserError
+from reasoning.types import DEFAULT_DELIMITER
+
+SELECT_RULES = ("naive", "weighted", "majority")
+AGGREGATES = ("last", "min", "prod", "mean")
+
+
+@dataclass
+class SearchConfig:
+    n: int = 4  # samples (chains) or beams: the budget
+    temperature: float = 0.8  # sampling temperature; cot is always greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 192  # per whole chain
+    select: str = "weighted"  # best_of_n / tree search: naive | weighted | majority
+    aggregate: str = "last"  # per-path score from step scores: last | min | prod | mean
+    delimiter: str = DEFAULT_DELIMITER
+
+    def validate(self) -> "SearchConfig":
+        if self.n < 1:
+            raise UserError(f"--n must be at least 1 (got {self.n})")
+        if self.temperature < 0:
+            raise UserError(f"--temperature must be >= 0 (got {self.temperature})")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"--top-p must be in (0, 1] (got {self.top_p})")
+        if self.max_new_tokens < 1:
+            raise UserError(f"--max-new-tokens must be at least 1 (got {self.max_new_tokens})")
+        if self.select not in SELECT_RULES:
+            raise UserError(f"unknown --select {self.select!r}: choose one of {', '.join(SELECT_RULES)}")
+        if self.aggregate not in AGGREGATES:
+            raise UserError(f"unknown --aggregate {self.aggregate!r}: choose one of {', '.join(AGGREGATES)}")
+        if not self.delimiter:
+            raise UserError("the step delimiter cannot be empty")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SearchConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

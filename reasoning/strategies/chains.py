@@ -1,0 +1,62 @@
+"""What the chain strategies share: sample whole completions, store each as a chain of step
+nodes, score them with the verifier, and vote or pick."""
+from __future__ import annotations
+
+from reasoning.answers import extract_answer, is_equiv, majority
+from reasoning.config import SearchConfig
+from reasoning.tree import Tree, split_steps
+from reasoning.types import TERMINAL, LanguageModel, Node, Outcome, Problem, Verifier
+from reasoning.verifiers import aggregate
+
+
+def sample_chains(problem: Problem, lm: LanguageModel, tree: Tree, n: int, temperature: float,
+                  cfg: SearchConfig) -> list[Node]:
+    """One batched call for n samples; each becomes a chain under the root. Returns the leaves."""
+    [completions] = lm.complete([lm.prompt(problem.question)], n=n, max_new_tokens=cfg.max_new_tokens,
+                                temperature=temperature, top_p=cfg.top_p)
+    leaves = []
+    for sample, completion in enumerate(completions):
+        steps = split_steps(completion.text, cfg.delimiter, completion.token_ends, completion.token_logprobs)
+        node = tree.root
+        for step in steps:
+            node = tree.add(node, step.text, tokens=step.tokens, logprob=step.logprob, meta={"sample": sample})
+        found = extract_answer(completion.text)
+        correct = None if problem.answer is None or not found.found else is_equiv(found.value, problem.answer)
+        if problem.answer is not None and not found.found:
+            correct = False
+        meta = dict(node.meta, answer_method=found.method)
+        tree.update(node, status=TERMINAL, finish_reason=completion.finish_reason, answer=found.value,
+                    correct=correct, meta=meta)
+        leaves.append(node)
+    return leaves
+
+
+def score_leaves(problem: Problem, verifier: Verifier | None, tree: Tree, leaves: list[Node],
+                 how: str) -> None:
+    """Score every step of every chain in one verifier call; store step and path scores."""
+    if verifier is None or not leaves:
+        return
+    paths = [tree.path(leaf) for leaf in leaves]
+    scores = verifier.score(problem.question, [[n.text for n in path] for path in paths], gold=problem.answer)
+    for path, step_scores in zip(paths, scores):
+        for i, node in enumerate(path):
+            tree.update(node, score=step_scores[i], path_score=aggregate(step_scores[: i + 1], how))
+
+
+def vote(leaves: list[Node], rule: str) -> Outcome:
+    """Choose among finished chains. majority: most frequent equivalent answer; weighted: answer with
+    the largest summed path score; naive: the single best-scored chain. The chosen node is the
+    best-scored (else first) chain that carries the winning answer."""
+    answers = [leaf.answer for leaf in leaves]
+    if rule == "naive":
+        ranked = sorted(leaves, key=lambda leaf: (-(leaf.path_score or 0.0), leaf.seq))
+        best = ranked[0] if ranked else None
+        _, votes = majority(answers, weights=[leaf.path_score or 0.0 for leaf in leaves])
+        return Outcome(best.answer if best else None, best.seq if best else None, votes)
+    weights = [leaf.path_score or 0.0 for leaf in leaves] if rule == "weighted" else None
+    winner, votes = majority(answers, weights=weights)
+    if winner is None:
+        return Outcome(None, leaves[0].seq if leaves else None, votes)
+    carriers = [leaf for leaf in leaves if leaf.answer is not None and is_equiv(leaf.answer, winner)]
+    best = max(carriers, key=lambda leaf: (leaf.path_score or 0.0, -leaf.seq))
+    return Outcome(winner, best.seq, votes)

@@ -1,0 +1,53 @@
+"""Verifiers score each step of a reasoning path in [0, 1]; `load_verifier` turns a spec into one.
+
+Specs: `oracle` (checks the gold answer: evaluation only), `self_eval` (the policy model judges its
+own steps). A verifier family is one module with the same `score` signature.
+"""
+from __future__ import annotations
+
+import math
+
+from reasoning.errors import UserError
+from reasoning.types import LanguageModel, Verifier
+
+VERIFIERS = ("oracle", "self_eval")
+
+
+def load_verifier(spec: str | None, lm: LanguageModel | None = None) -> Verifier | None:
+    if spec in (None, "", "none"):
+        return None
+    if spec == "oracle":
+        from reasoning.verifiers.oracle import OracleVerifier
+
+        return OracleVerifier()
+    if spec == "self_eval":
+        from reasoning.verifiers.self_eval import SelfEvalVerifier
+
+        if lm is None:
+            raise UserError("the self_eval verifier needs a language model")
+        return SelfEvalVerifier(lm)
+    raise UserError(f"unknown verifier {spec!r}: choose one of none, {', '.join(VERIFIERS)}")
+
+
+def check_verifier_spec(spec: str | None) -> None:
+    """Validate a spec without loading anything (before a run is created)."""
+    if spec in (None, "", "none") or spec in VERIFIERS:
+        return
+    raise UserError(f"unknown verifier {spec!r}: choose one of none, {', '.join(VERIFIERS)}")
+
+
+def aggregate(step_scores: list[float], how: str = "last") -> float:
+    """One score for a path from its step scores (search-and-learn's last / min / prod, plus mean).
+    A NaN step score (a broken verifier) counts as 0, so it can never win a selection."""
+    scores = [0.0 if (s is None or math.isnan(s)) else float(s) for s in step_scores]
+    if not scores:
+        return 0.0
+    if how == "last":
+        return scores[-1]
+    if how == "min":
+        return min(scores)
+    if how == "prod":
+        return math.prod(scores)
+    if how == "mean":
+        return sum(scores) / len(scores)
+    raise UserError(f"unknown aggregate {how!r}: choose one of last, min, prod, mean")

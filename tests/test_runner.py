@@ -1,0 +1,184 @@
+"""The runner and the store: every node lands, a problem counts only when its result commits,
+and an interrupted run resumes to exactly what an uninterrupted one gives."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from sqlmodel import select
+
+from reasoning import runner
+from reasoning.backends.scripted import ScriptedLM
+from reasoning.config import SearchConfig
+from reasoning.errors import UserError
+from reasoning.types import Problem
+from reasoning.verifiers import load_verifier
+from store import models as m
+from store.db import get_engine, precheck, session_scope
+from store.queries import list_runs, resolve_run_id, run_results, run_summary, tree_nodes
+
+PROBLEMS = [Problem(key=f"p{i}", question=f"What is {i} + {i}?", answer=str(2 * i), dataset="unit") for i in range(4)]
+
+
+def doubling_script(prompt: str, sample: int, call: int) -> str:
+    """Right on even samples, off by one on odd ones; the question's number comes from the prompt."""
+    i = int(prompt.split("What is ")[1].split(" ")[0])
+    answer = 2 * i + (sample % 2)
+    return f"{i} + {i} = {2 * i}\n\nThe answer is {answer}."
+
+
+def make_run(url, strategy="self_consistency", n=3, verifier=None, lm=None):
+    lm = lm or ScriptedLM(doubling_script)
+    request = runner.RunRequest(strategy=strategy, dataset="unit", model="scripted", verifier=verifier,
+                                config=SearchConfig(n=n)).validate()
+    ver = load_verifier(verifier, lm)
+    run_id = runner.create_run(url, request, PROBLEMS, lm, ver)
+    return run_id, lm, ver
+
+
+def test_a_run_stores_every_node_and_one_result_per_problem(db_url):
+    run_id, lm, ver = make_run(db_url, verifier="self_eval")
+    run = runner.execute(db_url, run_id, lm, ver)
+    assert run.status == "done" and run.finished_at is not None
+    results = run_results(db_url, run_id)
+    assert [r.key for r in results] == ["p0", "p1", "p2", "p3"]
+    assert all(r.correct for r in results)  # 2 right votes of 3 beat 1 wrong
+    nodes = tree_nodes(db_url, run_id, results[1].problem_id)
+    assert len(nodes) == 1 + 3 * 2  # root + 3 chains of 2 steps
+    assert [n.parent_seq for n in nodes] == [None, 0, 1, 0, 3, 0, 5]
+    assert {n.status for n in nodes} == {"selected", "kept", "terminal"}
+    assert all(n.score is not None for n in nodes if n.parent_seq is not None)
+    # budgets add up: tokens per node sum to the problem's tokens, problems' to the run's
+    assert sum(n.tokens for n in nodes) == results[1].tokens
+    summary = run_summary(db_url, run_id)
+    assert summary.tokens == sum(r.tokens for r in results)
+    assert summary.model_calls == 4 and summary.verifier_calls == 4
+    assert summary.accuracy == 1.0 and summary.problems_done == 4
+
+
+def test_run_records_model_settings_and_reproduces_its_request(db_url):
+    run_id, lm, ver = make_run(db_url, n=5)
+    with session_scope(db_url) as session:
+        run = session.get(m.Run, run_id)
+    request = runner.request_of(run)
+    assert request.strategy == "self_consistency" and request.config.n == 5 and request.dataset == "unit"
+    assert run.model_name == "scripted" and run.status == "running" and run.n_problems == 4
+
+
+class Interrupting(ScriptedLM):
+    def __init__(self, after_calls):
+        super().__init__(doubling_script)
+        self.after_calls = after_calls
+
+    def complete(self, *args, **kwargs):
+        if len(self.calls) >= self.after_calls:
+            raise KeyboardInterrupt
+        return super().complete(*args, **kwargs)
+
+
+def test_an_interrupted_run_keeps_finished_problems_and_resumes_to_the_same_result(db_url, tmp_path):
+    run_id, _, _ = make_run(db_url, lm=Interrupting(after_calls=2))
+    with pytest.raises(KeyboardInterrupt):
+        runner.execute(db_url, run_id, Interrupting(after_calls=2), None)
+    assert run_summary(db_url, run_id).status == "interrupted"
+    assert run_summary(db_url, run_id).problems_done == 2
+    runner.execute(db_url, run_id, ScriptedLM(doubling_script), None)
+
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    ref_id, lm, _ = make_run(other)
+    runner.execute(other, ref_id, lm, None)
+    resumed, reference = run_results(db_url, run_id), run_results(other, ref_id)
+    assert [(r.key, r.answer, r.tokens) for r in resumed] == [(r.key, r.answer, r.tokens) for r in reference]
+    assert run_summary(db_url, run_id).status == "done"
+    assert run_summary(db_url, run_id).tokens == run_summary(other, ref_id).tokens
+
+
+def test_resume_discards_the_partial_nodes_of_an_unfinished_problem(db_url, monkeypatch):
+    class FailingVerifier:
+        name, evaluation_only, n_params = "boom", False, 0
+
+        def score(self, question, paths, gold=None):
+            raise RuntimeError("verifier crashed")
+
+    run_id, lm, _ = make_run(db_url)
+    monkeypatch.setattr(runner.NodeWriter, "__init__",
+                        lambda self, url, rid, pid, every_s=0.0: _init_writer(self, url, rid, pid))
+    with pytest.raises(RuntimeError):
+        runner.execute(db_url, run_id, lm, FailingVerifier())
+    summary = run_summary(db_url, run_id)
+    assert summary.status == "failed" and "verifier crashed" in summary.error
+    with session_scope(db_url) as session:
+        assert len(session.exec(select(m.Node).where(m.Node.run_id == run_id)).all()) > 0  # partial tree
+    runner.discard_partial(db_url, run_id)
+    with session_scope(db_url) as session:
+        assert session.exec(select(m.Node).where(m.Node.run_id == run_id)).all() == []
+    runner.execute(db_url, run_id, ScriptedLM(doubling_script), None)
+    assert run_summary(db_url, run_id).problems_done == 4
+
+
+def _init_writer(self, url, run_id, problem_id):
+    self.url, self.run_id, self.problem_id, self.every_s = url, run_id, problem_id, -1.0
+    self.pending, self.ids, self.last_flush = {}, {}, 0.0
+
+
+def test_a_killed_worker_reads_as_interrupted(db_url):
+    run_id, _, _ = make_run(db_url)
+    with session_scope(db_url) as session:
+        session.get(m.Run, run_id).worker_pid = 2**22 + 12345  # no such process
+    assert run_summary(db_url, run_id).status == "interrupted"
+
+
+def test_problems_are_shared_between_runs_not_duplicated(db_url):
+    make_run(db_url)
+    make_run(db_url)
+    with session_scope(db_url) as session:
+        assert len(session.exec(select(m.Problem)).all()) == 4
+    assert len(list_runs(db_url)) == 2
+
+
+def test_run_ids_resolve_from_a_unique_prefix(db_url):
+    run_id, *_ = make_run(db_url)
+    assert resolve_run_id(db_url, run_id[:6]) == run_id
+    with pytest.raises(UserError, match="no run"):
+        resolve_run_id(db_url, "zzzz")
+
+
+def test_the_database_uses_wal_and_records_its_schema_version(db_url, tmp_path):
+    get_engine(db_url)
+    conn = sqlite3.connect(tmp_path / "thinktrace.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(m.SCHEMA_VERSION)
+
+
+def test_a_database_from_a_newer_schema_is_refused_untouched(tmp_path):
+    path = tmp_path / "newer.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '999')")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(UserError, match="newer"):
+        precheck(f"sqlite:///{path}")
+    with pytest.raises(UserError, match="newer"):
+        get_engine(f"sqlite:///{path}")
+    assert path.read_bytes() == before
+
+
+def test_a_database_in_a_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        precheck(f"sqlite:///{tmp_path / 'nope' / 'x.db'}")
+
+
+def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("hello, this is not a database " * 100)
+    with pytest.raises(UserError, match="not a ThinkTrace database"):
+        precheck(f"sqlite:///{path}")
+
+
+def test_an_empty_problem_list_creates_no_run(db_url):
+    request = runner.RunRequest(strategy="cot", dataset="unit").validate()
+    with pytest.raises(UserError, match="no problems"):
+        runner.create_run(db_url, request, [], ScriptedLM(["x"]), None)
+    assert list_runs(db_url) == []
