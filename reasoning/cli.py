@@ -188,7 +188,20 @@ def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
         typer.echo(f"[{r.position}] {mark:5} gold={r.gold} answer={r.answer} tokens={r.tokens}  {question[:90]}")
 
 
+# Command groups that live in their own modules: each has `register(app)` and imports heavy things
+# lazily inside its commands, so `python -m reasoning --help` stays fast.
+COMMAND_MODULES: list[str] = []
+
+
+def _register_commands() -> None:
+    from importlib import import_module
+
+    for name in COMMAND_MODULES:
+        import_module(name).register(app)
+
+
 def main() -> None:
+    _register_commands()
     _sigterm_as_interrupt()
     try:
         app(standalone_mode=False)
