@@ -1,0 +1,227 @@
+"""Final answers: pull one out of a model's text, decide when two answers are the same, and vote.
+
+Extraction trusts explicit markers before guesses (boxed > "the answer is" > GSM8K's `####`), and a
+last-number guess is flagged so accuracy can be reported with and without it. Equivalence is exact
+for plain numbers (cheap, and voting compares many) and falls back to math-verify for everything
+else (fractions in LaTeX, expressions, intervals).
+"""
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+
+from math_verify import parse, verify
+from math_verify.errors import TimeoutException
+
+BOXED, ANSWER_IS, GSM8K, LAST_NUMBER, NONE = "boxed", "answer_is", "gsm8k", "last_number", "none"
+
+# A plain number as people write it: thousands commas, optional sign, decimals or a simple fraction.
+_INTEGER = r"(?:\d{1,3}(?:,\d{3})+|\d+)"
+_NUMBER = rf"[+-]?(?:{_INTEGER}/\d+|{_INTEGER}(?:\.\d+)?|\.\d+)"
+_NUMBER_RE = re.compile(_NUMBER)
+_LATEX_FRACTION_RE = re.compile(r"(-?)\\[dt]?frac\{(\d+)\}\{(\d+)\}")
+# Words, \text{...} or % after a number are units ("42 apples", "5 \text{ cm}", "50%"): dropped,
+# for numbers only, since GSM8K-style golds are bare numbers.
+_NUMBER_WITH_UNITS_RE = re.compile(
+    rf"({_NUMBER})\s*(?:\\?%)?(?:\s*\\(?:text|mbox|mathrm)\{{[^{{}}]*\}}|\s+[A-Za-z][A-Za-z ]*)*")
+_ANSWER_IS_RE = re.compile(r"\b(?:final\s+)?answer\s+is\b:?", re.IGNORECASE)
+# The answer after the marker runs to the end of its sentence: a period that is not a decimal point.
+_SENTENCE_RE = re.compile(r"\s*([^\n]*?)(?=\.\s|\.?$)", re.MULTILINE)
+_GSM8K_RE = re.compile(r"####\s*(.*?)\s*$", re.MULTILINE)
+# Last-number fallback: a minus sign counts only when it is not a subtraction ("10-3").
+_LAST_NUMBER_RE = re.compile(rf"(?<![\w)\]])-?(?:{_INTEGER}/\d+|{_INTEGER}(?:\.\d+)?)")
+_TEXT_MACRO_RE = re.compile(r"\\(?:text|mbox|mathrm)\{([^{}]*)\}")
+_SPACING_RE = re.compile(r"\\[,;:! ]|\\(?:left|right)(?![a-zA-Z])|\s+")
+
+_MATH_VERIFY_TIMEOUT_S = 5
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """The answer found in a text and how it was found. `value` None means no answer: a normal
+    outcome (a truncated or rambling sample), never an error."""
+
+    value: str | None
+    method: str  # boxed | answer_is | gsm8k | last_number | none
+
+    @property
+    def found(self) -> bool:
+        return self.value is not None
+
+    @property
+    def flagged(self) -> bool:
+        """True for the last-number guess: the model never marked an answer, we picked one."""
+        return self.method == LAST_NUMBER
+
+
+def extract_answer(text: str, allow_fallback: bool = True) -> Extracted:
+    """The final answer of `text`, by the first method that finds one: the last \\boxed{...}, the
+    last "the (final) answer is X", the last "#### X", and (if allowed) the last number."""
+    for method, find in ((BOXED, _last_boxed), (ANSWER_IS, _last_answer_is), (GSM8K, _last_gsm8k)):
+        value = _clean(find(text) or "")
+        if value:
+            return Extracted(value, method)
+    numbers = _LAST_NUMBER_RE.findall(text) if allow_fallback else []
+    if numbers:
+        return Extracted(_clean(numbers[-1]), LAST_NUMBER)
+    return Extracted(None, NONE)
+
+
+def _last_boxed(text: str) -> str | None:
+    """Content of the last \\boxed{...} whose braces close, nested braces included."""
+    start = text.rfind("\\boxed{")
+    while start != -1:
+        open_at = start + len("\\boxed{")
+        depth = 1
+        for i in range(open_at, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                content = text[open_at:i].strip()
+                if content:
+                    return content
+                break
+        start = text.rfind("\\boxed{", 0, start)
+    return None
+
+
+def _last_answer_is(text: str) -> str | None:
+    for marker in reversed(list(_ANSWER_IS_RE.finditer(text))):
+        value = _SENTENCE_RE.match(text, marker.end()).group(1).strip()
+        if value.strip("$ "):
+            return value
+    return None
+
+
+def _last_gsm8k(text: str) -> str | None:
+    values = [v for v in _GSM8K_RE.findall(text) if v]
+    return values[-1] if values else None
+
+
+def _clean(value: str) -> str:
+    """Drop what is not the answer itself: math/currency `$`, a final period, thousands commas and
+    unit words after a number. Anything that is not a number keeps its words."""
+    value = value.strip().replace("\\$", "$").strip("$ ").rstrip(".").strip()
+    number = _NUMBER_WITH_UNITS_RE.fullmatch(value)
+    if number:
+        return number.group(1).replace(",", "")
+    return value
+
+
+def _as_fraction(text: str) -> Fraction | None:
+    """The exact value of a plain number ("1,000", "+3", "2.50", "3/4", "\\frac{3}{4}"), else None."""
+    latex = _LATEX_FRACTION_RE.fullmatch(text)
+    if latex:
+        sign, num, den = latex.groups()
+        text = f"{sign}{num}/{den}"
+    if not _NUMBER_RE.fullmatch(text):
+        return None
+    try:
+        return Fraction(text.replace(",", ""))
+    except ZeroDivisionError:
+        return None
+
+
+def _normalise(value: str) -> str:
+    """Spelling differences that never change meaning: spacing, `$`, \\text{}, \\dfrac."""
+    value = _TEXT_MACRO_RE.sub(r"\1", value.replace("\\$", "").replace("$", ""))
+    value = re.sub(r"\\[dt]frac", r"\\frac", value)
+    return _SPACING_RE.sub("", value).rstrip(".")
+
+
+def canonical(value: str | None) -> str | None:
+    """A cheap key under which equal answers usually meet. Numbers become their reduced exact form:
+    an integer ("1,000" -> "1000", "+12.0" -> "12") or a reduced fraction p/q ("0.5", "2/4" and
+    "\\frac{1}{2}" -> "1/2"); fractions rather than decimals because every decimal has an exact
+    fraction but not the other way round (1/3). Other answers are only normalised (see _normalise)."""
+    if value is None:
+        return None
+    text = _normalise(value)
+    number = _as_fraction(text)
+    if number is None:
+        return text
+    return str(number.numerator) if number.denominator == 1 else f"{number.numerator}/{number.denominator}"
+
+
+def is_equiv(a: str | None, b: str | None) -> bool:
+    """Whether answer `a` means the same as answer `b` (`b` is taken as the reference, as in
+    is_equiv(predicted, gold)). A missing answer is never equivalent, not even to another missing
+    one. Two plain numbers compare exactly; anything else goes to math-verify, whose failures count
+    as "not equivalent" rather than errors."""
+    if a is None or b is None:
+        return False
+    key_a, key_b = canonical(a), canonical(b)
+    if key_a == key_b:
+        return True
+    if _as_fraction(key_a) is not None and _as_fraction(key_b) is not None:
+        return False  # keys are reduced exact forms: different keys, different numbers
+    try:
+        return bool(verify(list(_parse(b)), list(_parse(a)), timeout_seconds=_timeout()))
+    except (Exception, TimeoutException):  # TimeoutException is a BaseException
+        return False
+
+
+@lru_cache(maxsize=4096)
+def _parse(value: str) -> tuple:
+    """math-verify's parse of one answer, wrapped as inline math; cached because voting and grading
+    compare the same few answers over and over."""
+    try:
+        math = value.replace("\\$", "").replace("$", "")
+        return tuple(parse(f"${math}$", parsing_timeout=_timeout()))
+    except (Exception, TimeoutException):
+        return ()
+
+
+def _timeout() -> int | None:
+    """math-verify times out with signal.alarm, which only works in the main thread; elsewhere
+    (Streamlit script threads, worker pools) it must run without a timeout or it raises."""
+    return _MATH_VERIFY_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
+
+
+def group_answers(values: list[str | None]) -> list[int | None]:
+    """Equivalence class of each answer (None for no answer), classes numbered by first appearance.
+    Answers sharing a canonical key share a class without any comparison; a new key is compared
+    only with the representatives (first answers) of the classes so far, once per key, so voting
+    over many samples costs a handful of math-verify calls."""
+    representatives: list[str] = []
+    class_of_key: dict[str, int] = {}
+    classes: list[int | None] = []
+    for value in values:
+        if value is None:
+            classes.append(None)
+            continue
+        key = canonical(value)
+        if key not in class_of_key:
+            match = next((i for i, rep in enumerate(representatives) if is_equiv(value, rep)), None)
+            if match is None:
+                match = len(representatives)
+                representatives.append(value)
+            class_of_key[key] = match
+        classes.append(class_of_key[key])
+    return classes
+
+
+def majority(values: list[str | None],
+             weights: list[float] | None = None) -> tuple[str | None, dict[str, float]]:
+    """The winning answer and the vote table {representative: votes (or summed weight)}.
+
+    Representatives are the first-seen text of each class. Samples without an answer do not vote; if
+    none has one the result is (None, {}). A tie goes to the class seen first, so the result is
+    deterministic and favours the earliest sample (the greedy one, when a strategy puts it first)."""
+    if weights is None:
+        weights = [1.0] * len(values)
+    if len(weights) != len(values):
+        raise ValueError(f"majority: {len(values)} answers but {len(weights)} weights")
+    representatives: dict[int, str] = {}
+    votes: dict[int, float] = {}
+    for value, cls, weight in zip(values, group_answers(values), weights):
+        if cls is None:
+            continue
+        representatives.setdefault(cls, value)
+        votes[cls] = votes.get(cls, 0.0) + float(weight)
+    if not votes:
+        return None, {}
+    winner = max(votes, key=lambda cls: (votes[cls], -cls))
+    return representatives[winner], {representatives[cls]: total for cls, total in votes.items()}

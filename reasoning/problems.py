@@ -1,0 +1,358 @@
+"""Problem sets: generated arithmetic word problems, JSONL files (GSM8K or MATH shape) and Hugging
+Face datasets, all turned into `Problem`s by `load_problems(spec)`.
+
+The generated problems are the embedded default: the difficulty is the number of operations, every
+intermediate is a small non-negative integer, and each problem carries a regular one-operation-per-
+step solution ("... so he has 5 + 3 = 8 apples.") that trains and labels the lab model.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from reasoning.answers import extract_answer
+from reasoning.errors import UserError
+from reasoning.types import Problem
+
+MIN_DIFFICULTY, MAX_DIFFICULTY = 1, 5
+DEFAULT_COUNT = 20
+# Largest quantity (operand or running total) per difficulty: level 1 stays within 20.
+_CAPS = {1: 20, 2: 50, 3: 100, 4: 200, 5: 500}
+_MAX_FACTOR = 5  # multiplications and divisions use small factors only
+_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+_CONNECTORS = ("Then", "Later", "After that", "Next")
+
+NAMES = (("Tom", "he"), ("Mia", "she"), ("Ravi", "he"), ("Lena", "she"), ("Omar", "he"),
+         ("Sofia", "she"), ("Ben", "he"), ("Aiko", "she"), ("Diego", "he"), ("Grace", "she"),
+         ("Noah", "he"), ("Priya", "she"), ("Lucas", "he"), ("Zoe", "she"), ("Kofi", "he"),
+         ("Hana", "she"))
+_PRONOUNS = {"he": ("he", "him", "his"), "she": ("she", "her", "her"), "it": ("it", "it", "its")}
+
+
+@dataclass(frozen=True)
+class _Theme:
+    """One story world. Each operation has several phrasings, each a pair: the story sentence and
+    the clause the solution step uses for it ("buys {b} more"). Placeholders: {Name}/{name} the
+    subject, {Pron}/{pron}, {obj}, {Poss}/{poss} its pronouns, {a} the start, {b} the operand.
+    Operation sentences never start with the subject's name, so a connector ("Then, ...") can
+    lowercase their first letter."""
+
+    unit: str
+    subject: str | None  # None: a person from NAMES; else a fixed subject ("the train")
+    starts: tuple[str, ...]
+    ops: dict[str, tuple[tuple[str, str], ...]]
+    questions: tuple[str, ...]
+
+
+_THEMES = (
+    _Theme("apples", None,
+           ("{Name} picks {a} apples from the orchard.", "{Name} has a basket with {a} apples."),
+           {"add": (("{Pron} buys {b} more apples at the market.", "buys {b} more"),
+                    ("A neighbour gives {obj} {b} apples.", "gets {b} from a neighbour"),
+                    ("{Pron} picks another {b} apples from a tree.", "picks another {b}")),
+            "sub": (("{Pron} eats {b} of them.", "eats {b}"),
+                    ("{Pron} gives {b} apples to a friend.", "gives {b} away"),
+                    ("{b} of the apples are bruised, so {pron} throws them away.",
+                     "throws away {b} bruised ones")),
+            "mul": (("After a good harvest {pron} has {b} times as many apples as before.",
+                     "ends up with {b} times as many after the harvest"),
+                    ("{Pron} trades them at the fair for {b} times as many apples.",
+                     "trades them for {b} times as many")),
+            "div": (("{Pron} packs the apples equally into {b} bags and keeps only one bag.",
+                     "packs them equally into {b} bags, keeping one"),)},
+           ("How many apples does {name} have now?", "How many apples does {name} end up with?")),
+    _Theme("coins", None,
+           ("{Name} has {a} coins in a piggy bank.", "{Name} finds {a} coins under the sofa."),
+           {"add": (("{Pron} earns {b} coins for helping at home.", "earns {b} more"),
+                    ("{Poss} grandmother gives {obj} {b} coins.", "gets {b} from {poss} grandmother")),
+            "sub": (("{Pron} spends {b} coins on a snack.", "spends {b}"),
+                    ("{Pron} loses {b} coins on the way to school.", "loses {b}"),
+                    ("{Pron} puts {b} coins into a charity box.", "gives {b} to charity")),
+            "mul": (("A collector swaps {poss} coins for {b} times as many.",
+                     "swaps them for {b} times as many"),),
+            "div": (("{Pron} splits {poss} coins equally among {b} jars and takes one jar to the shop.",
+                     "splits them equally among {b} jars, taking one"),)},
+           ("How many coins does {name} have now?", "How many coins does {name} end up with?")),
+    _Theme("books", None,
+           ("{Name} has {a} books on a shelf.", "{Name} owns {a} books."),
+           {"add": (("{Pron} buys {b} new books.", "buys {b} new ones"),
+                    ("{Pron} receives {b} books as a birthday present.", "receives {b} as a present"),
+                    ("{Poss} aunt sends {obj} a parcel with {b} books.", "gets {b} from {poss} aunt")),
+            "sub": (("{Pron} donates {b} books to the school library.", "donates {b}"),
+                    ("{Pron} lends {b} books to a classmate.", "lends out {b}")),
+            "mul": (("{Pron} joins a book club and soon owns {b} times as many books as before.",
+                     "soon owns {b} times as many"),),
+            "div": (("{Pron} sorts the books into {b} equal piles and keeps just one pile.",
+                     "sorts them into {b} equal piles, keeping one"),)},
+           ("How many books does {name} have now?",)),
+    _Theme("marbles", None,
+           ("{Name} has {a} marbles.", "{Name} starts the game with {a} marbles."),
+           {"add": (("{Pron} wins {b} marbles from a friend.", "wins {b}"),
+                    ("{Pron} finds {b} more marbles in a drawer.", "finds {b} more")),
+            "sub": (("{Pron} loses {b} marbles in the next round.", "loses {b}"),
+                    ("{Pron} trades away {b} marbles for a sticker.", "trades away {b}"),
+                    ("{b} marbles roll under the fridge and are gone.", "loses {b} under the fridge")),
+            "mul": (("A lucky round leaves {obj} with {b} times as many marbles.",
+                     "ends a lucky round with {b} times as many"),),
+            "div": (("{Pron} divides the marbles into {b} equal shares and keeps one share.",
+                     "divides them into {b} equal shares, keeping one"),)},
+           ("How many marbles does {name} have now?",
+            "How many marbles does {name} have at the end of the day?")),
+    _Theme("passengers", "the train",
+           ("A train leaves the station with {a} passengers.",
+            "There are {a} passengers on a morning train."),
+           {"add": (("At the next stop, {b} people get on.", "picks up {b}"),
+                    ("{b} more passengers board at the city station.", "picks up {b} more")),
+            "sub": (("At the next stop, {b} people get off.", "drops off {b}"),
+                    ("{b} passengers leave the train at the museum stop.", "lets {b} off")),
+            "mul": (("At the festival stop the crowd grows until the train carries {b} times as many "
+                     "passengers.",
+                     "grows to {b} times as many"),),
+            "div": (("At the junction, only one in every {b} passengers stays on the train.",
+                     "keeps only one in every {b}"),)},
+           ("How many passengers are on the train now?",
+            "How many passengers does the train carry at the end?")),
+    _Theme("cookies", None,
+           ("{Name} bakes {a} cookies.", "{Name} takes a tray of {a} cookies out of the oven."),
+           {"add": (("{Pron} bakes another batch of {b} cookies.", "bakes {b} more"),
+                    ("A friend brings {obj} {b} more cookies.", "gets {b} from a friend")),
+            "sub": (("{Pron} sells {b} cookies at the bake sale.", "sells {b}"),
+                    ("{Poss} family eats {b} of the cookies.", "loses {b} to the hungry family"),
+                    ("{Pron} drops a plate and {b} cookies break.", "breaks {b}")),
+            "mul": (("For a party, {pron} scales the recipe up so there are {b} times as many cookies.",
+                     "scales up to {b} times as many"),),
+            "div": (("{Pron} packs the cookies equally into {b} boxes and keeps one box for home.",
+                     "packs them equally into {b} boxes, keeping one"),)},
+           ("How many cookies does {name} have now?",)),
+    _Theme("dollars", None,
+           ("{Name} has saved {a} dollars.", "{Name} opens a savings jar with {a} dollars."),
+           {"add": (("{Pron} earns {b} dollars by walking dogs.", "earns {b}"),
+                    ("{Pron} gets {b} dollars as a gift.", "gets {b} as a gift"),
+                    ("{Pron} sells old toys for {b} dollars.", "sells old toys for {b}")),
+            "sub": (("{Pron} spends {b} dollars on a new game.", "spends {b}"),
+                    ("{Pron} pays {b} dollars for a concert ticket.", "pays {b} for a ticket")),
+            "mul": (("A bank promotion leaves {obj} with {b} times as much money as before.",
+                     "ends up with {b} times as much after a promotion"),),
+            "div": (("{Pron} splits {poss} money equally into {b} envelopes and keeps one envelope.",
+                     "splits it equally into {b} envelopes, keeping one"),)},
+           ("How many dollars does {name} have now?", "How much money, in dollars, does {name} have now?")),
+)
+
+
+def generate_arith(difficulty: int, count: int, seed: int = 0) -> list[Problem]:
+    """`count` word problems with `difficulty` operations each. Problem i depends only on (seed,
+    difficulty, i), so a larger count extends a set without changing its first problems."""
+    _check_difficulty(difficulty)
+    if count < 1:
+        raise UserError(f"count must be at least 1, got {count}")
+    return [_arith_problem(difficulty, seed, i, f"s{seed}-{i}", f"arith:{difficulty}") for i in range(count)]
+
+
+def _arith_problem(difficulty: int, seed: int, i: int, key: str, dataset: str) -> Problem:
+    rng = random.Random(f"{seed}:{difficulty}:{i}")
+    theme = rng.choice(_THEMES)
+    words = _subject_words(theme, rng)
+    cap = _CAPS[difficulty]
+    value = rng.randint(4, cap)
+    story = [rng.choice(theme.starts).format(a=value, **words)]
+    solution, phrasing = [], None
+    for step in range(difficulty):
+        op, operand, result = _next_operation(value, cap, rng)
+        # Never the same phrasing twice in a row ("He spends ... He spends ..."), when there is another.
+        phrasing = rng.choice([p for p in theme.ops[op] if p != phrasing] or theme.ops[op])
+        sentence, clause = phrasing
+        sentence = sentence.format(b=operand, **words)
+        if step > 0 and rng.random() < 0.5:
+            sentence = f"{rng.choice(_CONNECTORS)}, {sentence[0].lower()}{sentence[1:]}"
+        story.append(sentence)
+        had = "starts with" if step == 0 else "has"
+        action = clause.format(b=operand, **words)
+        solution.append(f"{words['Name']} {had} {value} {theme.unit} and {action}, "
+                        f"so {words['pron']} has {value} {_SYMBOL[op]} {operand} = {result} {theme.unit}.")
+        value = result
+    story.append(rng.choice(theme.questions).format(**words))
+    solution.append(f"The answer is {value}.")
+    return Problem(key=key, question=" ".join(story), answer=str(value), dataset=dataset,
+                   difficulty=difficulty, meta={"seed": seed, "solution": solution})
+
+
+def _subject_words(theme: _Theme, rng: random.Random) -> dict[str, str]:
+    if theme.subject is None:
+        name, pronoun = rng.choice(NAMES)
+    else:
+        name, pronoun = theme.subject, "it"
+    pron, obj, poss = _PRONOUNS[pronoun]
+    return {"Name": name[0].upper() + name[1:], "name": name, "Pron": pron.capitalize(), "pron": pron,
+            "obj": obj, "Poss": poss.capitalize(), "poss": poss}
+
+
+def _next_operation(value: int, cap: int, rng: random.Random) -> tuple[str, int, int]:
+    """A random operation that keeps the running quantity an integer in [2, cap]: at least 2 so the
+    story never says "1 apples", and operands at least 2 for the same reason."""
+    choices = []
+    if value + 2 <= cap:
+        b = rng.randint(2, cap - value)
+        choices.append(("add", b, value + b))
+    if value >= 4:
+        b = rng.randint(2, value - 2)
+        choices.append(("sub", b, value - b))
+    if 2 * value <= cap:
+        b = rng.randint(2, min(_MAX_FACTOR, cap // value))
+        choices.append(("mul", b, value * b))
+    divisors = [d for d in range(2, _MAX_FACTOR + 1) if value % d == 0 and value // d >= 2]
+    if divisors:
+        b = rng.choice(divisors)
+        choices.append(("div", b, value // b))
+    return rng.choice(choices)
+
+
+def _check_difficulty(difficulty: int) -> None:
+    if not MIN_DIFFICULTY <= difficulty <= MAX_DIFFICULTY:
+        raise UserError(f"difficulty {difficulty} is out of range {MIN_DIFFICULTY}..{MAX_DIFFICULTY}")
+
+
+def load_problems(spec: str, limit: int | None = None, seed: int = 0) -> list[Problem]:
+    """The problems named by `spec`, the first `limit` of them when given:
+    - `arith:D`: generated, difficulty D (1..5), DEFAULT_COUNT problems unless limited;
+    - `arith:A-B`: generated, levels A..B in round robin (so any prefix is balanced), DEFAULT_COUNT
+      per level unless limited;
+    - `path/to/file.jsonl`: GSM8K rows (question, answer with "#### N") or MATH rows (problem with
+      answer, or with a solution holding \\boxed{});
+    - `hf:NAME[:SPLIT]` or `hf:NAME:CONFIG:SPLIT`: a Hugging Face dataset (split "test" by default),
+      rows mapped as for JSONL."""
+    if limit is not None and limit < 1:
+        raise UserError(f"limit must be at least 1, got {limit}")
+    if spec.startswith("arith:"):
+        problems = _load_arith(spec, limit, seed)
+    elif spec.startswith("hf:"):
+        problems = _load_hf(spec, limit)
+    elif spec.endswith(".jsonl"):
+        problems = _load_jsonl(Path(spec))
+    else:
+        raise UserError(f"unknown problem set '{spec}': use arith:D, arith:A-B, a .jsonl file "
+                        "or hf:NAME[:split]")
+    if not problems:
+        raise UserError(f"{spec}: no problems in it")
+    return problems[:limit]
+
+
+def _load_arith(spec: str, limit: int | None, seed: int) -> list[Problem]:
+    match = re.fullmatch(r"arith:(\d+)(?:-(\d+))?", spec)
+    if not match:
+        raise UserError(f"bad problem set '{spec}': expected arith:D or arith:A-B with D in "
+                        f"{MIN_DIFFICULTY}..{MAX_DIFFICULTY}")
+    low, high = int(match.group(1)), int(match.group(2) or match.group(1))
+    _check_difficulty(low)
+    _check_difficulty(high)
+    if match.group(2) is None:
+        return generate_arith(low, limit or DEFAULT_COUNT, seed)
+    if low > high:
+        raise UserError(f"bad problem set '{spec}': the first level must not exceed the second")
+    levels = range(low, high + 1)
+    problems = []
+    for j in range(limit or DEFAULT_COUNT * len(levels)):
+        level, i = levels[j % len(levels)], j // len(levels)
+        problems.append(_arith_problem(level, seed, i, f"s{seed}-d{level}-{i}", spec))
+    return problems
+
+
+def _load_jsonl(path: Path) -> list[Problem]:
+    """Rows of a JSONL file; the dataset name is the file stem plus a hash of its content, so two
+    different files that share a name never mix in the store."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except OSError as error:
+        raise UserError(f"{path}: cannot read it ({error.strerror})") from None
+    dataset = f"{path.stem}#{hashlib.sha256(data).hexdigest()[:8]}"
+    rows = []
+    for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path.name} line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise UserError(f"{where}: not valid JSON") from None
+        rows.append((where, str(number), row))
+    return _rows_to_problems(rows, dataset)
+
+
+def _load_hf(spec: str, limit: int | None) -> list[Problem]:
+    parts = spec[len("hf:"):].split(":")
+    if not parts[0] or len(parts) > 3:
+        raise UserError(f"bad problem set '{spec}': expected hf:NAME[:SPLIT] or hf:NAME:CONFIG:SPLIT")
+    name = parts[0]
+    config = parts[1] if len(parts) == 3 else None
+    split = parts[-1] if len(parts) > 1 else "test"
+    try:
+        import datasets
+    except ImportError:
+        raise UserError("hf: problem sets need the `datasets` package: install datasets "
+                        "(pip install datasets)") from None
+    try:
+        table = datasets.load_dataset(name, config, split=split)
+    except Exception as error:  # network, missing cache, unknown name or split: all the user's to fix
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(f"{spec}: cannot load the dataset (hub unreachable and not cached, or wrong "
+                        f"name/split?): {reason}") from None
+    rows = []
+    for index, row in enumerate(table):
+        if limit is not None and index >= limit:
+            break
+        rows.append((f"{spec} row {index}", str(index), row))
+    return _rows_to_problems(rows, spec)
+
+
+def _rows_to_problems(rows: Iterable[tuple[str, str, Any]], dataset: str) -> list[Problem]:
+    problems, seen = [], set()
+    for where, default_key, row in rows:
+        problem = _row_to_problem(row, where, default_key, dataset)
+        if problem.key in seen:
+            raise UserError(f"{where}: duplicate key '{problem.key}'")
+        seen.add(problem.key)
+        problems.append(problem)
+    return problems
+
+
+def _row_to_problem(row: Any, where: str, default_key: str, dataset: str) -> Problem:
+    """One GSM8K-shaped row (question, answer "... #### N") or MATH-shaped row (problem, and answer
+    or a solution with \\boxed{})."""
+    if not isinstance(row, dict):
+        raise UserError(f"{where}: expected a JSON object with the problem's fields")
+    question = row.get("question") or row.get("problem")
+    if not question:
+        raise UserError(f"{where}: missing field 'question' (or 'problem')")
+    meta = {}
+    if row.get("answer") not in (None, ""):
+        answer = str(row["answer"])
+        if "####" in answer:
+            meta["solution"] = answer.rsplit("####", 1)[0].strip()
+            answer = answer.rsplit("####", 1)[1].strip().replace(",", "")
+    elif row.get("solution"):
+        meta["solution"] = row["solution"]
+        answer = extract_answer(row["solution"], allow_fallback=False).value
+        if answer is None:
+            raise UserError(f"{where}: no final answer (\\boxed{{}}) in field 'solution'")
+    else:
+        raise UserError(f"{where}: missing field 'answer' (or 'solution')")
+    if not answer.strip():
+        raise UserError(f"{where}: empty answer")
+    key = row.get("id", row.get("key"))
+    return Problem(key=default_key if key in (None, "") else str(key), question=str(question),
+                   answer=answer.strip(), dataset=dataset, difficulty=_difficulty(row), meta=meta)
+
+
+def _difficulty(row: dict) -> int | None:
+    """`level` or `difficulty` as an int when it holds one: 3, "3" and MATH's "Level 3" all give 3."""
+    value = row.get("level", row.get("difficulty"))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = re.search(r"\d+", str(value)) if isinstance(value, str) else None
+    return int(match.group(0)) if match else None
