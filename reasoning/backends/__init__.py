@@ -1,0 +1,107 @@
+"""Model loading: a name from the registry, a Hugging Face model id, or a local HF folder.
+
+Importing this package stays cheap (no torch): pages import it to list models; the heavy backend is
+imported only by `load_model`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from reasoning.errors import UserError
+from reasoning.types import LanguageModel
+
+# Weights and tokenizer of a hub repo, without the .bin / .gguf / onnx duplicates many repos carry.
+HUB_FILES = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    folder: Callable[[], Path]  # an HF folder, produced on first use when it has to be
+    name: str
+    prompt_style: str
+
+
+def _embedded_folder() -> Path:
+    from reasoning.backends import embedded
+
+    return embedded.model_dir()
+
+
+MODELS = {
+    # SmolLM2 does far better with worked examples than with its chat template (22.5% vs 7.5% greedy).
+    "smollm2": Entry(_embedded_folder, "SmolLM2-135M-Instruct (embedded)", "fewshot"),
+}
+
+
+def load_model(spec: str = "smollm2", *, device: str | None = None, dtype: str | None = None) -> LanguageModel:
+    """Load a registry name, a local HF folder or a hub id (from the local cache first)."""
+    from reasoning.backends.transformers_lm import TransformersLM
+
+    if spec in MODELS:
+        entry = MODELS[spec]
+        folder, name, style = entry.folder(), entry.name, entry.prompt_style
+    else:
+        folder, name, style = resolve(spec), spec, "chat"
+    try:
+        return TransformersLM(folder, name=name, model_id=spec, prompt_style=style, device=device, dtype=dtype)
+    except (OSError, ValueError) as e:  # broken or unsupported checkpoint
+        raise UserError(f"cannot load model '{spec}' from {folder}: {str(e).splitlines()[0]}") from e
+
+
+def resolve(spec: str) -> Path:
+    """A local folder for `spec`: the folder itself, or the hub snapshot, downloaded when allowed."""
+    path = Path(spec).expanduser()
+    if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        if not path.is_dir():
+            raise UserError(f"no model folder at {path}: pass an existing folder, a Hugging Face id or one of: "
+                            f"{', '.join(MODELS)}")
+        if not (path / "config.json").is_file():
+            raise UserError(f"{path} has no config.json: pass a folder saved by transformers' save_pretrained")
+        return path
+    return _hub_snapshot(spec)
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except HFValidationError:
+        raise UserError(f"'{repo_id}' is neither a model folder nor a Hugging Face model id (org/name); "
+                        f"known names: {', '.join(MODELS)}") from None
+    except LocalEntryNotFoundError:
+        pass
+    unreachable = (f"model '{repo_id}' is not in the local Hugging Face cache and the hub cannot be reached: "
+                   f"download it on a connected machine (`hf download {repo_id}`) and copy the cache, "
+                   f"or pass a local folder")
+    if _hub_offline():
+        raise UserError(unreachable)
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=HUB_FILES))
+    except GatedRepoError:
+        raise UserError(f"model '{repo_id}' is gated: accept its licence on huggingface.co and run "
+                        f"`hf auth login`") from None
+    except RepositoryNotFoundError:
+        raise UserError(f"model '{repo_id}' does not exist on the Hugging Face hub: check the id, "
+                        f"or pass a local folder") from None
+    except (LocalEntryNotFoundError, OSError):
+        raise UserError(unreachable) from None
+
+
+def _hub_offline() -> bool:
+    # Read at call time: huggingface_hub reads HF_HUB_OFFLINE once, at import.
+    return os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def free_cores() -> int:
+    """Torch threads to use: usable cores minus those other work keeps busy (THINKTRACE_THREADS
+    overrides). Oversubscribed cores cut generation throughput tenfold on shared machines."""
+    if threads := os.environ.get("THINKTRACE_THREADS"):
+        return max(1, int(threads))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    return max(1, cores - busy)
