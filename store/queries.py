@@ -1,6 +1,7 @@
 """Read models for the CLI and the pages: aggregations happen in SQL, not in Python loops."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -161,3 +162,169 @@ def tree_nodes(url: str, run_id: str, problem_id: int) -> list[m.Node]:
         return list(session.exec(
             select(m.Node).where(m.Node.run_id == run_id, m.Node.problem_id == problem_id).order_by(m.Node.seq)
         ).all())
+
+
+# ---------------------------------------------------------------------------------------------
+# Library: many runs, filtered, sorted and paginated in SQL
+
+
+@dataclass
+class LibraryFilter:
+    """What the Library page (or a script) narrows the run list by; empty means no constraint.
+    `status` filters the stored status (a run whose worker died still reads `running` here)."""
+
+    text: str = ""  # substring of name, id, model, strategy or dataset (case-insensitive)
+    strategies: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    tag: str = ""
+    created_from: datetime | None = None
+    created_to: datetime | None = None  # exclusive
+
+
+LIBRARY_SORTS = ("created_at", "name", "accuracy", "tokens", "wall_seconds")
+
+
+def library_runs(url: str, filters: LibraryFilter | None = None, sort: str = "created_at",
+                 descending: bool = True, offset: int = 0, limit: int = 50) -> tuple[list[RunSummary], int]:
+    """One page of runs and the number of runs matching the filters (for pagination). Accuracy is
+    aggregated and sorted in SQL, so thousands of runs cost one query per page."""
+    from sqlalchemy import String, and_, or_
+
+    if sort not in LIBRARY_SORTS:
+        raise UserError(f"unknown sort {sort!r}: choose one of {', '.join(LIBRARY_SORTS)}")
+    f = filters or LibraryFilter()
+    conditions = []
+    if f.text.strip():
+        like = f"%{f.text.strip().lower()}%"
+        conditions.append(or_(*[func.lower(col).like(like) for col in
+                                (m.Run.name, m.Run.id, m.Run.model_name, m.Run.model_id, m.Run.strategy, m.Run.dataset)]))
+    for column, values in ((m.Run.strategy, f.strategies), (m.Run.dataset, f.datasets), (m.Run.status, f.statuses)):
+        if values:
+            conditions.append(column.in_(values))
+    if f.models:
+        conditions.append(or_(m.Run.model_name.in_(f.models), m.Run.model_id.in_(f.models)))
+    if f.tag.strip():
+        # JSON lists serialise each tag as a quoted string: match the quoted form exactly.
+        conditions.append(cast(m.Run.tags, String).like(f"%{json.dumps(f.tag.strip())}%"))
+    if f.created_from is not None:
+        conditions.append(m.Run.created_at >= f.created_from)
+    if f.created_to is not None:
+        conditions.append(m.Run.created_at < f.created_to)
+    where = and_(*conditions) if conditions else None
+    with session_scope(url) as session:
+        total_query = select(func.count()).select_from(m.Run)
+        if where is not None:
+            total_query = total_query.where(where)
+        total = session.exec(total_query).one()
+        rows = _library_page(session, where, sort, descending, offset, limit)
+    return rows, int(total)
+
+
+def _library_page(session, where, sort: str, descending: bool, offset: int, limit: int) -> list[RunSummary]:
+    from sqlalchemy import Float
+
+    counts = (
+        select(m.Result.run_id, func.count(m.Result.id).label("done"),
+               func.sum(cast(m.Result.correct, Integer)).label("correct"),
+               func.count(m.Result.correct).label("graded"))
+        .group_by(m.Result.run_id).subquery()
+    )
+    accuracy = cast(counts.c.correct, Float) / func.nullif(counts.c.graded, 0)
+    key = {"created_at": m.Run.created_at, "name": func.lower(m.Run.name), "accuracy": accuracy,
+           "tokens": m.Run.tokens, "wall_seconds": m.Run.wall_seconds}[sort]
+    order = (key.desc() if descending else key.asc()).nulls_last()
+    query = select(m.Run, counts.c.done, counts.c.correct, counts.c.graded).join(
+        counts, counts.c.run_id == m.Run.id, isouter=True)
+    if where is not None:
+        query = query.where(where)
+    query = query.order_by(order, m.Run.created_at.desc(), m.Run.id).offset(max(0, offset)).limit(max(1, limit))
+    out = []
+    for run, done, correct, graded in session.exec(query).all():
+        done, correct, graded = done or 0, correct or 0, graded or 0
+        out.append(RunSummary(
+            id=run.id, name=run.name, strategy=run.strategy, n=run.params.get("n"),
+            model=run.model_name or run.model_id, verifier=run.verifier, dataset=run.dataset,
+            status=effective_status(run), created_at=run.created_at, finished_at=run.finished_at,
+            problems_done=done, problems_total=run.n_problems, correct=correct, graded=graded,
+            accuracy=(correct / graded) if graded else None, tokens=run.tokens, model_calls=run.model_calls,
+            verifier_calls=run.verifier_calls, wall_seconds=run.wall_seconds, seed=run.seed,
+            evaluation_only=run.evaluation_only, error=run.error,
+        ))
+    return out
+
+
+def library_facets(url: str) -> dict[str, list[str]]:
+    """The distinct strategies, models, datasets and tags present, for filter widgets."""
+    with session_scope(url) as session:
+        def distinct(column):
+            return sorted(v for v in session.exec(select(column).distinct()).all() if v)
+
+        tags = sorted({t for row in session.exec(select(m.Run.tags)).all() for t in (row or [])})
+        models = sorted({name or mid for name, mid in session.exec(
+            select(m.Run.model_name, m.Run.model_id).distinct()).all() if name or mid})
+        return {"strategies": distinct(m.Run.strategy), "models": models, "datasets": distinct(m.Run.dataset),
+                "tags": tags}
+
+
+def update_run_info(url: str, run_id: str, name: str | None = None, tags: list[str] | None = None,
+                    notes: str | None = None) -> None:
+    """Rename a run, replace its tags or notes; None leaves a field as it is."""
+    with session_scope(url) as session:
+        run = session.get(m.Run, run_id)
+        if run is None:
+            raise UserError(f"no run with id {run_id!r} in this database")
+        if name is not None:
+            run.name = name.strip()
+        if tags is not None:
+            run.tags = list(dict.fromkeys(t.strip() for t in tags if t.strip()))
+        if notes is not None:
+            run.notes = notes
+        session.add(run)
+
+
+def delete_runs(url: str, run_ids: list[str]) -> int:
+    """Delete runs with their nodes, results and problem lists, in one transaction; problems stay
+    (other runs may share them). Returns how many runs were deleted."""
+    from sqlalchemy import delete
+
+    if not run_ids:
+        return 0
+    with session_scope(url) as session:
+        for table in (m.Node, m.Result, m.RunProblem):
+            session.execute(delete(table).where(table.run_id.in_(run_ids)))
+        return session.execute(delete(m.Run).where(m.Run.id.in_(run_ids))).rowcount
+
+
+def run_samples(url: str, run_id: str) -> list:
+    """Each finished problem's final samples (leaf nodes: answer, correctness, path score, tokens
+    along the path) as estimators.ProblemSamples, in the run's problem order: the input of budget
+    curves for runs of N parallel chains."""
+    from reasoning.answers import canonical
+    from reasoning.estimators import ProblemSamples, Sample
+
+    with session_scope(url) as session:
+        rows = session.exec(
+            select(m.Node.problem_id, m.Node.seq, m.Node.parent_seq, m.Node.tokens, m.Node.answer,
+                   m.Node.correct, m.Node.path_score)
+            .join(m.Result, (m.Result.run_id == m.Node.run_id) & (m.Result.problem_id == m.Node.problem_id))
+            .where(m.Node.run_id == run_id).order_by(m.Result.position, m.Node.seq)
+        ).all()
+        meta = {pid: (key, difficulty) for pid, key, difficulty in session.exec(
+            select(m.Problem.id, m.Problem.key, m.Problem.difficulty)
+            .join(m.Result, m.Result.problem_id == m.Problem.id).where(m.Result.run_id == run_id)).all()}
+    by_problem: dict[int, list] = {}
+    for row in rows:
+        by_problem.setdefault(row[0], []).append(row)
+    out = []
+    for pid, nodes in by_problem.items():
+        parents = {n[2] for n in nodes if n[2] is not None}
+        tokens = {}
+        for _, seq, parent, tok, *_ in nodes:  # seq order: a parent comes before its children
+            tokens[seq] = tok + (tokens.get(parent, 0) if parent is not None else 0)
+        samples = [Sample(answer=canonical(answer), correct=correct, score=score, tokens=tokens[seq])
+                   for _, seq, parent, _, answer, correct, score in nodes if parent is not None and seq not in parents]
+        key, difficulty = meta[pid]
+        out.append(ProblemSamples(key=key, samples=samples, difficulty=difficulty))
+    return out
