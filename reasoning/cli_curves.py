@@ -1,0 +1,128 @@
+"""`sweep` and `curves` commands: run a budget sweep, print its accuracy-vs-budget points.
+`curves --json` is a list of points with stable keys (see reasoning.curves.BudgetPoint)."""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from reasoning.config import SearchConfig
+from reasoning.errors import UserError
+
+_DB_HELP = "SQLite file or database URL (default: $THINKTRACE_DB or ./thinktrace.db)"
+
+
+def parse_strategies(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise UserError("--strategies is empty: e.g. --strategies self_consistency,best_of_n,beam_search")
+    return names
+
+
+def parse_budgets(text: str) -> list[int]:
+    try:
+        budgets = [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise UserError(f"--budgets must be whole numbers separated by commas, e.g. 1,2,4,8 (got {text!r})") from None
+    if not budgets:
+        raise UserError("--budgets is empty: e.g. --budgets 1,2,4,8")
+    if min(budgets) < 1:
+        raise UserError(f"budgets must be at least 1 (got {text!r})")
+    return budgets
+
+
+def sweep(
+    strategies: Optional[str] = typer.Option(None, "--strategies", "-s",
+                                             help="Comma list: self_consistency,best_of_n,beam_search,dvts,mcts,cot"),
+    budgets: Optional[str] = typer.Option(None, "--budgets", "-b", help="Comma list of budgets N, e.g. 1,2,4,8"),
+    dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D, arith:A-B, FILE.jsonl or hf:NAME"),
+    limit: Optional[int] = typer.Option(None, "--limit", "-k", help="Use the first K problems."),
+    verifier: Optional[str] = typer.Option(None, "--verifier", "-v", help="none | self_eval | oracle (evaluation only)"),
+    model: str = typer.Option("smollm2", "--model", "-m"),
+    seed: int = typer.Option(0, "--seed", help="One seed for every run: same problems, same draws."),
+    temperature: float = typer.Option(SearchConfig.temperature, "--temperature", "-t"),
+    max_new_tokens: int = typer.Option(SearchConfig.max_new_tokens, "--max-new-tokens"),
+    aggregate: str = typer.Option(SearchConfig.aggregate, "--aggregate", help="Path score: last | min | prod | mean"),
+    name: str = typer.Option("", "--name", help="A label for the sweep."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Finish the sweep with this id (or prefix)."),
+    sweep_id: Optional[str] = typer.Option(None, "--sweep-id", help="Use (or continue) the sweep with this id."),
+    db: Optional[str] = typer.Option(None, "--db", help=_DB_HELP),
+):
+    """Run the runs an accuracy-vs-budget comparison needs: one N = max(budgets) sampling run shared by
+    self_consistency and best_of_n (curves by subsampling), one run per budget for tree strategies."""
+    from reasoning.sweep import SweepInterrupted, resume_sweep, run_sweep
+    from store.db import precheck, resolve_url
+
+    url = resolve_url(db)
+    precheck(url)
+    try:
+        if resume:
+            sid = resume_sweep(url, resume)
+        else:
+            if strategies is None or budgets is None:
+                raise UserError("give --strategies and --budgets (or --resume SWEEP_ID)")
+            cfg = SearchConfig(temperature=temperature, max_new_tokens=max_new_tokens, aggregate=aggregate)
+            sid = run_sweep(url, parse_strategies(strategies), parse_budgets(budgets), dataset, limit=limit,
+                            seed=seed, model=model, verifier=verifier, cfg=cfg, name=name, sweep_id=sweep_id)
+    except SweepInterrupted as exc:
+        typer.echo(f"interrupted: finish the sweep with `python -m reasoning sweep --resume {exc.sweep_id}`",
+                   err=True)
+        raise typer.Exit(130)
+    typer.echo(sid)
+
+
+def curves(
+    ref: str = typer.Argument(..., help="A sweep id or a run id (or a unique prefix)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list of points."),
+    x: str = typer.Option("samples", "--x", help="Budget axis for the frontier: samples | tokens | flops"),
+    by: Optional[str] = typer.Option(None, "--by", help="Facet: difficulty | pass1"),
+    db: Optional[str] = typer.Option(None, "--db", help=_DB_HELP),
+):
+    """Accuracy-vs-budget points (with 95% bootstrap CIs over problems) of a sweep or run."""
+    from reasoning.curves import AXES, efficiency, frontier, load_curves
+    from store.db import resolve_url
+
+    if x not in AXES:
+        raise UserError(f"unknown --x {x!r}: choose one of {', '.join(AXES)}")
+    curve_set = load_curves(resolve_url(db), ref, by=by)
+    if as_json:
+        typer.echo(json.dumps([{**p.to_json(), "x": p.x(x)} for p in curve_set.points], indent=2))
+        return
+    typer.echo(f"{curve_set.title} ({curve_set.source})")
+    typer.echo(curve_set.caption())
+    for line in curve_set.legend() + curve_set.notes:
+        typer.echo(f"  {line}")
+    typer.echo(format_table(curve_set.points))
+    typer.echo(f"\ncompute-optimal frontier (x = {x}; upper bounds excluded):")
+    typer.echo(format_table(frontier(curve_set.points, x)))
+    gains = efficiency(curve_set.points)
+    if gains:
+        typer.echo("\nefficiency over best-of-N at its largest budget:")
+        for g in gains:
+            prefix = "" if g.group is None else f"[{by} {g.group}] "
+            typer.echo(f"  {prefix}{g.sentence()}")
+
+
+def format_table(points) -> str:
+    """Aligned text table of points; upper bounds are marked with '*'."""
+    header = ("curve", "estimator", "k", "tokens/problem", "FLOPs", "verifier FLOPs", "accuracy", "CI low",
+              "CI high", "group")
+    rows = [header]
+    for p in points:
+        rows.append((p.curve + (" *" if p.upper_bound else ""), p.estimator, str(p.k), f"{p.tokens_per_problem:.1f}",
+                     _sci(p.flops), _sci(p.verifier_flops), f"{p.accuracy:.3f}", f"{p.ci_low:.3f}",
+                     f"{p.ci_high:.3f}", "-" if p.group is None else str(p.group)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    text_columns = {0, 1}
+    return "\n".join("  ".join(c.ljust(w) if i in text_columns else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows)
+
+
+def _sci(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(sweep)
+    app.command()(curves)

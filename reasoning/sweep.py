@@ -1,0 +1,264 @@
+"""A sweep: the runs an accuracy-vs-budget comparison needs, on the same problems and seeds.
+
+What runs (the plan):
+  - Sampling strategies (self_consistency, best_of_n) share ONE run with N = the largest budget.
+    Every smaller budget k is read from it by subsampling k of the N chains (reasoning.estimators),
+    which is both cheaper and statistically better than separate runs. The shared run is best_of_n
+    when it is asked for (it needs a verifier), else self_consistency; with a verifier every chain
+    is scored either way, so that one run yields the majority (maj@k), naive best-of-k (bon),
+    weighted best-of-k (wbon) and oracle coverage (pass@k) curves.
+  - Tree strategies (beam_search, dvts, mcts, and any other registered strategy) get one run per
+    budget, with the budget as `n` (beams, or expansions for mcts). Where the config has a
+    `beam_width`, it is the largest divisor of the budget not above min(beam_width or 4, budget), so
+    that budget % beam_width == 0 always holds (budget 6 with the default 4 gets width 3).
+  - cot ignores the budget: one run, one point at k = 1.
+Every run uses the sweep's seed, so every run sees the same problems and each problem the same
+per-call seeds (reasoning.runner.problem_seed).
+
+Resuming: the plan is stored with the sweep; re-running with the same sweep id (or `--resume`)
+skips finished runs, resumes interrupted or failed ones through reasoning.runner (finished
+problems are kept) and creates the runs that are missing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+from sqlmodel import select
+
+from reasoning.config import SearchConfig
+from reasoning.errors import UserError
+from reasoning.strategies import STRATEGIES, check_strategy
+from reasoning.verifiers import check_verifier_spec
+from store import models as m
+from store.db import session_scope
+
+SAMPLING = ("best_of_n", "self_consistency")  # in order of preference for the shared run
+FIXED = ("cot",)  # no budget knob: one run whatever the budgets
+DEFAULT_BEAM_WIDTH = 4
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep; carries the sweep id so the user is told how to resume."""
+
+    def __init__(self, sweep_id: str):
+        super().__init__(sweep_id)
+        self.sweep_id = sweep_id
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    strategy: str
+    n: int
+    config: SearchConfig = field(compare=False)
+
+
+@dataclass
+class SweepSpec:
+    """What a user asks a sweep for; stored with the sweep so that it can be resumed."""
+
+    strategies: list[str]
+    budgets: list[int]
+    dataset: str
+    limit: int | None = None
+    seed: int = 0
+    model: str = "smollm2"
+    verifier: str | None = None
+    config: SearchConfig = field(default_factory=SearchConfig)
+    name: str = ""
+
+    def validate(self) -> "SweepSpec":
+        if not self.strategies:
+            raise UserError("--strategies is empty: name at least one, e.g. self_consistency,best_of_n")
+        if not self.budgets:
+            raise UserError("--budgets is empty: give budgets such as 1,2,4,8")
+        if any(b < 1 for b in self.budgets):
+            raise UserError(f"budgets must be at least 1 (got {','.join(map(str, self.budgets))})")
+        if len(set(self.strategies)) != len(self.strategies):
+            raise UserError(f"--strategies names a strategy twice: {','.join(self.strategies)}")
+        for name in self.strategies:
+            check_strategy(name, self.verifier)
+        check_verifier_spec(self.verifier)
+        if self.limit is not None and self.limit < 1:
+            raise UserError(f"--limit must be at least 1 (got {self.limit})")
+        self.budgets = sorted(set(self.budgets))
+        self.config.validate()
+        return self
+
+    def plan(self) -> list[PlannedRun]:
+        """The runs this sweep needs, in the order they run (the shared sampling run first)."""
+        runs = []
+        sampling = [s for s in SAMPLING if s in self.strategies]
+        if sampling:
+            n = max(self.budgets)
+            runs.append(PlannedRun(sampling[0], n, replace(self.config, n=n)))
+        for name in self.strategies:
+            if name in FIXED:
+                runs.append(PlannedRun(name, 1, replace(self.config, n=1)))
+            elif name not in SAMPLING:
+                runs.extend(PlannedRun(name, b, tree_config(self.config, b)) for b in self.budgets)
+        return runs
+
+    def to_params(self) -> dict:
+        return {"strategies": self.strategies, "budgets": self.budgets, "dataset": self.dataset,
+                "limit": self.limit, "seed": self.seed, "model": self.model, "verifier": self.verifier,
+                "config": self.config.to_dict(), "name": self.name}
+
+    @classmethod
+    def from_params(cls, params: dict) -> "SweepSpec":
+        return cls(strategies=list(params["strategies"]), budgets=list(params["budgets"]),
+                   dataset=params["dataset"], limit=params.get("limit"), seed=params.get("seed", 0),
+                   model=params.get("model", "smollm2"), verifier=params.get("verifier"),
+                   config=SearchConfig.from_dict(params.get("config", {})), name=params.get("name", ""))
+
+
+def beam_width_for(budget: int, cap: int | None = None) -> int:
+    """Largest divisor of `budget` not above min(cap, budget): budget % width == 0 always."""
+    limit = min(cap or DEFAULT_BEAM_WIDTH, budget)
+    return next(w for w in range(limit, 0, -1) if budget % w == 0)
+
+
+def tree_config(cfg: SearchConfig, budget: int) -> SearchConfig:
+    """The config of one tree-strategy run: n = budget, and a beam width that divides it when the
+    config has that knob (it is added by the tree strategies)."""
+    names = {f.name for f in fields(cfg)}
+    if "beam_width" in names:
+        return replace(cfg, n=budget, beam_width=beam_width_for(budget, getattr(cfg, "beam_width")))
+    return replace(cfg, n=budget)
+
+
+def run_sweep(url: str, strategies: list[str], budgets: list[int], dataset: str, limit: int | None = None,
+              seed: int = 0, model: str = "smollm2", verifier: str | None = None,
+              cfg: SearchConfig | None = None, *, name: str = "", sweep_id: str | None = None,
+              lm=None, verifier_obj=None, progress: bool | None = None) -> str:
+    """Create (or continue, when `sweep_id` names an existing sweep with the same settings) a sweep
+    and execute every run it is missing. `lm` / `verifier_obj` skip loading `model` / `verifier`
+    (tests pass a scripted model). Returns the sweep id."""
+    spec = SweepSpec(strategies=list(strategies), budgets=list(budgets), dataset=dataset, limit=limit,
+                     seed=seed, model=model, verifier=verifier or None, config=cfg or SearchConfig(),
+                     name=name).validate()
+    if sweep_id is not None:
+        stored = _stored_spec(url, sweep_id)
+        if stored is not None:
+            if _comparable(stored.to_params()) != _comparable(spec.to_params()):
+                raise UserError(f"sweep {sweep_id} exists with other settings: continue it with "
+                                f"`python -m reasoning sweep --resume {sweep_id}`")
+            return resume_sweep(url, sweep_id, lm=lm, verifier_obj=verifier_obj, progress=progress)
+    from reasoning.problems import load_problems
+
+    load_problems(spec.dataset, limit=spec.limit, seed=spec.seed)  # fail before creating anything
+    with session_scope(url) as session:
+        sweep = m.Sweep(name=spec.name or _default_name(spec), params=spec.to_params())
+        if sweep_id:
+            sweep.id = sweep_id
+        session.add(sweep)
+    return _execute(url, sweep.id, spec, lm, verifier_obj, progress)
+
+
+def resume_sweep(url: str, sweep_id: str, *, lm=None, verifier_obj=None, progress: bool | None = None) -> str:
+    """Finish a sweep: run what is missing, resume what was interrupted or failed."""
+    sweep_id = resolve_sweep_id(url, sweep_id)
+    spec = _stored_spec(url, sweep_id)
+    return _execute(url, sweep_id, spec.validate(), lm, verifier_obj, progress)
+
+
+def resolve_sweep_id(url: str, ref: str) -> str:
+    """A full sweep id or a unique prefix of one."""
+    with session_scope(url) as session:
+        ids = session.exec(select(m.Sweep.id).where(m.Sweep.id.startswith(ref))).all() if ref else []
+    if len(ids) == 1:
+        return ids[0]
+    if not ids:
+        raise UserError(f"no sweep with id {ref!r} in this database")
+    raise UserError(f"sweep id prefix {ref!r} is ambiguous ({len(ids)} sweeps): give more characters")
+
+
+@dataclass
+class SweepRunState:
+    planned: PlannedRun
+    run_id: str | None  # None: not created yet
+    status: str | None
+    worker_pid: int | None = None
+
+
+def sweep_state(url: str, sweep_id: str) -> list[SweepRunState]:
+    """Each planned run of a sweep with its stored run (if any) and status."""
+    from store.queries import effective_status
+
+    spec = _stored_spec(url, sweep_id)
+    with session_scope(url) as session:
+        runs = session.exec(select(m.Run).where(m.Run.sweep_id == sweep_id).order_by(m.Run.created_at)).all()
+        existing = {(r.strategy, r.params.get("n")): (r.id, effective_status(r), r.worker_pid) for r in runs}
+    return [SweepRunState(p, *existing.get((p.strategy, p.n), (None, None, None))) for p in spec.plan()]
+
+
+def _execute(url, sweep_id, spec: SweepSpec, lm, verifier_obj, progress) -> str:
+    from tqdm import tqdm
+
+    from reasoning import runner
+    from reasoning.problems import load_problems
+
+    states = sweep_state(url, sweep_id)
+    busy = [s for s in states if s.status == m.RUNNING]
+    if busy:
+        raise UserError(f"run {busy[0].run_id} of sweep {sweep_id} is still running "
+                        f"(process {busy[0].worker_pid}): wait for it or stop it first")
+    todo = [s for s in states if s.status != m.DONE]
+    if not todo:
+        return sweep_id
+    if lm is None:
+        from reasoning.backends import load_model
+        from reasoning.verifiers import load_verifier
+
+        lm = load_model(spec.model)
+        verifier_obj = load_verifier(spec.verifier, lm)
+    problems = load_problems(spec.dataset, limit=spec.limit, seed=spec.seed)
+    runs_bar = tqdm(total=len(states), initial=len(states) - len(todo), unit="run", desc="sweep",
+                    position=0, dynamic_ncols=True, disable=None if progress is None else not progress)
+    try:
+        for state in todo:
+            planned = state.planned
+            run_id = state.run_id
+            if run_id is None:
+                request = runner.RunRequest(
+                    strategy=planned.strategy, dataset=spec.dataset, model=spec.model, verifier=spec.verifier,
+                    limit=spec.limit, seed=spec.seed, config=planned.config,
+                    name=f"{spec.name or 'sweep'}: {planned.strategy} n={planned.n}").validate()
+                run_id = runner.create_run(url, request, problems, lm, verifier_obj)
+                with session_scope(url) as session:
+                    session.get(m.Run, run_id).sweep_id = sweep_id
+            runs_bar.set_postfix_str(f"{planned.strategy} n={planned.n}")
+            with session_scope(url) as session:
+                run = session.get(m.Run, run_id)
+                total, done = run.n_problems, len(session.exec(
+                    select(m.Result.id).where(m.Result.run_id == run_id)).all())
+            problems_bar = tqdm(total=total, initial=done, unit="problem", desc=f"{planned.strategy} n={planned.n}",
+                                position=1, leave=False, dynamic_ncols=True, disable=runs_bar.disable)
+            try:
+                runner.execute(url, run_id, lm, verifier_obj, on_problem=lambda result, row: problems_bar.update(1))
+            finally:
+                problems_bar.close()
+            runs_bar.update(1)
+    except KeyboardInterrupt as exc:
+        raise SweepInterrupted(sweep_id) from exc
+    finally:
+        runs_bar.close()
+    return sweep_id
+
+
+def _stored_spec(url: str, sweep_id: str) -> SweepSpec | None:
+    with session_scope(url) as session:
+        sweep = session.get(m.Sweep, sweep_id)
+        return None if sweep is None else SweepSpec.from_params(sweep.params)
+
+
+def _comparable(params: dict) -> dict:
+    return {k: v for k, v in params.items() if k != "name"}
+
+
+def _default_name(spec: SweepSpec) -> str:
+    return f"{'+'.join(spec.strategies)} at {','.join(map(str, spec.budgets))} on {spec.dataset}"
+
+
+def registered_tree_strategies() -> list[str]:
+    """Strategies that get one run per budget: everything registered but the sampling ones and cot."""
+    return [s for s in STRATEGIES if s not in SAMPLING and s not in FIXED]
