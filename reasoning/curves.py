@@ -19,12 +19,16 @@ counts none.
 """
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 
 import numpy as np
+from sqlalchemy import case, func
 from sqlmodel import select
 
 from reasoning.answers import canonical, group_answers
@@ -119,6 +123,47 @@ class CurveSet:
 
 # ---------------------------------------------------------------------------------------------
 # Loading
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    id: str
+    name: str
+    created_at: datetime
+    dataset: str
+    strategies: list[str]
+    budgets: list[int]
+    verifier: str | None
+    runs: int
+    runs_done: int
+
+    def label(self) -> str:
+        """What a person recognises a sweep by."""
+        return (f"{self.name} · {self.runs_done}/{self.runs} runs done · "
+                f"{self.created_at:%Y-%m-%d %H:%M} · {self.id[:8]}")
+
+
+def list_sweeps(url: str) -> list[SweepSummary]:
+    """Sweeps, newest first, with how many of their runs exist and are done (counted in SQL)."""
+    done = func.sum(case((m.Run.status == m.DONE, 1), else_=0))
+    query = (select(m.Sweep, func.count(m.Run.id), done)
+             .join(m.Run, m.Run.sweep_id == m.Sweep.id, isouter=True)
+             .group_by(m.Sweep.id).order_by(m.Sweep.created_at.desc()))
+    with session_scope(url) as session:
+        rows = session.exec(query).all()
+    return [SweepSummary(id=s.id, name=s.name, created_at=s.created_at, dataset=s.params.get("dataset", ""),
+                         strategies=list(s.params.get("strategies", [])), budgets=list(s.params.get("budgets", [])),
+                         verifier=s.params.get("verifier"), runs=runs or 0, runs_done=int(n_done or 0))
+            for s, runs, n_done in rows]
+
+
+def points_csv(points: Sequence[BudgetPoint]) -> str:
+    """The points as CSV, one row each, columns as in `BudgetPoint` (for spreadsheets)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=[f.name for f in fields(BudgetPoint)], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(p.to_json() for p in points)
+    return out.getvalue()
 
 
 def resolve_ref(url: str, ref: str) -> tuple[str, str]:

@@ -1,0 +1,158 @@
+"""Budget: what accuracy each strategy buys for its compute, with honest error bars.
+
+Reads a sweep (or any runs) from the store, draws accuracy against samples, tokens or FLOPs with the
+compute-optimal frontier, and tabulates the efficiency gain over best-of-N. The URL keeps the view:
+`?sweep=ID` or `?runs=ID,ID`, plus `x=` and `by=`.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from reasoning.curves import efficiency, frontier, list_sweeps, load_curves, points_csv
+from reasoning.errors import UserError
+from store.db import get_engine, resolve_url
+from store.queries import list_runs
+from viz.curves import budget_figure, group_label
+
+SWEEP_COMMAND = ("python -m reasoning sweep --strategies self_consistency,best_of_n --budgets 1,2,4 "
+                 "--dataset arith:1 --limit 6 --verifier self_eval")
+X_AXES = {"samples": "samples N", "tokens": "tokens / problem", "flops": "FLOPs"}
+FACETS = {"none": "none", "difficulty": "built-in difficulty", "pass1": "pass@1 bins"}
+
+
+def _param(name: str, allowed) -> str | None:
+    value = st.query_params.get(name)
+    return value if value in allowed else None
+
+
+def _default(key: str, value) -> None:
+    """Seed a widget from the URL once; afterwards the widget owns its state."""
+    if key not in st.session_state and value is not None:
+        st.session_state[key] = value
+
+
+@st.cache_data(ttl=10, show_spinner="Computing curves…")
+def _curves(url: str, sweep_id: str | None, run_ids: tuple[str, ...], by: str | None):
+    return load_curves(url, sweep_id=sweep_id, run_ids=list(run_ids) or None, by=by)
+
+
+st.title("📈 Budget")
+st.caption("Accuracy against test-time compute. Shaded bands are 95% bootstrap intervals over problems; "
+           "dashed grey lines are oracle upper bounds, not achievable accuracy.")
+
+try:
+    url = resolve_url()
+    get_engine(url)
+    sweeps, runs = list_sweeps(url), list_runs(url)
+except UserError as exc:
+    st.error(str(exc))
+    st.stop()
+
+if not sweeps and not runs:
+    st.info(f"No sweeps yet. Run one from a terminal, then reload:\n\n```\n{SWEEP_COMMAND}\n```")
+    st.stop()
+
+sweep_ids = [s.id for s in sweeps]
+run_by_id = {r.id: r for r in runs}
+url_runs = [r for r in (st.query_params.get("runs") or "").split(",") if r in run_by_id]
+url_sweep = next((s for s in sweep_ids if s.startswith(st.query_params.get("sweep") or "\0")), None)
+_default("budget_source", "runs" if (url_runs and not url_sweep) or not sweeps else None)
+_default("budget_sweep", url_sweep)
+_default("budget_runs", url_runs or None)
+_default("budget_x", _param("x", X_AXES))
+_default("budget_by", _param("by", FACETS))
+
+left, mid, right = st.columns([2, 1, 1])
+with left:
+    source = st.radio("Show", ["sweep", "runs"], horizontal=True, key="budget_source",
+                      format_func={"sweep": "a sweep", "runs": "chosen runs"}.get,
+                      disabled=not sweeps)
+    if source == "sweep" and sweeps:
+        labels = {s.id: s.label() for s in sweeps}
+        sweep_id = st.selectbox("Sweep", sweep_ids, key="budget_sweep", format_func=labels.get)
+        run_ids: list[str] = []
+    else:
+        sweep_id = None
+        run_ids = st.multiselect(
+            "Runs", list(run_by_id), key="budget_runs",
+            format_func=lambda rid: (f"{run_by_id[rid].name} · {run_by_id[rid].strategy} n={run_by_id[rid].n} · "
+                                     f"{run_by_id[rid].status} · {rid[:8]}"))
+with mid:
+    x = st.radio("x axis", list(X_AXES), key="budget_x", format_func=X_AXES.get)
+with right:
+    facet = st.radio("Facets", list(FACETS), key="budget_by", format_func=FACETS.get)
+by = None if facet == "none" else facet
+
+st.query_params.clear()
+if sweep_id:
+    st.query_params["sweep"] = sweep_id
+elif run_ids:
+    st.query_params["runs"] = ",".join(run_ids)
+st.query_params.update({"x": x, "by": facet})
+
+if not sweep_id and not run_ids:
+    st.info(f"Pick one or more runs, or make a sweep: `{SWEEP_COMMAND}`")
+    st.stop()
+
+try:
+    curves = _curves(url, sweep_id, tuple(run_ids), by)
+except UserError as exc:
+    st.error(str(exc))
+    st.stop()
+
+for note in curves.notes:
+    st.warning(note)
+st.markdown(f"**{curves.title}** — {curves.caption()}")
+with st.expander("What the curves mean"):
+    st.markdown("\n".join(f"- {line}" for line in curves.legend()))
+
+best = frontier(curves.points, x)
+fig = budget_figure(curves.points, x, frontier=best, by=by, title=curves.title, caption=curves.caption())
+if x == "flops" and all(p.flops is None for p in curves.points):
+    st.warning("The model's parameter count is unknown for these runs, so there is no FLOPs axis.")
+st.plotly_chart(fig, key="budget_chart", width="stretch")
+
+if x == "flops":
+    st.subheader("Where the FLOPs go")
+    st.caption("FLOPs = 2 × parameters × tokens per problem for the policy, plus the same for the verifier on the "
+               "paths it scored (self_eval is the policy model itself; its prefix re-reads are not counted, so "
+               "its share is a lower bound).")
+    st.dataframe([{"curve": p.curve, "N": p.k, "group": group_label(by, p.group), "policy FLOPs": p.flops - p.verifier_flops,
+                   "verifier FLOPs": p.verifier_flops, "verifier share": p.verifier_flops / p.flops if p.flops else None}
+                  for p in curves.points if p.flops is not None],
+                 hide_index=True, width="stretch",
+                 column_config={"verifier share": st.column_config.NumberColumn(format="percent"),
+                                "policy FLOPs": st.column_config.NumberColumn(format="%.3e"),
+                                "verifier FLOPs": st.column_config.NumberColumn(format="%.3e")})
+
+st.subheader("Compute-optimal frontier")
+st.caption("The best achievable strategy at each budget (upper bounds excluded); on tokens and FLOPs, the points "
+           "no cheaper point beats.")
+st.dataframe([{"group": group_label(by, p.group), "N": p.k, "tokens / problem": round(p.tokens_per_problem, 1),
+               "best": p.curve, "accuracy": p.accuracy, "CI low": p.ci_low, "CI high": p.ci_high} for p in best],
+             hide_index=True, width="stretch", key="budget_frontier",
+             column_config={c: st.column_config.NumberColumn(format="percent") for c in ("accuracy", "CI low", "CI high")})
+
+gains = efficiency(curves.points)
+st.subheader("Efficiency over best-of-N")
+if gains:
+    st.caption("The smallest budget at which each strategy reaches best-of-N's accuracy at its largest budget "
+               "(point estimates: compare the intervals before trusting a gain).")
+    st.dataframe([{"group": group_label(by, g.group), "strategy": g.curve, "matches at N": g.k,
+                   "gain (samples)": g.gain_samples, "gain (tokens)": g.gain_tokens, "summary": g.sentence()}
+                  for g in gains], hide_index=True, width="stretch", key="budget_efficiency",
+                 column_config={c: st.column_config.NumberColumn(format="%.2gx")
+                                for c in ("gain (samples)", "gain (tokens)")})
+else:
+    st.caption("Needs a sampling run (self_consistency or best_of_n) as the baseline.")
+
+name = "thinktrace-budget"
+cols = st.columns(3)
+cols[0].download_button("Figure (HTML)", fig.to_html(include_plotlyjs=True), f"{name}.html", "text/html")
+cols[1].download_button("Points (CSV)", points_csv(curves.points), f"{name}.csv", "text/csv")
+try:
+    import kaleido  # noqa: F401  (optional: PNG export needs it and a browser)
+
+    cols[2].download_button("Figure (PNG)", fig.to_image(format="png", scale=2), f"{name}.png", "image/png")
+except Exception:  # not installed, or no browser for it
+    cols[2].caption("PNG: install `kaleido` (or use the HTML's camera button)")

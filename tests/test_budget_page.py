@@ -1,0 +1,118 @@
+"""The Budget page (AppTest): empty state, one sweep, facets, axis switch, and links that restore a view."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from reasoning.backends.scripted import ScriptedLM
+from reasoning.problems import load_problems
+from reasoning.sweep import run_sweep
+from reasoning.verifiers import load_verifier
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "budget.py")
+DATASET = "arith:1-2"  # levels 1 and 2 in round robin: two difficulty facets
+
+
+def scripted_lm():
+    """Knows the golds: even samples are right, odd ones off by one, and the judge likes the right ones."""
+    gold = {p.question: int(p.answer) for p in load_problems(DATASET, limit=4)}
+
+    def answer(prompt, sample, call):
+        value = next(v for q, v in gold.items() if q in prompt) + (sample % 2)
+        return f"{'Hmm.' if sample % 2 else 'Sure.'}\n\nThe answer is {value}."
+
+    return ScriptedLM(answer, judge=lambda prompt: 0.8 if "Sure." in prompt else 0.3)
+
+
+@pytest.fixture()
+def db(tmp_path, monkeypatch):
+    path = tmp_path / "thinktrace.db"
+    monkeypatch.setenv("THINKTRACE_DB", str(path))
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture()
+def sweep_id(db):
+    lm = scripted_lm()
+    return run_sweep(db, ["self_consistency", "best_of_n", "cot"], [1, 2, 4], DATASET, limit=4,
+                     verifier="self_eval", model="scripted", lm=lm, verifier_obj=load_verifier("self_eval", lm),
+                     progress=False, name="page sweep")
+
+
+def open_page(query=None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def figure(at):
+    import json
+
+    return json.loads(at.get("plotly_chart")[0].proto.spec)
+
+
+def test_an_empty_database_says_which_command_makes_a_sweep(db):
+    at = open_page()
+    assert not at.exception
+    assert "python -m reasoning sweep" in at.info[0].value
+    assert not at.get("plotly_chart")
+
+
+def test_one_sweep_shows_every_curve_with_bands_frontier_and_efficiency(sweep_id):
+    at = open_page()
+    assert not at.exception and not at.error
+    fig = figure(at)
+    names = {t.get("name") for t in fig["data"] if t.get("showlegend") is not False}
+    assert {"majority (self-consistency)", "best-of-N naive", "best-of-N weighted", "cot",
+            "pass@k oracle coverage (upper bound)", "compute-optimal frontier"} <= names
+    bands = [t for t in fig["data"] if t.get("fill") == "toself"]
+    assert len(bands) == 4  # one per multi-point curve; cot is a single point with error bars
+    oracle = next(t for t in fig["data"] if t.get("name") == "pass@k oracle coverage (upper bound)")
+    assert oracle["line"]["dash"] == "dash"
+    assert fig["layout"]["xaxis"]["type"] == "log"
+    subtitle = fig["layout"]["title"]["subtitle"]["text"]
+    assert "model: scripted" in subtitle and "problems: 4" in subtitle and "seed: 0" in subtitle
+    assert at.query_params["sweep"] == sweep_id
+    frontier, gains = at.dataframe[0].value, at.dataframe[1].value
+    assert list(frontier["N"]) == [1, 2, 4]
+    # sample 0 is right and scored highest: weighted best-of-N is perfect at every N, so it matches itself at 1
+    assert "best-of-N weighted" in set(gains["strategy"])
+
+
+def test_facets_draw_one_panel_per_difficulty_level(sweep_id):
+    at = open_page()
+    at.radio(key="budget_by").set_value("difficulty").run()
+    assert not at.exception
+    titles = [a["text"] for a in figure(at)["layout"]["annotations"]]
+    assert "difficulty 1" in titles and "difficulty 2" in titles
+    assert "difficulty 1" in set(at.dataframe[0].value["group"])
+    at.radio(key="budget_by").set_value("pass1").run()
+    assert not at.exception and any("pass@1 bin" in a["text"] for a in figure(at)["layout"]["annotations"])
+
+
+def test_the_x_axis_switches_to_tokens_and_to_flops_with_the_verifier_share(sweep_id):
+    at = open_page()
+    at.radio(key="budget_x").set_value("tokens").run()
+    assert figure(at)["layout"]["xaxis"]["title"]["text"].startswith("generated tokens per problem")
+    assert at.query_params["x"] == "tokens"
+    at.radio(key="budget_x").set_value("flops").run()
+    assert figure(at)["layout"]["xaxis"]["title"]["text"].startswith("FLOPs")
+    assert "Where the FLOPs go" in [h.value for h in at.subheader]
+    shares = at.dataframe[0].value
+    assert set(shares.loc[shares["curve"] == "majority (self-consistency)", "verifier share"]) == {0.0}
+    assert (shares.loc[shares["curve"] == "best-of-N weighted", "verifier share"] > 0).all()
+
+
+def test_a_link_restores_runs_axis_and_facet(db, sweep_id):
+    from store.queries import list_runs
+
+    run_id = next(r.id for r in list_runs(db) if r.strategy == "best_of_n")
+    at = open_page({"runs": run_id, "x": "tokens", "by": "difficulty"})
+    assert not at.exception
+    assert at.radio(key="budget_source").value == "runs"
+    assert at.multiselect(key="budget_runs").value == [run_id]
+    assert at.radio(key="budget_x").value == "tokens" and at.radio(key="budget_by").value == "difficulty"
+    assert not any(t.get("name") == "cot" for t in figure(at)["data"])
