@@ -76,7 +76,7 @@ def _print_summary(s, as_json: bool) -> None:
 
 @app.command()
 def run(
-    strategy: str = typer.Option(..., "--strategy", "-s", help="cot | self_consistency | best_of_n"),
+    strategy: str = typer.Option(..., "--strategy", "-s", help="cot | self_consistency | best_of_n | beam_search | dvts | mcts | revise | budget_forcing"),
     n: int = typer.Option(SearchConfig.n, "--n", help="Samples (budget)."),
     verifier: Optional[str] = typer.Option(None, "--verifier", "-v", help="none | self_eval | oracle (evaluation only)"),
     model: str = typer.Option("smollm2", "--model", "-m", help="smollm2 (embedded), an HF model id or a local folder."),
@@ -86,8 +86,17 @@ def run(
     temperature: float = typer.Option(SearchConfig.temperature, "--temperature", "-t"),
     top_p: float = typer.Option(SearchConfig.top_p, "--top-p"),
     max_new_tokens: int = typer.Option(SearchConfig.max_new_tokens, "--max-new-tokens"),
-    select: str = typer.Option(SearchConfig.select, "--select", help="best_of_n: naive | weighted | majority"),
+    select: str = typer.Option(SearchConfig.select, "--select", help="best_of_n, tree search, revise: naive | weighted | majority"),
     aggregate: str = typer.Option(SearchConfig.aggregate, "--aggregate", help="Path score: last | min | prod | mean"),
+    beam_width: int = typer.Option(SearchConfig.beam_width, "--beam-width", help="beam_search / dvts: M children per beam; N/M beams or subtrees."),
+    max_steps: int = typer.Option(SearchConfig.max_steps, "--max-steps", help="Tree search: steps per path at most."),
+    lookahead: int = typer.Option(SearchConfig.lookahead, "--lookahead", help="beam_search / dvts: greedy steps rolled out before scoring (default 0: none)."),
+    max_step_tokens: int = typer.Option(SearchConfig.max_step_tokens, "--max-step-tokens", help="Tree search: tokens per step at most."),
+    expansions: int = typer.Option(SearchConfig.expansions, "--expansions", help="mcts: budget B, leaf expansions."),
+    width: int = typer.Option(SearchConfig.width, "--width", help="mcts: k child steps per expansion."),
+    c_puct: float = typer.Option(SearchConfig.c_puct, "--c-puct", help="mcts: exploration constant of UCT."),
+    parallel: int = typer.Option(SearchConfig.parallel, "--parallel", help="revise: P chains of N/P attempts."),
+    think_tokens: int = typer.Option(SearchConfig.think_tokens, "--think-tokens", help="budget_forcing: append 'Wait' while fewer tokens were generated."),
     name: str = typer.Option("", "--name", help="A label for the run."),
     db: Optional[str] = DbOption,
     as_json: bool = JsonOption,
@@ -99,7 +108,9 @@ def run(
     from store.db import precheck, resolve_url
 
     cfg = SearchConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                       select=select, aggregate=aggregate)
+                       select=select, aggregate=aggregate, beam_width=beam_width, max_steps=max_steps,
+                       lookahead=lookahead, max_step_tokens=max_step_tokens, expansions=expansions, width=width,
+                       c_puct=c_puct, parallel=parallel, think_tokens=think_tokens)
     request = RunRequest(strategy=strategy, dataset=dataset, model=model, verifier=verifier, limit=limit,
                          seed=seed, name=name, config=cfg).validate()
     problems = load_problems(dataset, limit=limit, seed=seed)

@@ -19,6 +19,17 @@ class SearchConfig:
     select: str = "weighted"  # best_of_n / tree search: naive | weighted | majority
     aggregate: str = "last"  # per-path score from step scores: last | min | prod | mean
     delimiter: str = DEFAULT_DELIMITER
+    # Step-level tree search (beam_search, dvts, mcts): steps are generated one call at a time.
+    beam_width: int = 4  # M: children per kept beam; beam_search keeps N/M beams, dvts grows N/M subtrees
+    max_steps: int = 8  # depth limit: a step at this depth ends its path
+    lookahead: int = 0  # K extra greedy steps rolled out before scoring a candidate (0: none)
+    max_step_tokens: int = 48  # token limit of one step
+    expansions: int = 16  # mcts budget B: number of leaf expansions
+    width: int = 3  # mcts expansion width k: child steps sampled per expansion
+    c_puct: float = 1.0  # mcts exploration constant
+    # Sequential scaling.
+    parallel: int = 1  # revise P: parallel chains of N/P attempts each
+    think_tokens: int = 128  # budget_forcing T: minimum generated tokens before the model may stop
 
     def validate(self) -> "SearchConfig":
         if self.n < 1:
@@ -35,6 +46,17 @@ class SearchConfig:
             raise UserError(f"unknown --aggregate {self.aggregate!r}: choose one of {', '.join(AGGREGATES)}")
         if not self.delimiter:
             raise UserError("the step delimiter cannot be empty")
+        for flag, value in (("--beam-width", self.beam_width), ("--max-steps", self.max_steps),
+                            ("--max-step-tokens", self.max_step_tokens), ("--expansions", self.expansions),
+                            ("--width", self.width), ("--parallel", self.parallel)):
+            if value < 1:
+                raise UserError(f"{flag} must be at least 1 (got {value})")
+        if self.lookahead < 0:
+            raise UserError(f"--lookahead must be >= 0 (got {self.lookahead})")
+        if self.c_puct < 0:
+            raise UserError(f"--c-puct must be >= 0 (got {self.c_puct})")
+        if self.think_tokens < 0:
+            raise UserError(f"--think-tokens must be >= 0 (got {self.think_tokens})")
         return self
 
     def to_dict(self) -> dict:

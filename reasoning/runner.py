@@ -20,7 +20,7 @@ import reasoning
 from reasoning.answers import is_equiv
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
-from reasoning.strategies import check_strategy, get_strategy
+from reasoning.strategies import check_config, check_strategy, get_strategy
 from reasoning.tree import Tree
 from reasoning.types import Node, Problem
 from reasoning.verifiers import check_verifier_spec
@@ -44,7 +44,7 @@ class RunRequest:
     def validate(self) -> "RunRequest":
         check_strategy(self.strategy, self.verifier)
         check_verifier_spec(self.verifier)
-        self.config.validate()
+        check_config(self.strategy, self.config)
         if self.limit is not None and self.limit < 1:
             raise UserError(f"--limit must be at least 1 (got {self.limit})")
         return self

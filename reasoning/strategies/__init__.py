@@ -13,6 +13,15 @@ STRATEGIES: dict[str, tuple[str, bool, str]] = {
                          "N samples, majority vote over equivalent answers"),
     "best_of_n": ("reasoning.strategies.best_of_n", True,
                   "N samples, pick by verifier (--select naive|weighted|majority)"),
+    "beam_search": ("reasoning.strategies.beam_search", True,
+                    "step-level beam search: keep the top N/M of N scored steps (--beam-width M)"),
+    "dvts": ("reasoning.strategies.dvts", True, "N/M independent greedy subtrees of width M (diversity)"),
+    "mcts": ("reasoning.strategies.mcts", True,
+             "UCT over steps, verifier as value (--expansions, --width, --c-puct)"),
+    "revise": ("reasoning.strategies.revise", False,
+               "P chains of N/P attempts, each revising the earlier ones (--parallel P)"),
+    "budget_forcing": ("reasoning.strategies.budget_forcing", False,
+                       "one greedy chain, made to go on ('Wait') until --think-tokens"),
 }
 
 
@@ -21,6 +30,16 @@ def check_strategy(name: str, verifier: str | None) -> None:
         raise UserError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
     if STRATEGIES[name][1] and verifier in (None, "", "none"):
         raise UserError(f"strategy {name} needs a verifier: pass --verifier (e.g. self_eval or oracle)")
+
+
+def check_config(name: str, cfg) -> None:
+    """The settings a strategy needs beyond SearchConfig.validate (e.g. N a multiple of the beam
+    width), checked before a run is created so a bad combination never starts one."""
+    check_strategy(name, "any")
+    cfg.validate()
+    check = getattr(import_module(STRATEGIES[name][0]), "check_config", None)
+    if check is not None:
+        check(cfg)
 
 
 def get_strategy(name: str):

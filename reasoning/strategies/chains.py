@@ -5,7 +5,7 @@ from __future__ import annotations
 from reasoning.answers import extract_answer, is_equiv, majority
 from reasoning.config import SearchConfig
 from reasoning.tree import Tree, split_steps
-from reasoning.types import TERMINAL, LanguageModel, Node, Outcome, Problem, Verifier
+from reasoning.types import TERMINAL, Completion, LanguageModel, Node, Outcome, Problem, Verifier
 from reasoning.verifiers import aggregate
 
 
@@ -16,19 +16,30 @@ def sample_chains(problem: Problem, lm: LanguageModel, tree: Tree, n: int, tempe
                                 temperature=temperature, top_p=cfg.top_p)
     leaves = []
     for sample, completion in enumerate(completions):
-        steps = split_steps(completion.text, cfg.delimiter, completion.token_ends, completion.token_logprobs)
-        node = tree.root
-        for step in steps:
-            node = tree.add(node, step.text, tokens=step.tokens, logprob=step.logprob, meta={"sample": sample})
-        found = extract_answer(completion.text)
-        correct = None if problem.answer is None or not found.found else is_equiv(found.value, problem.answer)
-        if problem.answer is not None and not found.found:
-            correct = False
-        meta = dict(node.meta, answer_method=found.method)
-        tree.update(node, status=TERMINAL, finish_reason=completion.finish_reason, answer=found.value,
-                    correct=correct, meta=meta)
-        leaves.append(node)
+        leaf = add_chain(tree, tree.root, completion, cfg.delimiter, {"sample": sample})
+        finish(problem, tree, leaf, completion.text, completion.finish_reason)
+        leaves.append(leaf)
     return leaves
+
+
+def add_chain(tree: Tree, parent: Node, completion: Completion, delimiter: str, meta: dict) -> Node:
+    """Store a whole completion as a chain of step nodes under `parent` (each generated token
+    counted in the step it ends in); returns the last one."""
+    node = parent
+    for step in split_steps(completion.text, delimiter, completion.token_ends, completion.token_logprobs):
+        node = tree.add(node, step.text, tokens=step.tokens, logprob=step.logprob, meta=dict(meta))
+    return node
+
+
+def finish(problem: Problem, tree: Tree, node: Node, text: str, finish_reason: str | None) -> None:
+    """Mark `node` as the end of a path whose whole text is `text`: its answer, and whether it is
+    right (a missing answer counts as wrong when the gold is known)."""
+    found = extract_answer(text)
+    correct = None if problem.answer is None or not found.found else is_equiv(found.value, problem.answer)
+    if problem.answer is not None and not found.found:
+        correct = False
+    tree.update(node, status=TERMINAL, finish_reason=finish_reason, answer=found.value, correct=correct,
+                meta=dict(node.meta, answer_method=found.method))
 
 
 def score_leaves(problem: Problem, verifier: Verifier | None, tree: Tree, leaves: list[Node],
