@@ -1,37 +1,84 @@
-"""ThinkTrace in the browser. Pages stay thin: they read the store and draw figures from viz/."""
+"""ThinkTrace in the browser. Pages stay thin: they read the store and draw figures from viz/.
+
+To add a page, append one `st.Page` to PAGES (a file under pages/ or a function).
+"""
 from __future__ import annotations
 
 import streamlit as st
 
-from store.db import describe, resolve_url
-from store.queries import list_runs
-
 st.set_page_config(page_title="ThinkTrace", page_icon="🌳", layout="wide")
+
+# A small run that shows a whole search on the embedded model in about a minute on a laptop CPU.
+DEMO = dict(strategy="self_consistency", dataset="arith:1", limit=3, n=4, max_new_tokens=96)
 
 
 def home() -> None:
-    st.title("ThinkTrace")
+    from pages.common import RUN_PAGE, db_url, duration, run_label, tree_link, when
+    from reasoning.backends import MODELS
+    from store.db import describe
+    from store.queries import list_runs
+
+    st.title("🌳 ThinkTrace")
     st.markdown(
-        "ThinkTrace shows how language models reason when they are given more compute at test time. "
+        "ThinkTrace shows how a language model reasons when it is given more compute at test time. "
         "It runs strategies such as chain-of-thought, self-consistency and best-of-N with a verifier, "
-        "and stores every step of every path so you can walk the trees and compare the budgets."
+        "and stores every step of every path, the pruned ones too. "
+        "Walk the search trees, check how far the verifier's scores can be trusted, and compare what each "
+        "strategy buys for its tokens."
     )
-    url = resolve_url()
+    url = db_url()
     runs = list_runs(url)
-    if not runs:
-        st.info("No runs yet. Start one from a terminal: `python -m reasoning run --strategy cot --limit 3`")
-        return
+    left, mid, right = st.columns(3)
+    left.metric("Runs in this database", len(runs))
+    mid.metric("Default model", MODELS["smollm2"].name.replace(" (embedded)", ""), help="embedded: no download")
+    right.metric("Running now", sum(r.status == "running" for r in runs))
+    st.caption(f"Database: `{describe(url)}` (set `THINKTRACE_DB` to use another)")
+
+    st.subheader("Try it")
+    st.markdown(f"Start a small demo: **{DEMO['strategy']}** with {DEMO['n']} samples on {DEMO['limit']} easy "
+                f"arithmetic problems, on the embedded model. You will watch the trees grow on the Run page.")
+    if st.button("▶ Start a demo run", type="primary"):
+        from reasoning.launch import RunSpec, start_run
+
+        spec = RunSpec(strategy=DEMO["strategy"], dataset=DEMO["dataset"], limit=DEMO["limit"], n=DEMO["n"],
+                       max_new_tokens=DEMO["max_new_tokens"], name="demo: self-consistency on easy arithmetic")
+        launch = start_run(spec, url)
+        st.switch_page(RUN_PAGE, query_params={"run": launch.run_id})
+
     st.subheader("Recent runs")
+    if not runs:
+        st.info("No runs yet. Start the demo above, open the **Run** page, or run "
+                "`python -m reasoning run --strategy cot --limit 3` in a terminal.")
+        return
     st.dataframe(
-        [{"name": r.name, "strategy": r.strategy, "n": r.n, "model": r.model, "status": r.status,
-          "done": f"{r.problems_done}/{r.problems_total}",
-          "accuracy": None if r.accuracy is None else round(100 * r.accuracy, 1),
-          "created": r.created_at.strftime("%Y-%m-%d %H:%M")} for r in runs[:20]],
-        hide_index=True,
+        [{"run": run_label(r), "strategy": r.strategy, "n": r.n, "verifier": r.verifier or "–", "model": r.model,
+          "problems": f"{r.problems_done}/{r.problems_total}",
+          "accuracy": None if r.accuracy is None else r.accuracy,
+          "tokens": r.tokens, "time": duration(r.wall_seconds), "created": when(r.created_at),
+          "open": tree_link(r.id)} for r in runs[:20]],
+        hide_index=True, width="stretch",
+        column_config={
+            "accuracy": st.column_config.ProgressColumn("accuracy", min_value=0.0, max_value=1.0, format="percent"),
+            "open": st.column_config.LinkColumn("tree", display_text="open tree"),
+        },
     )
 
 
-with st.sidebar:
-    st.caption(f"Database: `{describe(resolve_url())}`")
+def sidebar() -> None:
+    from store.db import describe, resolve_url
 
-st.navigation([st.Page(home, title="Home", icon="🏠", default=True)]).run()
+    with st.sidebar:
+        st.caption(f"Database  \n`{describe(resolve_url())}`")
+
+
+# The app's pages, in menu order. Append one entry to add a page.
+PAGES = [
+    st.Page(home, title="Home", icon="🏠", default=True),
+    st.Page("pages/run.py", title="Run", icon="▶️"),
+    st.Page("pages/tree.py", title="Tree", icon="🌳"),
+    st.Page("pages/verifier.py", title="Verifier", icon="⚖️"),
+    st.Page("pages/compare.py", title="Compare", icon="🆚"),
+]
+
+sidebar()
+st.navigation(PAGES).run()

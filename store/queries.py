@@ -328,3 +328,177 @@ def run_samples(url: str, run_id: str) -> list:
         key, difficulty = meta[pid]
         out.append(ProblemSamples(key=key, samples=samples, difficulty=difficulty))
     return out
+
+
+# --- Read models for the app's pages (Tree, Run, Verifier, Compare) ---------------------------
+
+
+@dataclass
+class RunProblemRow:
+    """One problem of a run, finished or not (the problem picker of the Tree and Run pages)."""
+
+    position: int
+    problem_id: int
+    key: str
+    question: str
+    gold: str | None
+    difficulty: int | None
+    done: bool
+    correct: bool | None
+    answer: str | None
+    node_seq: int | None
+    nodes: int
+
+
+def run_problems(url: str, run_id: str) -> list[RunProblemRow]:
+    """Every problem a run was asked to solve, in order, with its result and node count (one query)."""
+    node_counts = (
+        select(m.Node.problem_id, func.count(m.Node.id).label("nodes"))
+        .where(m.Node.run_id == run_id)
+        .group_by(m.Node.problem_id)
+        .subquery()
+    )
+    query = (
+        select(m.RunProblem.position, m.Problem, m.Result.id, m.Result.correct, m.Result.answer,
+               m.Result.node_seq, node_counts.c.nodes)
+        .join(m.Problem, m.Problem.id == m.RunProblem.problem_id)
+        .join(m.Result, (m.Result.run_id == m.RunProblem.run_id) & (m.Result.problem_id == m.RunProblem.problem_id),
+              isouter=True)
+        .join(node_counts, node_counts.c.problem_id == m.RunProblem.problem_id, isouter=True)
+        .where(m.RunProblem.run_id == run_id)
+        .order_by(m.RunProblem.position)
+    )
+    with session_scope(url) as session:
+        return [
+            RunProblemRow(position=pos, problem_id=p.id, key=p.key, question=p.question, gold=p.answer,
+                          difficulty=p.difficulty, done=rid is not None, correct=correct, answer=answer,
+                          node_seq=node_seq, nodes=nodes or 0)
+            for pos, p, rid, correct, answer, node_seq, nodes in session.exec(query).all()
+        ]
+
+
+def current_problem(url: str, run_id: str) -> int | None:
+    """The problem the run touched last (its newest node): the tree that is growing right now."""
+    with session_scope(url) as session:
+        return session.exec(
+            select(m.Node.problem_id).where(m.Node.run_id == run_id).order_by(m.Node.id.desc()).limit(1)
+        ).first()
+
+
+@dataclass
+class FinalPath:
+    """A path that ended with an answer: its leaf, the verifier's path score and the truth."""
+
+    run_id: str
+    problem_id: int
+    position: int
+    seq: int
+    depth: int
+    answer: str | None
+    correct: bool | None
+    score: float | None
+    path_score: float | None
+    chosen: bool
+    question: str
+    gold: str | None
+
+
+def final_paths(url: str, run_ids: list[str]) -> list[FinalPath]:
+    """Leaves that end a path (terminal, or the chosen leaf) of the given runs; pruned nodes and
+    inner nodes are left out in SQL (anti-join on children)."""
+    if not run_ids:
+        return []
+    child = m.Node.__table__.alias("child")
+    has_child = (
+        select(child.c.id)
+        .where(child.c.run_id == m.Node.run_id, child.c.problem_id == m.Node.problem_id,
+               child.c.parent_seq == m.Node.seq)
+        .exists()
+    )
+    query = (
+        select(m.Node.run_id, m.Node.problem_id, m.RunProblem.position, m.Node.seq, m.Node.depth, m.Node.answer,
+               m.Node.correct, m.Node.score, m.Node.path_score, m.Node.status, m.Problem.question, m.Problem.answer)
+        .join(m.Problem, m.Problem.id == m.Node.problem_id)
+        .join(m.RunProblem, (m.RunProblem.run_id == m.Node.run_id) & (m.RunProblem.problem_id == m.Node.problem_id))
+        .where(m.Node.run_id.in_(run_ids), m.Node.depth > 0, m.Node.status.in_(("terminal", "selected")), ~has_child)
+        .order_by(m.Node.run_id, m.RunProblem.position, m.Node.seq)
+    )
+    with session_scope(url) as session:
+        return [FinalPath(run_id=r, problem_id=pid, position=pos, seq=seq, depth=depth, answer=ans, correct=corr,
+                          score=score, path_score=ps, chosen=status == "selected", question=q, gold=gold)
+                for r, pid, pos, seq, depth, ans, corr, score, ps, status, q, gold in session.exec(query).all()]
+
+
+def scored_steps(url: str, run_ids: list[str]) -> list[tuple[str, int, int, int | None, float | None]]:
+    """(run_id, problem_id, seq, parent_seq, score) of every node of the runs: enough to walk each
+    final path back to the root and read its score trajectory."""
+    if not run_ids:
+        return []
+    with session_scope(url) as session:
+        return list(session.exec(
+            select(m.Node.run_id, m.Node.problem_id, m.Node.seq, m.Node.parent_seq, m.Node.score)
+            .where(m.Node.run_id.in_(run_ids))
+        ).all())
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    problem_id: int
+    position: int
+    key: str
+    question: str
+    gold: str | None
+    answer: str | None
+    correct: bool | None
+    tokens: int
+    wall_seconds: float
+
+
+def outcomes(url: str, run_ids: list[str]) -> list[Outcome]:
+    """Per-problem results of several runs (the Compare page's matrix)."""
+    if not run_ids:
+        return []
+    with session_scope(url) as session:
+        rows = session.exec(
+            select(m.Result.run_id, m.Result.problem_id, m.Result.position, m.Problem.key, m.Problem.question,
+                   m.Problem.answer, m.Result.answer, m.Result.correct, m.Result.tokens, m.Result.wall_seconds)
+            .join(m.Problem, m.Problem.id == m.Result.problem_id)
+            .where(m.Result.run_id.in_(run_ids))
+            .order_by(m.Result.position)
+        ).all()
+    return [Outcome(*row) for row in rows]
+
+
+@dataclass
+class SharedSummary:
+    run_id: str
+    problems: int
+    correct: int
+    graded: int
+    tokens_per_problem: float
+    seconds_per_problem: float
+
+
+def shared_summary(url: str, run_ids: list[str]) -> list[SharedSummary]:
+    """Accuracy, tokens and time of each run over the problems all the runs finished, so the
+    numbers compare like with like (aggregated in SQL)."""
+    if not run_ids:
+        return []
+    shared = (
+        select(m.Result.problem_id)
+        .where(m.Result.run_id.in_(run_ids))
+        .group_by(m.Result.problem_id)
+        .having(func.count(func.distinct(m.Result.run_id)) == len(set(run_ids)))
+    )
+    query = (
+        select(m.Result.run_id, func.count(m.Result.id), func.sum(cast(m.Result.correct, Integer)),
+               func.count(m.Result.correct), func.avg(m.Result.tokens), func.avg(m.Result.wall_seconds))
+        .where(m.Result.run_id.in_(run_ids), m.Result.problem_id.in_(shared))
+        .group_by(m.Result.run_id)
+    )
+    with session_scope(url) as session:
+        rows = {r[0]: r for r in session.exec(query).all()}
+    return [SharedSummary(run_id=rid, problems=rows[rid][1], correct=rows[rid][2] or 0, graded=rows[rid][3],
+                          tokens_per_problem=float(rows[rid][4] or 0), seconds_per_problem=float(rows[rid][5] or 0))
+            if rid in rows else SharedSummary(rid, 0, 0, 0, 0.0, 0.0) for rid in run_ids]

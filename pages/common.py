@@ -1,0 +1,135 @@
+"""What every page shares: the database, readable labels, run/problem pickers that read and write the
+URL (`?run=…&problem=…&node=…`, the basis of share links), and one-message error handling."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+import streamlit as st
+
+from reasoning.errors import UserError
+
+TREE_PAGE = "pages/tree.py"
+RUN_PAGE = "pages/run.py"
+
+
+def db_url() -> str:
+    """The active database, opened (schema checked) once; a bad one stops the page with one message."""
+    from store.db import get_engine, resolve_url
+
+    try:
+        url = resolve_url()
+        get_engine(url)
+    except UserError as exc:
+        st.error(str(exc))
+        st.stop()
+    return url
+
+
+def md_escape(text: str) -> str:
+    """Model output shown as markdown must not format itself (headings, HTML-looking text, LaTeX)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|>~<$])", r"\\\1", text or "")
+
+
+def short(text: str, limit: int = 70) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def when(moment: datetime | None) -> str:
+    if moment is None:
+        return "–"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone().strftime("%b %d %H:%M")
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {sec:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+STATUS_ICON = {"done": "✅", "running": "⏳", "interrupted": "⏸️", "failed": "❌"}
+
+
+def run_label(run) -> str:
+    """`name · strategy · date · status` (a RunSummary): what a person recognises a run by."""
+    acc = f" · {100 * run.accuracy:.0f}%" if run.accuracy is not None else ""
+    return f"{STATUS_ICON.get(run.status, '')} {short(run.name, 48)} · {run.strategy} · {when(run.created_at)}{acc}"
+
+
+def problem_label(p) -> str:
+    """`#3 ✓ Tom has 12 apples…` (a RunProblemRow)."""
+    mark = "…" if not p.done else {True: "✓", False: "✗", None: "·"}[p.correct]
+    return f"#{p.position + 1} {mark} {short(p.question, 80)}"
+
+
+def param(name: str) -> str | None:
+    value = st.query_params.get(name)
+    return value if value not in (None, "") else None
+
+
+def int_param(name: str) -> int | None:
+    value = param(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        st.error(f"`?{name}={value}` in the link is not a number: showing the default instead.")
+        return None
+
+
+def url_run(url: str, runs: list) -> str | None:
+    """The run named by `?run=` (full id or unique prefix); an unknown one is one clear message."""
+    from store.queries import resolve_run_id
+
+    ref = param("run")
+    if ref is None:
+        return None
+    try:
+        return resolve_run_id(url, ref)
+    except UserError as exc:
+        st.error(f"{exc}. The link may come from another database; pick a run below.")
+        return None
+
+
+def pick_run(url: str, runs: list, *, key: str = "run", label: str = "Run") -> object | None:
+    """A selectbox of runs by readable label, defaulting to `?run=`; writes the choice back to the URL."""
+    if not runs:
+        return None
+    wanted = url_run(url, runs)
+    ids = [r.id for r in runs]
+    if wanted in ids and st.session_state.get(f"_{key}_from_url") != wanted:
+        st.session_state[key] = wanted  # a new link wins over the widget's previous choice
+        st.session_state[f"_{key}_from_url"] = wanted
+    if st.session_state.get(key) not in ids:
+        st.session_state[key] = ids[0]
+    by_id = {r.id: r for r in runs}
+    chosen = st.selectbox(label, ids, key=key, format_func=lambda rid: run_label(by_id[rid]))
+    if param("run") != chosen:
+        st.query_params["run"] = chosen
+    return by_id[chosen]
+
+
+def tree_link(run_id: str, position: int | None = None, node: int | None = None) -> str:
+    """A relative link to the Tree page showing one problem (and node) of a run. In URLs problems
+    count from 1, as in the labels (`problem=1` is the run's first problem, position 0)."""
+    query = f"run={run_id}"
+    if position is not None:
+        query += f"&problem={position + 1}"
+    if node is not None:
+        query += f"&node={node}"
+    return f"tree?{query}"
+
+
+def empty_state(message: str, *, to_run_page: bool = True) -> None:
+    st.info(message)
+    if to_run_page:
+        st.page_link(RUN_PAGE, label="Start a run", icon="▶️")

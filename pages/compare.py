@@ -1,0 +1,117 @@
+"""Compare: two or more runs on the same problems. Who solved what, at what cost, and how their
+trees differ on one problem."""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import streamlit as st
+
+from pages.common import db_url, empty_state, int_param, md_escape, param, run_label, short, url_run
+from store.queries import list_runs, outcomes, run_problems, shared_summary, tree_nodes
+from viz.compare import cost_accuracy_figure, outcome_matrix_figure, outcome_value
+from viz.tree import tree_figure
+
+st.title("🆚 Compare")
+url = db_url()
+runs = list_runs(url)
+if len(runs) < 2:
+    empty_state("Comparing needs at least two runs on the same problems, e.g. cot and self_consistency on "
+                "arith:2 with the same limit and seed. Start them on the Run page.")
+    st.stop()
+by_id = {r.id: r for r in runs}
+
+# Default: the link's run plus the newest other run on the same dataset (else the two newest runs).
+first = url_run(url, runs) if param("run") else None
+first = first if first in by_id else runs[0].id
+same = [r.id for r in runs if r.id != first and r.dataset == by_id[first].dataset]
+default = [first, (same or [r.id for r in runs if r.id != first])[0]]
+if "compare_runs" not in st.session_state or (param("run") and st.session_state.get("_compare_link") != param("run")):
+    st.session_state["compare_runs"] = default
+    st.session_state["_compare_link"] = param("run")
+chosen = st.multiselect("Runs to compare", list(by_id), format_func=lambda rid: run_label(by_id[rid]),
+                        key="compare_runs")
+if len(chosen) < 2:
+    st.info("Pick at least two runs.")
+    st.stop()
+if param("run") != chosen[0]:
+    st.query_params["run"] = chosen[0]
+    st.session_state["_compare_link"] = chosen[0]
+
+rows = outcomes(url, chosen)
+summary = {s.run_id: s for s in shared_summary(url, chosen)}
+shared_n = summary[chosen[0]].problems
+if shared_n == 0:
+    st.warning("These runs have no finished problem in common: compare runs on the same dataset (same problem "
+               "set, limit and seed).")
+
+labels = {rid: f"{short(by_id[rid].name, 34)} · {by_id[rid].strategy}" for rid in chosen}
+st.markdown(f"#### Summary over the {shared_n} problems all of them finished")
+table = []
+for rid in chosen:
+    s = summary[rid]
+    table.append({"run": labels[rid], "strategy": by_id[rid].strategy, "n": by_id[rid].n,
+                  "verifier": by_id[rid].verifier or "–", "accuracy": s.correct / s.graded if s.graded else None,
+                  "right": f"{s.correct}/{s.graded}", "tokens / problem": round(s.tokens_per_problem),
+                  "seconds / problem": round(s.seconds_per_problem, 2)})
+left, right = st.columns([3, 2], gap="medium")
+with left:
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "accuracy": st.column_config.ProgressColumn("accuracy", min_value=0.0, max_value=1.0, format="percent")})
+with right:
+    st.plotly_chart(cost_accuracy_figure([labels[r] for r in chosen],
+                                         [summary[r].tokens_per_problem for r in chosen],
+                                         [t["accuracy"] for t in table]), width="stretch", key="cost")
+
+st.markdown("#### Which run solved what")
+# Problems are matched by identity (dataset + key), not by position; shown in run order.
+first_pos: dict[int, int] = {}
+for o in rows:
+    first_pos[o.problem_id] = min(first_pos.get(o.problem_id, o.position), o.position)
+positions = sorted(first_pos, key=lambda pid: (first_pos[pid], pid))  # problem ids
+col = {pid: i for i, pid in enumerate(positions)}
+question = {o.problem_id: o.question for o in rows}
+z = np.full((len(chosen), len(positions)), np.nan)
+hover = np.full(z.shape, "not run", dtype=object)
+row_of = {rid: i for i, rid in enumerate(chosen)}
+for o in rows:
+    i, j = row_of[o.run_id], col[o.problem_id]
+    z[i, j] = outcome_value(o.correct)
+    mark = {True: "right", False: "wrong", None: "no gold"}[o.correct]
+    hover[i, j] = (f"#{o.position + 1} {mark}: answer {html.escape(str(o.answer))} (gold {html.escape(str(o.gold))})"
+                   f"<br>{html.escape(short(o.question, 70))}<br>{o.tokens} tokens")
+if positions:
+    st.plotly_chart(outcome_matrix_figure([labels[r] for r in chosen], [str(first_pos[p] + 1) for p in positions], z, hover),
+                    width="stretch", key="matrix")
+    both = np.nan_to_num(z, nan=-1)
+    only = {rid: int(((both[row_of[rid]] == 1) & (np.delete(both, row_of[rid], axis=0) != 1).all(axis=0)).sum())
+            for rid in chosen}
+    st.caption("Green right, red wrong, grey no gold answer, blank not run. Solved by this run alone: "
+               + ", ".join(f"{labels[r]}: {only[r]}" for r in chosen))
+else:
+    st.info("No finished problems in these runs yet.")
+
+st.markdown("#### Two trees side by side")
+common = sorted(set.intersection(*[{o.problem_id for o in rows if o.run_id == rid} for rid in chosen[:2]]),
+                key=lambda pid: first_pos[pid])
+if not common:
+    st.info("The first two runs share no finished problem.")
+    st.stop()
+wanted = int_param("problem")
+by_number = {first_pos[pid] + 1: pid for pid in common}
+default_pid = by_number.get(wanted, common[0])
+pid = st.selectbox("Problem", common, index=common.index(default_pid),
+                   format_func=lambda p: f"#{first_pos[p] + 1} {short(question.get(p, ''), 90)}", key="compare_problem")
+if int_param("problem") != first_pos[pid] + 1:
+    st.query_params["problem"] = str(first_pos[pid] + 1)
+cols = st.columns(2, gap="medium")
+for c, rid in zip(cols, chosen[:2]):
+    problems = {p.problem_id: p for p in run_problems(url, rid)}
+    p = problems.get(pid)
+    with c:
+        verdict = {True: "✅ right", False: "❌ wrong", None: "ungraded"}[p.correct] if p else ""
+        answer = md_escape(p.answer) if p and p.answer is not None else "–"
+        st.markdown(f"**{md_escape(labels[rid])}** · answer **{answer}** {verdict}")
+        if p is not None:
+            st.plotly_chart(tree_figure(tree_nodes(url, rid, p.problem_id), gold=p.gold, height=460),
+                            width="stretch", key=f"side_{rid}")

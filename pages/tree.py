@@ -1,0 +1,155 @@
+"""Tree: walk one problem's search tree. Click a node to read its path; replay the search in the order
+it actually moved."""
+from __future__ import annotations
+
+import streamlit as st
+
+from pages.common import db_url, empty_state, int_param, md_escape, pick_run, problem_label
+from store.queries import list_runs, run_problems, tree_nodes
+from viz.tree import COLOR_BY, answer_table, is_chain, path_of, tree_figure
+
+
+def pick_problem(run_id: str, problems: list):
+    """Problem selectbox by readable label; `?problem=N` (1-based) picks one, and is kept in sync."""
+    positions = [p.position for p in problems]
+    key = f"problem_{run_id}"
+    wanted = int_param("problem")
+    if wanted is not None:
+        if wanted - 1 not in positions:
+            st.error(f"Problem {wanted} is not in this run (it has {len(problems)}): showing the first one.")
+        elif st.session_state.get(f"_{key}_from_url") != wanted:
+            st.session_state[key] = wanted - 1
+            st.session_state[f"_{key}_from_url"] = wanted
+    if st.session_state.get(key) not in positions:
+        st.session_state[key] = positions[0]
+    by_pos = {p.position: p for p in problems}
+    pos = st.selectbox("Problem", positions, key=key, format_func=lambda i: problem_label(by_pos[i]))
+    if int_param("problem") != pos + 1:
+        st.query_params["problem"] = str(pos + 1)
+    return by_pos[pos]
+
+
+def clicked_seq(chart_key: str) -> int | None:
+    """The node a click selected (the chart's selection state), if any."""
+    event = st.session_state.get(chart_key)
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return None
+    for point in points or []:
+        data = point.get("customdata")
+        if isinstance(data, (list, tuple)):
+            data = data[0] if data else None
+        if data is not None:
+            return int(data)
+    return None
+
+
+def fmt(value, digits=2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def show_path(nodes, seq: int, gold: str | None) -> None:
+    path = path_of(nodes, seq)
+    if not path:
+        st.info("Click a node in the tree to read the path that leads to it.")
+        return
+    leaf = path[-1]
+    st.markdown(f"#### Path to node #{leaf.seq}")
+    if leaf.answer is not None or leaf.status == "terminal":
+        verdict = {True: "✅ right", False: "❌ wrong", None: "no gold answer"}[leaf.correct]
+        answer = md_escape(leaf.answer) if leaf.answer is not None else "*(no answer found)*"
+        st.markdown(f"This path answers **{answer}** — {verdict}"
+                    + (f" (gold **{md_escape(gold)}**)" if gold is not None else ""))
+    for node in path[1:]:
+        with st.container(border=True):
+            st.caption(f"Step {node.depth} · score {fmt(node.score)} · path score {fmt(node.path_score)} · "
+                       f"{node.tokens} tokens · logprob {fmt(node.logprob)} · {node.status}")
+            st.markdown(md_escape(node.text) or "*(empty step)*")
+    if len(path) == 1:
+        st.caption("This is the root: it holds the question. Click a step below it.")
+
+
+st.title("🌳 Tree")
+url = db_url()
+runs = list_runs(url)
+if not runs:
+    empty_state("No runs yet, so there is no tree to walk. Start one on the Run page (or from the Home page's "
+                "demo button); every step of it lands here.")
+    st.stop()
+arrived = dict(st.query_params) != st.session_state.get("_tree_url")  # before the pickers write to it
+top_left, top_right = st.columns([2, 3])
+with top_left:
+    run = pick_run(url, runs)
+# Switching run or problem by hand drops the parts of the link that belonged to the previous view; a
+# link that just arrived (the URL differs from what this page last wrote) is honoured whole.
+previous = st.session_state.get("_tree_view")
+if previous is not None and not arrived and previous[0] != run.id:
+    st.query_params.pop("problem", None)
+    st.query_params.pop("node", None)
+problems = run_problems(url, run.id)
+if not problems:
+    st.info("This run has no problems recorded.")
+    st.stop()
+with top_right:
+    problem = pick_problem(run.id, problems)
+nodes = tree_nodes(url, run.id, problem.problem_id)
+st.markdown(f"**Question:** {md_escape(problem.question)}")
+if not nodes:
+    st.info("No steps stored for this problem yet." + (" The run is still working: watch it on the Run page."
+                                                         if run.status == "running" else ""))
+    st.stop()
+verdict = {True: "✅ right", False: "❌ wrong", None: "ungraded"}[problem.correct] if problem.done else "⏳ not finished"
+st.caption(f"{run.strategy} · n={run.n} · verifier {run.verifier or 'none'} · {len(nodes)} nodes · run answer "
+           f"**{md_escape(problem.answer) if problem.answer is not None else '–'}** vs gold "
+           f"**{md_escape(problem.gold) if problem.gold is not None else '–'}** · {verdict}")
+
+if previous is not None and not arrived and previous != (run.id, problem.position):
+    st.query_params.pop("node", None)
+st.session_state["_tree_view"] = (run.id, problem.position)
+chart_key = f"tree_{run.id}_{problem.position}"
+controls = st.columns([2, 3])
+color_by = controls[0].radio("Colour", list(COLOR_BY), format_func=COLOR_BY.get, horizontal=True, key="color_by")
+last_seq = nodes[-1].seq
+upto = last_seq
+if last_seq > 0:
+    upto = controls[1].slider("Replay: nodes in creation order", 0, last_seq, last_seq, key=f"replay_{chart_key}",
+                              help="Slide left to see the tree as it was after each step the search took.")
+
+seq = None if arrived and int_param("node") is not None else clicked_seq(chart_key)
+if seq is None:
+    seq = int_param("node")
+    if seq is not None and seq not in {n.seq for n in nodes}:
+        st.error(f"Node {seq} is not in this tree (it has {len(nodes)} nodes): showing the chosen path.")
+        seq = None
+if seq is None:
+    seq = problem.node_seq if problem.node_seq is not None else None
+if seq is not None and st.query_params.get("node") != str(seq):
+    st.query_params["node"] = str(seq)
+
+st.session_state["_tree_url"] = dict(st.query_params)
+
+chain = is_chain(nodes)
+left, right = st.columns([3, 2], gap="medium")
+with left:
+    fig = tree_figure(nodes, color_by=color_by, selected_seq=seq, upto_seq=upto, gold=problem.gold)
+    st.plotly_chart(fig, key=chart_key, on_select="rerun", selection_mode="points", width="stretch",
+                    config={"scrollZoom": True, "displaylogo": False})
+    st.caption("Colour: verifier score (grey: not scored). ◆ chosen path · ★ right answer · ▼ wrong answer · "
+               "✕ pruned. Click a node to read its path; scroll to zoom, drag to pan.")
+with right:
+    if chain:
+        table = answer_table(nodes)
+        if table:
+            st.markdown("#### Votes")
+            st.dataframe(
+                [{"answer": r["answer"], "votes": r["votes"], "mean score": r["mean_score"],
+                  "right": {True: "✓", False: "✗", None: "?"}[r["correct"]], "chosen": "◆" if r["chosen"] else ""}
+                 for r in table],
+                hide_index=True, width="stretch",
+                column_config={"mean score": st.column_config.NumberColumn(format="%.2f")},
+            )
+    if seq is None:
+        st.info("Click a node in the tree to read the path that leads to it.")
+    else:
+        show_path(nodes, seq, problem.gold)

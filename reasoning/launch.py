@@ -1,0 +1,163 @@
+"""Start and stop runs from the app: each run is a detached `python -m reasoning run` process.
+
+Why a separate process: model work must survive a page refresh, a closed tab or a restarted app, and
+pages must never import torch. The process gets its own session (so Streamlit's Ctrl-C or a dying
+app does not take it down), writes its output to a log next to the database, and records its pid on
+the Run row, which is what the stop button signals (SIGTERM: the CLI turns it into "interrupted").
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+LOG_DIR = ".thinktrace-logs"
+
+
+@dataclass
+class RunSpec:
+    """What the Run page asks for. `knobs` are SearchConfig fields beyond the common ones (select,
+    aggregate, beam_width, ...), passed as `--field-name value`."""
+
+    strategy: str
+    dataset: str
+    model: str = "smollm2"
+    verifier: str | None = None
+    limit: int | None = None
+    n: int | None = None
+    seed: int = 0
+    temperature: float | None = None
+    max_new_tokens: int | None = None
+    name: str = ""
+    knobs: dict = field(default_factory=dict)
+
+    def args(self) -> list[str]:
+        """The arguments after `python -m reasoning run`, without --db and --run-id."""
+        out = ["--strategy", self.strategy, "--dataset", self.dataset]
+        if self.limit is not None:
+            out += ["--limit", str(self.limit)]
+        out += ["--model", self.model]
+        if self.verifier not in (None, "", "none"):
+            out += ["--verifier", self.verifier]
+        for flag, value in (("--n", self.n), ("--seed", self.seed), ("--temperature", self.temperature),
+                            ("--max-new-tokens", self.max_new_tokens)):
+            if value is not None:
+                out += [flag, _arg(value)]
+        for name, value in self.knobs.items():
+            flag = "--" + name.replace("_", "-")
+            if isinstance(value, bool):  # typer booleans are --flag / --no-flag
+                out.append(flag if value else f"--no-{name.replace('_', '-')}")
+            elif value is not None:
+                out += [flag, _arg(value)]
+        if self.name:
+            out += ["--name", self.name]
+        return out
+
+
+def _arg(value) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def display_command(spec: RunSpec, db_url: str) -> str:
+    """The shell command that repeats this run from a terminal."""
+    return shlex.join(["python", "-m", "reasoning", "run", *spec.args(), "--db", _db_arg(db_url)])
+
+
+def _db_arg(db_url: str) -> str:
+    url = make_url(db_url)
+    return url.database if url.get_backend_name() == "sqlite" and url.database else db_url
+
+
+def log_path(db_url: str, run_id: str) -> Path:
+    """`<db folder>/.thinktrace-logs/<run id>.log` (a temp folder for non-file databases)."""
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        folder = Path(url.database).resolve().parent / LOG_DIR
+    else:
+        folder = Path(tempfile.gettempdir()) / "thinktrace-logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{run_id}.log"
+
+
+@dataclass
+class Launch:
+    run_id: str
+    pid: int
+    log: Path
+    argv: list[str]
+    started: float
+
+
+# Processes this app process started, so their exit is noticed (and reaped: an unreaped child stays a
+# zombie, and a zombie looks alive to os.kill(pid, 0)).
+_children: dict[str, subprocess.Popen] = {}
+_lock = threading.Lock()
+
+
+def _spawn(run_id: str, argv: list[str], db_url: str) -> Launch:
+    log = log_path(db_url, run_id)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", THINKTRACE_DB=db_url)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    with _lock:
+        _children[run_id] = proc
+    threading.Thread(target=proc.wait, daemon=True, name=f"reap-{proc.pid}").start()
+    return Launch(run_id=run_id, pid=proc.pid, log=log, argv=argv, started=time.time())
+
+
+def start_run(spec: RunSpec, db_url: str, run_id: str | None = None) -> Launch:
+    """Spawn the run; returns at once. The run row appears once the model has loaded."""
+    run_id = run_id or str(uuid.uuid4())
+    argv = [sys.executable, "-m", "reasoning", "run", *spec.args(), "--db", db_url, "--run-id", run_id]
+    return _spawn(run_id, argv, db_url)
+
+
+def resume_run(run_id: str, db_url: str) -> Launch:
+    argv = [sys.executable, "-m", "reasoning", "resume", run_id, "--db", db_url]
+    return _spawn(run_id, argv, db_url)
+
+
+def stop_run(pid: int | None) -> bool:
+    """SIGTERM the worker: it records the run as interrupted (resumable) and exits. False when no
+    such process is alive."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def child_state(run_id: str) -> tuple[str, int | None]:
+    """("running", None), ("exited", returncode) for a process this app started, else ("unknown", None)."""
+    with _lock:
+        proc = _children.get(run_id)
+    if proc is None:
+        return "unknown", None
+    code = proc.poll()
+    return ("running", None) if code is None else ("exited", code)
+
+
+def last_error(log: Path) -> str | None:
+    """The line that explains a failed start: the CLI's `error: ...` line, else the last line."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return None
+    errors = [line for line in lines if line.startswith("error:")]
+    if errors:
+        return errors[-1]
+    return lines[-1] if lines else None
