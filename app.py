@@ -78,6 +78,7 @@ PAGES = [
     st.Page("pages/tree.py", title="Tree", icon="🌳"),
     st.Page("pages/verifier.py", title="Verifier", icon="⚖️"),
     st.Page("pages/compare.py", title="Compare", icon="🆚"),
+    st.Page("pages/library.py", title="Library", icon="📚"),
 ]
 
 sidebar()
