@@ -35,7 +35,8 @@ def budget_figure(points: Sequence[CurvePoint], title: str = "") -> go.Figure:
     fig.update_layout(
         template="plotly_white", height=380, title=dict(text=title, x=0.01) if title else None,
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-        xaxis=dict(title="samples per problem (k)", type="log", dtick=0.30102999566398, tickformat="d"),
+        xaxis=dict(title="samples per problem (k)", type="log", tickmode="array",
+                   tickvals=sorted({p.k for p in points})),
         yaxis=dict(title="accuracy", tickformat=".0%", rangemode="tozero"),
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0.0),
     )
