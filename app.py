@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import streamlit as st
 
-st.set_page_config(page_title="ThinkTrace", page_icon="🌳", layout="wide")
+st.set_page_config(page_title="ThinkTrace", page_icon=":material/account_tree:", layout="wide")
 
 # A small run that shows a whole search on the embedded model in about a minute on a laptop CPU.
 DEMO = dict(strategy="self_consistency", dataset="arith:1", limit=3, n=4, max_new_tokens=96)
 
 
 def home() -> None:
-    from pages.common import RUN_PAGE, db_url, duration, run_label, tree_link, when
+    from pages.common import RUN_PAGE, db_url, duration, tree_link, when
     from reasoning.backends import MODELS
     from store.db import describe
     from store.queries import list_runs
 
-    st.title("🌳 ThinkTrace")
+    st.title("ThinkTrace")
     st.markdown(
         "ThinkTrace shows how a language model reasons when it is given more compute at test time. "
         "It runs strategies such as chain-of-thought, self-consistency and best-of-N with a verifier, "
@@ -30,14 +30,14 @@ def home() -> None:
     runs = list_runs(url)
     left, mid, right = st.columns(3)
     left.metric("Runs in this database", len(runs))
-    mid.metric("Default model", MODELS["smollm2"].name.replace(" (embedded)", ""), help="embedded: no download")
+    mid.metric("Default model", "SmolLM2-135M", help=f"{MODELS['smollm2'].name}: ships with ThinkTrace, no download")
     right.metric("Running now", sum(r.status == "running" for r in runs))
     st.caption(f"Database: `{describe(url)}` (set `THINKTRACE_DB` to use another)")
 
     st.subheader("Try it")
     st.markdown(f"Start a small demo: **{DEMO['strategy']}** with {DEMO['n']} samples on {DEMO['limit']} easy "
                 f"arithmetic problems, on the embedded model. You will watch the trees grow on the Run page.")
-    if st.button("▶ Start a demo run", type="primary"):
+    if st.button("Start a demo run", icon=":material/play_arrow:", type="primary"):
         from reasoning.launch import RunSpec, start_run
 
         spec = RunSpec(strategy=DEMO["strategy"], dataset=DEMO["dataset"], limit=DEMO["limit"], n=DEMO["n"],
@@ -51,7 +51,7 @@ def home() -> None:
                 "`python -m reasoning run --strategy cot --limit 3` in a terminal.")
         return
     st.dataframe(
-        [{"run": run_label(r), "strategy": r.strategy, "n": r.n, "verifier": r.verifier or "–", "model": r.model,
+        [{"run": r.name, "status": r.status, "strategy": r.strategy, "n": r.n, "verifier": r.verifier or "–", "model": r.model,
           "problems": f"{r.problems_done}/{r.problems_total}",
           "accuracy": None if r.accuracy is None else r.accuracy,
           "tokens": r.tokens, "time": duration(r.wall_seconds), "created": when(r.created_at),
@@ -73,11 +73,11 @@ def sidebar() -> None:
 
 # The app's pages, in menu order. Append one entry to add a page.
 PAGES = [
-    st.Page(home, title="Home", icon="🏠", default=True),
-    st.Page("pages/run.py", title="Run", icon="▶️"),
-    st.Page("pages/tree.py", title="Tree", icon="🌳"),
-    st.Page("pages/verifier.py", title="Verifier", icon="⚖️"),
-    st.Page("pages/compare.py", title="Compare", icon="🆚"),
+    st.Page(home, title="Home", icon=":material/home:", default=True),
+    st.Page("pages/run.py", title="Run", icon=":material/play_circle:"),
+    st.Page("pages/tree.py", title="Tree", icon=":material/account_tree:"),
+    st.Page("pages/verifier.py", title="Verifier", icon=":material/balance:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("pages/library.py", title="Library", icon="📚"),
 ]
 

@@ -57,13 +57,14 @@ def duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-STATUS_ICON = {"done": "✅", "running": "⏳", "interrupted": "⏸️", "failed": "❌"}
-
-
 def run_label(run) -> str:
-    """`name · strategy · date · status` (a RunSummary): what a person recognises a run by."""
-    acc = f" · {100 * run.accuracy:.0f}%" if run.accuracy is not None else ""
-    return f"{STATUS_ICON.get(run.status, '')} {short(run.name, 48)} · {run.strategy} · {when(run.created_at)}{acc}"
+    """`name · strategy · date · accuracy` (a RunSummary): what a person recognises a run by. Plain
+    text only: selectbox options cannot hold icons, and emoji fonts are not everywhere."""
+    acc = f" · {100 * run.accuracy:.0f}% right" if run.accuracy is not None else ""
+    state = "" if run.status == "done" else f" · {run.status}"
+    name = short(run.name, 48)
+    strategy = "" if run.strategy in name else f" · {run.strategy}"
+    return f"{name}{strategy} · {when(run.created_at)}{acc}{state}"
 
 
 def problem_label(p) -> str:
@@ -132,4 +133,4 @@ def tree_link(run_id: str, position: int | None = None, node: int | None = None)
 def empty_state(message: str, *, to_run_page: bool = True) -> None:
     st.info(message)
     if to_run_page:
-        st.page_link(RUN_PAGE, label="Start a run", icon="▶️")
+        st.page_link(RUN_PAGE, label="Start a run", icon=":material/play_arrow:")

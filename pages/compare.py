@@ -12,7 +12,7 @@ from store.queries import list_runs, outcomes, run_problems, shared_summary, tre
 from viz.compare import cost_accuracy_figure, outcome_matrix_figure, outcome_value
 from viz.tree import tree_figure
 
-st.title("🆚 Compare")
+st.title("Compare")
 url = db_url()
 runs = list_runs(url)
 if len(runs) < 2:
@@ -45,15 +45,16 @@ if shared_n == 0:
     st.warning("These runs have no finished problem in common: compare runs on the same dataset (same problem "
                "set, limit and seed).")
 
-labels = {rid: f"{short(by_id[rid].name, 34)} · {by_id[rid].strategy}" for rid in chosen}
+labels = {rid: short(by_id[rid].name, 40) + ("" if by_id[rid].strategy in by_id[rid].name else f" · {by_id[rid].strategy}")
+          for rid in chosen}
 st.markdown(f"#### Summary over the {shared_n} problems all of them finished")
 table = []
 for rid in chosen:
     s = summary[rid]
-    table.append({"run": labels[rid], "strategy": by_id[rid].strategy, "n": by_id[rid].n,
-                  "verifier": by_id[rid].verifier or "–", "accuracy": s.correct / s.graded if s.graded else None,
+    table.append({"run": labels[rid], "verifier": by_id[rid].verifier or "–",
+                  "accuracy": s.correct / s.graded if s.graded else None,
                   "right": f"{s.correct}/{s.graded}", "tokens / problem": round(s.tokens_per_problem),
-                  "seconds / problem": round(s.seconds_per_problem, 2)})
+                  "s / problem": round(s.seconds_per_problem, 2)})
 left, right = st.columns([3, 2], gap="medium")
 with left:
     st.dataframe(table, hide_index=True, width="stretch", column_config={
@@ -109,7 +110,7 @@ for c, rid in zip(cols, chosen[:2]):
     problems = {p.problem_id: p for p in run_problems(url, rid)}
     p = problems.get(pid)
     with c:
-        verdict = {True: "✅ right", False: "❌ wrong", None: "ungraded"}[p.correct] if p else ""
+        verdict = {True: ":green[✓ right]", False: ":red[✗ wrong]", None: "ungraded"}[p.correct] if p else ""
         answer = md_escape(p.answer) if p and p.answer is not None else "–"
         st.markdown(f"**{md_escape(labels[rid])}** · answer **{answer}** {verdict}")
         if p is not None:

@@ -201,11 +201,11 @@ def form(url: str) -> None:
         if spec is None:
             st.caption("Choose the problems first.")
         else:
-            st.code(display_command(spec, url), language="bash", wrap_lines=True)
+            st.code(display_command(spec, url, multiline=True), language="bash")
         problem = validate(strategy, verifier, values)
         if problem:
             st.error(problem)
-        if st.button("▶ Start run", type="primary", disabled=spec is None or bool(problem), key="start"):
+        if st.button("Start run", icon=":material/play_arrow:", type="primary", disabled=spec is None or bool(problem), key="start"):
             launch = start_run(spec, url)
             st.session_state["watch"] = launch.run_id
             st.query_params["run"] = launch.run_id
@@ -221,7 +221,10 @@ def validate(strategy: str, verifier: str | None, values: dict) -> str | None:
         from reasoning import strategies
 
         check = getattr(strategies, "check_config", None)
-        check(strategy, cfg) if check else cfg.validate()
+        if check is not None:
+            check(strategy, cfg)
+        else:
+            cfg.validate()
     except UserError as exc:
         return str(exc)
     return None
@@ -249,7 +252,7 @@ def live(url: str, run_id: str) -> None:
         s = None
     if s is None:
         if state == "running":
-            st.info("⏳ Starting: loading the model. The run appears here as soon as it is ready.")
+            st.info("Starting: loading the model. The run appears here as soon as it is ready.", icon=":material/hourglass_top:")
         else:
             line = last_error(log_path(url, run_id))
             if line:
@@ -278,7 +281,7 @@ def live(url: str, run_id: str) -> None:
                    + (" (oracle verifier: an upper bound)" if s.evaluation_only else ""))
     b1, b2, b3, _ = st.columns([1, 1, 1, 3])
     if status == "running":
-        if b1.button("■ Stop", key="stop", help="The run stops as interrupted and can be resumed."):
+        if b1.button("Stop", icon=":material/stop:", key="stop", help="The run stops as interrupted and can be resumed."):
             from store import models as m
             from store.db import session_scope
 
@@ -288,13 +291,13 @@ def live(url: str, run_id: str) -> None:
     elif status in ("interrupted", "failed"):
         if s.error:
             st.error(f"The run failed: {s.error}" if status == "failed" else s.error)
-        if b1.button("⟳ Resume", key="resume", help="Finished problems are kept; the rest are redone."):
+        if b1.button("Resume", icon=":material/replay:", key="resume", help="Finished problems are kept; the rest are redone."):
             resume_run(run_id, url)
             st.session_state["_was_running"] = True
             time.sleep(0.3)
             st.rerun()
     if s.problems_done:
-        b2.page_link(TREE_PAGE, label="Open trees", icon="🌳", query_params={"run": run_id})
+        b2.page_link(TREE_PAGE, label="Open trees", icon=":material/account_tree:", query_params={"run": run_id})
     problem_id = current_problem(url, run_id)
     if problem_id is not None:
         rows = {p.problem_id: p for p in run_problems(url, run_id)}
@@ -312,7 +315,7 @@ def live(url: str, run_id: str) -> None:
         st.rerun(scope="app")  # stop polling: the run is over
 
 
-st.title("▶️ Run")
+st.title("Run")
 url = db_url()
 with st.expander("New run", expanded=param("run") is None and "watch" not in st.session_state):
     form(url)

@@ -45,6 +45,9 @@ def clicked_seq(chart_key: str) -> int | None:
     return None
 
 
+STATUS_WORDS = {"selected": "on the chosen path", "pruned": "pruned", "kept": "kept", "terminal": "ends a path"}
+
+
 def fmt(value, digits=2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -57,20 +60,20 @@ def show_path(nodes, seq: int, gold: str | None) -> None:
     leaf = path[-1]
     st.markdown(f"#### Path to node #{leaf.seq}")
     if leaf.answer is not None or leaf.status == "terminal":
-        verdict = {True: "✅ right", False: "❌ wrong", None: "no gold answer"}[leaf.correct]
+        verdict = {True: ":green[**✓ right**]", False: ":red[**✗ wrong**]", None: "no gold answer"}[leaf.correct]
         answer = md_escape(leaf.answer) if leaf.answer is not None else "*(no answer found)*"
         st.markdown(f"This path answers **{answer}** — {verdict}"
                     + (f" (gold **{md_escape(gold)}**)" if gold is not None else ""))
     for node in path[1:]:
         with st.container(border=True):
             st.caption(f"Step {node.depth} · score {fmt(node.score)} · path score {fmt(node.path_score)} · "
-                       f"{node.tokens} tokens · logprob {fmt(node.logprob)} · {node.status}")
+                       f"{node.tokens} tokens · logprob {fmt(node.logprob)} · {STATUS_WORDS.get(node.status, node.status)}")
             st.markdown(md_escape(node.text) or "*(empty step)*")
     if len(path) == 1:
         st.caption("This is the root: it holds the question. Click a step below it.")
 
 
-st.title("🌳 Tree")
+st.title("Tree")
 url = db_url()
 runs = list_runs(url)
 if not runs:
@@ -99,7 +102,7 @@ if not nodes:
     st.info("No steps stored for this problem yet." + (" The run is still working: watch it on the Run page."
                                                          if run.status == "running" else ""))
     st.stop()
-verdict = {True: "✅ right", False: "❌ wrong", None: "ungraded"}[problem.correct] if problem.done else "⏳ not finished"
+verdict = {True: "✓ right", False: "✗ wrong", None: "ungraded"}[problem.correct] if problem.done else "not finished yet"
 st.caption(f"{run.strategy} · n={run.n} · verifier {run.verifier or 'none'} · {len(nodes)} nodes · run answer "
            f"**{md_escape(problem.answer) if problem.answer is not None else '–'}** vs gold "
            f"**{md_escape(problem.gold) if problem.gold is not None else '–'}** · {verdict}")
@@ -143,11 +146,11 @@ with right:
         if table:
             st.markdown("#### Votes")
             st.dataframe(
-                [{"answer": r["answer"], "votes": r["votes"], "mean score": r["mean_score"],
+                [{"answer": r["answer"], "votes": r["votes"],
+                  "mean score": "–" if r["mean_score"] is None else f"{r['mean_score']:.2f}",
                   "right": {True: "✓", False: "✗", None: "?"}[r["correct"]], "chosen": "◆" if r["chosen"] else ""}
                  for r in table],
                 hide_index=True, width="stretch",
-                column_config={"mean score": st.column_config.NumberColumn(format="%.2f")},
             )
     if seq is None:
         st.info("Click a node in the tree to read the path that leads to it.")

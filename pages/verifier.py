@@ -8,7 +8,7 @@ from pages.common import db_url, empty_state, param, run_label, short, tree_link
 from store.queries import final_paths, list_runs, scored_steps
 from viz.scores import calibration_figure, roc_auc, roc_figure, score_histogram, trajectory_figure
 
-st.title("⚖️ Verifier")
+st.title("Verifier")
 st.caption("Every path that ended with an answer, its verifier path score, and whether the answer was right. "
            "A good verifier scores right paths high and wrong ones low; then best-of-N and tree search pay off.")
 url = db_url()

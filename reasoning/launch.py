@@ -69,9 +69,17 @@ def _arg(value) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def display_command(spec: RunSpec, db_url: str) -> str:
-    """The shell command that repeats this run from a terminal."""
-    return shlex.join(["python", "-m", "reasoning", "run", *spec.args(), "--db", _db_arg(db_url)])
+def display_command(spec: RunSpec, db_url: str, multiline: bool = False) -> str:
+    """The shell command that repeats this run from a terminal (one option per line if asked)."""
+    args = [*spec.args(), "--db", _db_arg(db_url)]
+    if not multiline:
+        return shlex.join(["python", "-m", "reasoning", "run", *args])
+    lines, i = ["python -m reasoning run"], 0
+    while i < len(args):
+        takes_value = i + 1 < len(args) and not args[i + 1].startswith("--")
+        lines.append(shlex.join(args[i:i + 2] if takes_value else args[i:i + 1]))
+        i += 2 if takes_value else 1
+    return " \\\n  ".join(lines)
 
 
 def _db_arg(db_url: str) -> str:

@@ -24,13 +24,14 @@ def outcome_matrix_figure(run_labels: Sequence[str], problem_labels: Sequence[st
     """Rows are runs, columns problems; green right, red wrong, grey no gold, blank not run.
     `z` is (runs x problems) of RIGHT_Z / WRONG_Z / UNKNOWN_Z / NaN."""
     fig = go.Figure(go.Heatmap(
-        z=z, x=list(range(len(problem_labels))), y=[html.escape(r) for r in run_labels],
+        z=z, x=[f"#{p}" for p in problem_labels], y=[html.escape(r) for r in run_labels],
         zmin=0, zmax=1, colorscale=OUTCOME_SCALE, showscale=False, xgap=1 if len(problem_labels) <= 200 else 0,
         ygap=2, hovertext=hover, hoverinfo="text" if hover is not None else "z",
     ))
     fig.update_layout(template="plotly_white", height=110 + 42 * len(run_labels),
                       margin=dict(l=10, r=10, t=10, b=10),
-                      xaxis=dict(title="problem (run order)", showgrid=False, zeroline=False),
+                      xaxis=dict(title="problem (run order)", showgrid=False, zeroline=False, type="category",
+                                 showticklabels=len(problem_labels) <= 60),
                       yaxis=dict(autorange="reversed", showgrid=False))
     return fig
 
@@ -42,11 +43,11 @@ def cost_accuracy_figure(labels: Sequence[str], tokens_per_problem: Sequence[flo
     for i, (label, tok, acc) in enumerate(zip(labels, tokens_per_problem, accuracy)):
         if acc is None:
             continue
-        fig.add_trace(go.Scatter(x=[tok], y=[acc], mode="markers+text", text=[html.escape(label)],
-                                 textposition="top center", marker=dict(size=14, color=PALETTE[i % len(PALETTE)]),
-                                 name=html.escape(label), showlegend=False,
-                                 hovertemplate="%{text}<br>%{x:.0f} tokens / problem<br>accuracy %{y:.0%}<extra></extra>"))
-    fig.update_layout(template="plotly_white", height=340, margin=dict(l=10, r=10, t=30, b=10),
+        fig.add_trace(go.Scatter(x=[tok], y=[acc], mode="markers", marker=dict(size=14, color=PALETTE[i % len(PALETTE)]),
+                                 name=html.escape(label),
+                                 hovertemplate="%{x:.0f} tokens / problem<br>accuracy %{y:.0%}<extra>%{fullData.name}</extra>"))
+    fig.update_layout(template="plotly_white", height=340, margin=dict(l=10, r=10, t=10, b=10),
+                      legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0),
                       xaxis=dict(title="generated tokens per problem", rangemode="tozero"),
                       yaxis=dict(title="accuracy", range=[-0.05, 1.1], tickformat=".0%"))
     return fig

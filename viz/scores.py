@@ -100,6 +100,8 @@ def roc_figure(groups: Sequence[Group]) -> go.Figure:
                              name="chance (AUC 0.5)", hoverinfo="skip"))
     for i, (label, scores, labels) in enumerate(groups):
         auc = roc_auc(scores, labels)
+        if auc is None:  # one class only: no curve to draw
+            continue
         fpr, tpr = roc_curve(scores, labels)
         fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", line=dict(color=PALETTE[i % len(PALETTE)], width=2.5,
                                                                        shape="hv"),

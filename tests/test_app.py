@@ -1,0 +1,336 @@
+"""The app, page by page, through Streamlit's AppTest: empty databases say what to do next, runs of
+every strategy render, a click on a node shows its path, links restore a view, bad input is one
+clear message. Runs come from the real runner with a scripted model on a temp SQLite file."""
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from reasoning import launch, runner
+from reasoning.backends.scripted import ScriptedLM
+from reasoning.config import SearchConfig
+from reasoning.strategies import STRATEGIES
+from reasoning.types import Problem
+from reasoning.verifiers import load_verifier
+from store.queries import final_paths, run_problems, run_results, tree_nodes
+from viz.scores import roc_auc
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGES = ["pages/run.py", "pages/tree.py", "pages/verifier.py", "pages/compare.py"]
+PROBLEMS = [Problem(key=f"p{i}", question=f"What is {i} + {i}?", answer=str(2 * i), dataset="unit") for i in range(3)]
+
+
+def script(prompt: str, sample: int, call: int) -> str:
+    """Right on even samples, off by one on odd ones (so votes, scores and outcomes all vary)."""
+    i = int(prompt.split("What is ")[-1].split(" ")[0]) if "What is " in prompt else 1
+    return f"Add {i} and {i}: {i} + {i} = {2 * i}.\n\nCheck the sum once more.\n\nThe answer is {2 * i + sample % 2}."
+
+
+def judge(prompt: str) -> float:
+    """A scripted self-evaluation that likes even final answers (right ones, here) a bit more."""
+    tail = prompt.rsplit("The answer is", 1)
+    if len(tail) == 2 and tail[1].strip()[:1].isdigit():
+        return 0.8 if int(tail[1].strip().split(".")[0]) % 2 == 0 else 0.35
+    return 0.55
+
+
+def make_runs(url: str) -> dict[str, str]:
+    """One finished run per strategy in the dispatch table (verifier self_eval where one is needed)."""
+    ids = {}
+    for name, (_, needs_verifier, _) in STRATEGIES.items():
+        lm = ScriptedLM(script, judge=judge)
+        spec = "self_eval" if needs_verifier else None
+        request = runner.RunRequest(strategy=name, dataset="unit", model="scripted", verifier=spec,
+                                    config=SearchConfig(n=4, beam_width=2, max_steps=3, expansions=4, width=2,
+                                                        max_new_tokens=64, think_tokens=8)).validate()
+        verifier = load_verifier(spec, lm)
+        ids[name] = runner.create_run(url, request, PROBLEMS, lm, verifier)
+        runner.execute(url, ids[name], lm, verifier)
+    return ids
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory):
+    path = tmp_path_factory.mktemp("app") / "runs.db"
+    url = f"sqlite:///{path}"
+    return url, make_runs(url)
+
+
+@pytest.fixture()
+def db(filled, monkeypatch):
+    url, ids = filled
+    monkeypatch.setenv("THINKTRACE_DB", url)
+    return url, ids
+
+
+@pytest.fixture()
+def empty_db(tmp_path, monkeypatch):
+    monkeypatch.setenv("THINKTRACE_DB", str(tmp_path / "empty.db"))
+    return f"sqlite:///{tmp_path / 'empty.db'}"
+
+
+def open_page(page: str | None = None, **params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    if page:
+        for k, v in params.items():
+            at.query_params[k] = str(v)
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader", "code")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def chart_points(at: AppTest, index: int = 0) -> list[int]:
+    """The node seqs a tree chart plots (customdata of its marker traces; Plotly 7 base64-packs arrays)."""
+    spec = json.loads(at.get("plotly_chart")[index].proto.spec)
+    seqs = []
+    for trace in spec["data"]:
+        data = trace.get("customdata")
+        if data is None or trace.get("name") == "clicked":
+            continue
+        if isinstance(data, dict):
+            data = np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"])).tolist()
+        seqs += [int(s) for s in data]
+    return sorted(seqs)
+
+
+# ------------------------------------------------------------------ empty database
+@pytest.mark.parametrize("page", [None, *PAGES])
+def test_every_page_says_what_to_do_on_an_empty_database(empty_db, page):
+    at = open_page(page)
+    assert not at.error
+    advice = " ".join(i.value for i in at.info)
+    assert ("Start" in advice or "start" in advice or "Set one up" in advice), advice
+
+
+# ------------------------------------------------------------------ runs of every strategy
+def test_home_lists_recent_runs_by_name(db):
+    url, ids = db
+    at = open_page()
+    table = at.dataframe[0].value
+    assert set(table["strategy"]) == set(STRATEGIES)
+    assert table["open"].str.startswith("tree?run=").all()
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_tree_page_draws_every_node_of_each_strategy(db, strategy):
+    url, ids = db
+    at = open_page("pages/tree.py", run=ids[strategy], problem=2)
+    problem = run_problems(url, ids[strategy])[1]
+    nodes = tree_nodes(url, ids[strategy], problem.problem_id)
+    assert chart_points(at) == [n.seq for n in nodes]
+    assert not at.error
+    # with no click yet, the path shown is the one the strategy chose
+    assert f"Path to node #{problem.node_seq}" in texts(at)
+
+
+def test_chains_show_a_vote_table_beside_the_fan(db):
+    url, ids = db
+    at = open_page("pages/tree.py", run=ids["self_consistency"], problem=1)
+    votes = at.dataframe[0].value
+    assert sorted(votes["answer"]) == ["0", "1"] and votes["votes"].sum() == 4
+    at = open_page("pages/tree.py", run=ids["beam_search"], problem=1)
+    assert "Votes" not in texts(at)  # a real tree, not a fan
+
+
+@pytest.mark.parametrize("page", ["pages/verifier.py", "pages/compare.py", "pages/run.py"])
+def test_other_pages_render_every_strategy_without_errors(db, page):
+    url, ids = db
+    for strategy, rid in ids.items():
+        at = open_page(page, run=rid)
+        assert not at.error, (strategy, [e.value for e in at.error])
+
+
+# ------------------------------------------------------------------ clicks and links
+def test_clicking_a_node_shows_its_path_and_goes_into_the_link(db):
+    url, ids = db
+    rid = ids["self_consistency"]
+    at = open_page("pages/tree.py", run=rid, problem=3)
+    problem = run_problems(url, rid)[2]
+    nodes = tree_nodes(url, rid, problem.problem_id)
+    wrong_leaf = next(n for n in nodes if n.correct is False)
+    chart_key = f"tree_{rid}_{problem.position}"
+    at.session_state[chart_key] = {"selection": {"points": [{"customdata": wrong_leaf.seq}]}}
+    at.run()
+    shown = texts(at)
+    assert f"Path to node #{wrong_leaf.seq}" in shown
+    assert "✗ wrong" in shown and "The answer is 5" in shown.replace("\\", "")
+    assert at.query_params["node"] == str(wrong_leaf.seq)
+    ring = [t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"] if t.get("name") == "clicked"]
+    assert len(ring) == 1
+
+
+def test_a_link_restores_run_problem_and_node(db):
+    url, ids = db
+    rid = ids["best_of_n"]
+    at = open_page("pages/tree.py", run=rid[:8], problem=2, node=3)
+    assert at.selectbox(key="run").value == rid
+    assert at.selectbox(key=f"problem_{rid}").value == 1
+    assert "Path to node #3" in texts(at)
+    assert at.query_params["run"] == rid
+
+
+def test_replay_slider_cuts_the_tree_in_creation_order(db):
+    url, ids = db
+    at = open_page("pages/tree.py", run=ids["beam_search"], problem=1)
+    slider = at.slider(key=f"replay_tree_{ids['beam_search']}_0")
+    slider.set_value(4).run()
+    assert chart_points(at) == [0, 1, 2, 3, 4]
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("page", ["pages/tree.py", "pages/verifier.py", "pages/compare.py"])
+def test_an_unknown_run_in_the_link_is_one_clear_message(db, page):
+    at = open_page(page, run="no-such-run")
+    assert [e.value for e in at.error] and "no run with id 'no-such-run'" in at.error[0].value
+
+
+def test_an_unknown_problem_or_node_in_the_link_falls_back_with_a_message(db):
+    url, ids = db
+    at = open_page("pages/tree.py", run=ids["cot"], problem=99, node=1000)
+    errors = " ".join(e.value for e in at.error)
+    assert "Problem 99 is not in this run" in errors and "Node 1000 is not in this tree" in errors
+
+
+def test_a_corrupt_jsonl_upload_is_one_message_and_blocks_start(db):
+    at = open_page("pages/run.py")
+    at.radio(key="source").set_value("Upload JSONL").run()
+    at.get("file_uploader")[0].set_value(("broken.jsonl", b'{"question": "1+1?", "answer": "2"}\n{not json\n',
+                                          "application/jsonl"))
+    at.run()
+    assert len(at.error) == 1 and "broken.jsonl" in at.error[0].value and "line 2: not valid JSON" in at.error[0].value
+    assert at.button(key="start").disabled
+
+
+def test_a_good_upload_is_counted_and_goes_into_the_command(db):
+    at = open_page("pages/run.py")
+    at.radio(key="source").set_value("Upload JSONL").run()
+    rows = b"".join(json.dumps({"question": f"{i} + 1?", "answer": str(i + 1)}).encode() + b"\n" for i in range(5))
+    at.get("file_uploader")[0].set_value(("mine.jsonl", rows, "application/jsonl"))
+    at.run()
+    assert not at.error and "5 problems read from mine.jsonl" in texts(at)
+    assert "mine-" in at.code[0].value and not at.button(key="start").disabled
+
+
+# ------------------------------------------------------------------ the Run page's form
+def test_run_form_shows_only_the_strategy_knobs_and_the_equivalent_command(db):
+    at = open_page("pages/run.py")
+    command = at.code[0].value
+    assert "--strategy self_consistency" in command and "--dataset arith:1" in command and "--limit 3" in command
+    at.selectbox(key="strategy").set_value("best_of_n").run()
+    labels = {w.label for w in at.number_input} | {w.label for w in at.selectbox}
+    assert {"n", "temperature", "select", "aggregate"} <= labels and "beam width" not in labels
+    assert "none" not in at.selectbox(key="verifier_needed").options  # best-of-N needs a verifier
+    assert "--verifier self_eval" in at.code[0].value
+    at.selectbox(key="strategy").set_value("beam_search").run()
+    labels = {w.label for w in at.number_input}
+    assert {"beam width", "max steps"} <= labels and "select" not in {w.label for w in at.selectbox}
+    assert "--beam-width 4" in at.code[0].value
+
+
+def test_a_bad_combination_is_refused_before_a_process_starts(db):
+    at = open_page("pages/run.py")
+    at.selectbox(key="strategy").set_value("beam_search").run()
+    at.number_input(key="knob_n").set_value(3).run()  # N must be a multiple of the beam width
+    assert at.error and at.button(key="start").disabled
+
+
+def test_typed_question_needs_a_gold_answer_then_becomes_a_problem_file(db):
+    at = open_page("pages/run.py")
+    at.radio(key="source").set_value("Type a question").run()
+    at.text_area(key="question").input("A farmer has 12 cows and buys 5 more. How many cows?").run()
+    assert at.warning and at.button(key="start").disabled
+    at.text_input(key="gold").input("17").run()
+    path = Path(at.code[0].value.split("--dataset ")[1].split()[0])
+    assert json.loads(path.read_text()) == {"question": "A farmer has 12 cows and buys 5 more. How many cows?",
+                                            "answer": "17"}
+
+
+def test_run_page_shows_a_finished_runs_progress(db):
+    url, ids = db
+    at = open_page("pages/run.py", run=ids["self_consistency"])
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Problems"] == "3 / 3" and metrics["Status"] == "done"
+    assert chart_points(at)  # the latest tree is drawn
+
+
+def test_a_run_that_fails_to_start_shows_the_cli_error(db, tmp_path):
+    url, _ = db
+    spec = launch.RunSpec(strategy="cot", dataset="nonsense:1", limit=1, max_new_tokens=8)
+    started = launch.start_run(spec, url)
+    deadline = time.time() + 60
+    while launch.child_state(started.run_id)[0] == "running" and time.time() < deadline:
+        time.sleep(0.2)
+    assert launch.child_state(started.run_id) == ("exited", 2)
+    assert launch.last_error(started.log).startswith("error: unknown problem set 'nonsense:1'")
+    at = open_page("pages/run.py", run=started.run_id)
+    assert "The run did not start: unknown problem set 'nonsense:1'" in at.error[0].value
+
+
+def test_demo_button_starts_a_run_and_opens_the_run_page(db, monkeypatch):
+    url, ids = db
+    seen = {}
+
+    def fake_start(spec, db_url, run_id=None):
+        seen["spec"] = spec
+        return launch.Launch(run_id=ids["cot"], pid=0, log=Path("/dev/null"), argv=[], started=time.time())
+
+    monkeypatch.setattr(launch, "start_run", fake_start)
+    at = open_page()
+    at.button[0].click().run()
+    assert seen["spec"].strategy == "self_consistency" and seen["spec"].dataset == "arith:1"
+    assert seen["spec"].n == 4 and seen["spec"].limit == 3 and seen["spec"].max_new_tokens == 96
+    assert at.query_params["run"] == ids["cot"] and at.title[0].value == "Run"
+
+
+def test_display_command_repeats_the_run(tmp_path):
+    spec = launch.RunSpec(strategy="best_of_n", dataset="arith:2", limit=5, verifier="self_eval", n=8, seed=3,
+                          temperature=0.7, max_new_tokens=64, knobs={"select": "naive"}, name="my run")
+    line = launch.display_command(spec, f"sqlite:///{tmp_path}/x.db")
+    assert line == (f"python -m reasoning run --strategy best_of_n --dataset arith:2 --limit 5 --model smollm2 "
+                    f"--verifier self_eval --n 8 --seed 3 --temperature 0.7 --max-new-tokens 64 --select naive "
+                    f"--name 'my run' --db {tmp_path}/x.db")
+    multi = launch.display_command(spec, f"sqlite:///{tmp_path}/x.db", multiline=True)
+    assert multi.split(" \\\n  ")[:3] == ["python -m reasoning run", "--strategy best_of_n", "--dataset arith:2"]
+
+
+# ------------------------------------------------------------------ verifier and compare
+def test_verifier_page_reports_the_auc_of_the_stored_scores(db):
+    url, ids = db
+    rid = ids["best_of_n"]
+    at = open_page("pages/verifier.py", run=rid)
+    paths = [p for p in final_paths(url, [rid]) if p.path_score is not None]
+    expected = roc_auc([p.path_score for p in paths], [p.correct for p in paths])
+    auc = next(m.value for m in at.metric if m.label.startswith("ROC AUC"))
+    assert expected is not None and auc == f"{expected:.2f}"
+    links = at.dataframe[0].value["open"]
+    assert links.str.match(rf"tree\?run={rid}&problem=\d+&node=\d+").all()
+    assert len(at.get("plotly_chart")) == 4
+
+
+def test_compare_page_matrix_matches_the_results(db):
+    url, ids = db
+    a, b = ids["cot"], ids["self_consistency"]
+    at = open_page("pages/compare.py", run=a)
+    at.multiselect(key="compare_runs").set_value([a, b]).run()
+    assert not at.error
+    spec = json.loads(at.get("plotly_chart")[1].proto.spec)
+    z = spec["data"][0]["z"]
+    if isinstance(z, dict):  # a base64-packed 2-D array
+        z = np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"]))
+    expected = [[1.0 if r.correct else 0.0 for r in run_results(url, rid)] for rid in (a, b)]
+    assert np.allclose(np.asarray(z, float).reshape(2, -1), expected)
+    assert len(at.get("plotly_chart")) == 4  # cost, matrix, two trees
