@@ -286,24 +286,27 @@ def _run_samples(session, run: m.Run, problem_ids: list[int], problems) -> list[
 
 
 def _answer_keys(answers: list[str | None], correct: list[bool | None]) -> list[str | None]:
-    """One key per equivalence class of answers (reasoning.answers.group_answers). Should grading
-    ever disagree inside a class (math-verify is not perfectly transitive), its right and wrong
-    members get separate keys, so a vote never credits a wrong answer."""
-    classes = group_answers(answers)
+    """One key per equivalence class of answers (reasoning.answers.group_answers, run once per
+    distinct text: chains repeat a few answers many times). Should grading ever disagree inside a
+    class (math-verify is not perfectly transitive), its right and wrong members get separate
+    keys, so a vote never credits a wrong answer."""
+    distinct = list(dict.fromkeys(a for a in answers if a is not None))
+    class_of = dict(zip(distinct, group_answers(distinct)))
     representative: dict[int, str] = {}
+    for text in distinct:  # first-seen text of each class names it
+        if class_of[text] not in representative:
+            representative[class_of[text]] = canonical(text)
     grades: dict[int, set] = defaultdict(set)
-    for answer, cls, ok in zip(answers, classes, correct):
-        if cls is not None:
-            representative.setdefault(cls, canonical(answer))
-            grades[cls].add(ok)
+    for answer, ok in zip(answers, correct):
+        if answer is not None:
+            grades[class_of[answer]].add(ok)
     keys = []
-    for cls, ok in zip(classes, correct):
-        if cls is None:
+    for answer, ok in zip(answers, correct):
+        if answer is None:
             keys.append(None)
-        elif len(grades[cls]) > 1:
-            keys.append(f"{representative[cls]}#{ok}")
-        else:
-            keys.append(representative[cls])
+            continue
+        cls = class_of[answer]
+        keys.append(f"{representative[cls]}#{ok}" if len(grades[cls]) > 1 else representative[cls])
     return keys
 
 
