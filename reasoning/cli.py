@@ -56,12 +56,12 @@ def _execute(url: str, run_id: str, lm, verifier, total: int, as_json: bool):
     _print_summary(run_summary(url, run_id), as_json)
 
 
-def _load_models(model: str, verifier_spec: str | None):
+def _load_models(model: str, verifier_spec: str | None, trust_remote_code: bool = False):
     from reasoning.backends import load_model
     from reasoning.verifiers import load_verifier
 
     lm = load_model(model)
-    return lm, load_verifier(verifier_spec, lm)
+    return lm, load_verifier(verifier_spec, lm, trust_remote_code=trust_remote_code)
 
 
 def _print_summary(s, as_json: bool) -> None:
@@ -78,7 +78,8 @@ def _print_summary(s, as_json: bool) -> None:
 def run(
     strategy: str = typer.Option(..., "--strategy", "-s", help="cot | self_consistency | best_of_n | beam_search | dvts | mcts | revise | budget_forcing"),
     n: int = typer.Option(SearchConfig.n, "--n", help="Samples (budget)."),
-    verifier: Optional[str] = typer.Option(None, "--verifier", "-v", help="none | self_eval | oracle (evaluation only)"),
+    verifier: Optional[str] = typer.Option(None, "--verifier", "-v", help="none | self_eval | oracle (evaluation only) | prm:MODEL[@CONVENTION]"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Let a PRM run model code shipped with its checkpoint (Qwen2.5-Math-PRM needs it)."),
     model: str = typer.Option("smollm2", "--model", "-m", help="smollm2 (embedded), an HF model id or a local folder."),
     dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D (D=1..5), arith:A-B, FILE.jsonl or hf:NAME[:split]"),
     limit: Optional[int] = typer.Option(None, "--limit", "-k", help="Use the first K problems."),
@@ -116,7 +117,7 @@ def run(
     problems = load_problems(dataset, limit=limit, seed=seed)
     url = resolve_url(db)
     precheck(url)
-    lm, verifier_obj = _load_models(model, verifier)
+    lm, verifier_obj = _load_models(model, verifier, trust_remote_code)
     rid = create_run(url, request, problems, lm, verifier_obj, run_id=run_id)
     if not as_json:
         typer.echo(f"run {rid}")
@@ -125,7 +126,8 @@ def run(
 
 @app.command()
 def resume(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."), db: Optional[str] = DbOption,
-           as_json: bool = JsonOption):
+           as_json: bool = JsonOption,
+           trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="As for run (not stored with the run).")):
     """Finish an interrupted or failed run; finished problems are kept, the rest redone with the same seeds."""
     from reasoning.runner import request_of
     from store import models as m
@@ -143,7 +145,7 @@ def resume(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."
         raise UserError(f"run {rid} is already done")
     if status == m.RUNNING:
         raise UserError(f"run {rid} is still running (process {run.worker_pid})")
-    lm, verifier = _load_models(request.model, request.verifier)
+    lm, verifier = _load_models(request.model, request.verifier, trust_remote_code)
     _execute(url, rid, lm, verifier, total, as_json)
 
 

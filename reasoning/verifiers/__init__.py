@@ -1,7 +1,8 @@
 """Verifiers score each step of a reasoning path in [0, 1]; `load_verifier` turns a spec into one.
 
 Specs: `oracle` (checks the gold answer: evaluation only), `self_eval` (the policy model judges its
-own steps). A verifier family is one module with the same `score` signature.
+own steps), `prm:MODEL[@CONVENTION]` (a process reward model, see verifiers/prm.py). A verifier family
+is one module with the same `score` signature.
 """
 from __future__ import annotations
 
@@ -13,9 +14,15 @@ from reasoning.types import LanguageModel, Verifier
 VERIFIERS = ("oracle", "self_eval")
 
 
-def load_verifier(spec: str | None, lm: LanguageModel | None = None) -> Verifier | None:
+def load_verifier(spec: str | None, lm: LanguageModel | None = None, *,
+                  trust_remote_code: bool = False) -> Verifier | None:
+    """`trust_remote_code` lets a PRM run model code shipped with its checkpoint (--trust-remote-code)."""
     if spec in (None, "", "none"):
         return None
+    if spec.startswith("prm:"):
+        from reasoning.verifiers.prm import load_prm
+
+        return load_prm(spec[len("prm:"):], trust_remote_code=trust_remote_code)
     if spec == "oracle":
         from reasoning.verifiers.oracle import OracleVerifier
 
@@ -26,14 +33,19 @@ def load_verifier(spec: str | None, lm: LanguageModel | None = None) -> Verifier
         if lm is None:
             raise UserError("the self_eval verifier needs a language model")
         return SelfEvalVerifier(lm)
-    raise UserError(f"unknown verifier {spec!r}: choose one of none, {', '.join(VERIFIERS)}")
+    raise UserError(f"unknown verifier {spec!r}: choose one of none, {', '.join(VERIFIERS)}, prm:MODEL")
 
 
 def check_verifier_spec(spec: str | None) -> None:
     """Validate a spec without loading anything (before a run is created)."""
     if spec in (None, "", "none") or spec in VERIFIERS:
         return
-    raise UserError(f"unknown verifier {spec!r}: choose one of none, {', '.join(VERIFIERS)}")
+    if spec.startswith("prm:"):
+        from reasoning.verifiers.prm_conventions import parse_prm_spec
+
+        parse_prm_spec(spec[len("prm:"):])
+        return
+    raise UserError(f"unknown verifier {spec!r}: choose one of none, {', '.join(VERIFIERS)}, prm:MODEL")
 
 
 def aggregate(step_scores: list[float], how: str = "last") -> float:
