@@ -126,10 +126,11 @@ if x == "flops":
                                 "verifier FLOPs": st.column_config.NumberColumn(format="%.3e")})
 
 st.subheader("Compute-optimal frontier")
-st.caption("The best achievable strategy at each budget (upper bounds excluded); on tokens and FLOPs, the points "
-           "no cheaper point beats.")
-st.dataframe([{"group": group_label(by, p.group), "N": p.k, "tokens / problem": round(p.tokens_per_problem, 1),
-               "best": p.curve, "accuracy": p.accuracy, "CI low": p.ci_low, "CI high": p.ci_high} for p in best],
+st.caption("The best achievable strategy within each budget (upper bounds excluded): a cheaper strategy stays best "
+           "until a larger budget beats it. On tokens and FLOPs, the points that no cheaper point matches.")
+st.dataframe([{"group": group_label(by, s.point.group), f"budget ({X_AXES[x]})": s.budget, "best": s.point.curve,
+               "at N": s.point.k, "tokens / problem": round(s.point.tokens_per_problem, 1),
+               "accuracy": s.point.accuracy, "CI low": s.point.ci_low, "CI high": s.point.ci_high} for s in best],
              hide_index=True, width="stretch", key="budget_frontier",
              column_config={c: st.column_config.NumberColumn(format="percent") for c in ("accuracy", "CI low", "CI high")})
 

@@ -77,6 +77,8 @@ def curves(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of points."),
     x: str = typer.Option("samples", "--x", help="Budget axis for the frontier: samples | tokens | flops"),
     by: Optional[str] = typer.Option(None, "--by", help="Facet: difficulty | pass1"),
+    html: Optional[str] = typer.Option(None, "--html", help="Also write the figure as a standalone HTML file."),
+    png: Optional[str] = typer.Option(None, "--png", help="Also write the figure as PNG (kaleido, or Chromium)."),
     db: Optional[str] = typer.Option(None, "--db", help=_DB_HELP),
 ):
     """Accuracy-vs-budget points (with 95% bootstrap CIs over problems) of a sweep or run."""
@@ -86,6 +88,15 @@ def curves(
     if x not in AXES:
         raise UserError(f"unknown --x {x!r}: choose one of {', '.join(AXES)}")
     curve_set = load_curves(resolve_url(db), ref, by=by)
+    if html or png:
+        from viz.curves import budget_figure
+
+        fig = budget_figure(curve_set.points, x, frontier=frontier(curve_set.points, x), by=by,
+                            title=curve_set.title, caption=curve_set.caption())
+        if html:
+            _write(html, lambda path: fig.write_html(path, include_plotlyjs=True))
+        if png:
+            _write(png, lambda path: write_png(fig, path))
     if as_json:
         typer.echo(json.dumps([{**p.to_json(), "x": p.x(x)} for p in curve_set.points], indent=2))
         return
@@ -95,7 +106,7 @@ def curves(
         typer.echo(f"  {line}")
     typer.echo(format_table(curve_set.points))
     typer.echo(f"\ncompute-optimal frontier (x = {x}; upper bounds excluded):")
-    typer.echo(format_table(frontier(curve_set.points, x)))
+    typer.echo(format_frontier(frontier(curve_set.points, x), x))
     gains = efficiency(curve_set.points)
     if gains:
         typer.echo("\nefficiency over best-of-N at its largest budget:")
@@ -117,6 +128,64 @@ def format_table(points) -> str:
     text_columns = {0, 1}
     return "\n".join("  ".join(c.ljust(w) if i in text_columns else c.rjust(w)
                                for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows)
+
+
+def format_frontier(steps, x: str) -> str:
+    """Budget -> best achievable curve within it."""
+    header = ("group", f"budget ({x})", "best", "at N", "tokens/problem", "accuracy", "CI low", "CI high")
+    rows = [header] + [("-" if s.point.group is None else str(s.point.group), f"{s.budget:.4g}", s.point.curve,
+                        str(s.point.k), f"{s.point.tokens_per_problem:.1f}", f"{s.point.accuracy:.3f}",
+                        f"{s.point.ci_low:.3f}", f"{s.point.ci_high:.3f}") for s in steps]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) if i == 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+                     for r in rows)
+
+
+def _write(path: str, write) -> None:
+    from pathlib import Path
+
+    if not Path(path).expanduser().resolve().parent.is_dir():
+        raise UserError(f"cannot write {path}: its folder does not exist")
+    write(path)
+    typer.echo(f"wrote {path}", err=True)
+
+
+def write_png(fig, path: str, width: int = 1100, height: int = 650) -> None:
+    """PNG of a figure: kaleido when installed, else the figure's HTML in headless Chromium via
+    Playwright (`/usr/bin/chromium`, or $THINKTRACE_CHROMIUM), screenshotting the plot only."""
+    import os
+    import tempfile
+
+    import plotly.graph_objects as go
+
+    fig = go.Figure(fig).update_layout(width=width, height=height)  # a copy: the caller's keeps autosize
+    try:
+        fig.write_image(path, scale=2)
+        return
+    except Exception:  # kaleido missing, or it cannot find a browser of its own
+        pass
+    chromium = os.environ.get("THINKTRACE_CHROMIUM", "/usr/bin/chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise UserError("PNG export needs kaleido or playwright with Chromium: use --html instead") from None
+    if not os.path.exists(chromium):
+        raise UserError(f"PNG export needs kaleido or Chromium at {chromium} (`apt-get install chromium`, or set "
+                        f"THINKTRACE_CHROMIUM): use --html instead")
+    with tempfile.TemporaryDirectory() as folder:
+        page_file = os.path.join(folder, "figure.html")
+        fig.write_html(page_file, include_plotlyjs=True, config={"displayModeBar": False})
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            try:
+                page = browser.new_page(viewport={"width": width + 40, "height": height + 40}, device_scale_factor=2)
+                page.goto(f"file://{page_file}")
+                page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
+                page.locator(".js-plotly-plot").first.screenshot(path=path)
+            finally:
+                browser.close()
 
 
 def _sci(value: float | None) -> str:

@@ -410,11 +410,20 @@ def _direct_points(run, results, group_of, suffix, n_boot, seed) -> list[BudgetP
 # Compute-optimal frontier and efficiency
 
 
-def frontier(points: Sequence[BudgetPoint], x: str = "samples") -> list[BudgetPoint]:
+@dataclass(frozen=True)
+class FrontierStep:
+    """The best achievable point within a budget: `point` costs at most `budget` on the axis."""
+
+    budget: float
+    point: BudgetPoint
+
+
+def frontier(points: Sequence[BudgetPoint], x: str = "samples") -> list[FrontierStep]:
     """The compute-optimal choice per budget and facet group, among achievable curves (upper
-    bounds never compete). On the samples axis: the most accurate curve at each k (ties go to
-    fewer tokens). On tokens / FLOPs, where curves do not share x values: the points no cheaper
-    point beats (the upper envelope), i.e. the best accuracy reachable with that much compute."""
+    bounds never compete): for every budget N on the samples axis, the most accurate point that
+    needs at most N (ties go to fewer tokens), so the frontier never falls as the budget grows.
+    On tokens / FLOPs, where curves share no x values, the budgets are the points' own costs and
+    the frontier keeps the points that no cheaper point matches (the upper envelope)."""
     if x not in AXES:
         raise UserError(f"unknown x axis {x!r}: choose one of {', '.join(AXES)}")
     by_group = defaultdict(list)
@@ -426,13 +435,13 @@ def frontier(points: Sequence[BudgetPoint], x: str = "samples") -> list[BudgetPo
         candidates = by_group[group]
         if x == "samples":
             for k in sorted({p.k for p in candidates}):
-                at_k = [p for p in candidates if p.k == k]
-                out.append(min(at_k, key=lambda p: (-p.accuracy, p.tokens_per_problem, p.curve)))
+                within = [p for p in candidates if p.k <= k]
+                out.append(FrontierStep(k, min(within, key=lambda p: (-p.accuracy, p.tokens_per_problem, p.curve))))
         else:
             best = -math.inf
             for p in sorted(candidates, key=lambda p: (p.x(x), -p.accuracy)):
                 if p.accuracy > best + TOLERANCE:
-                    out.append(p)
+                    out.append(FrontierStep(p.x(x), p))
                     best = p.accuracy
     return out
 

@@ -131,13 +131,21 @@ SYNTHETIC = [
 
 def test_the_frontier_picks_the_best_achievable_curve_per_budget():
     winners = frontier(SYNTHETIC, "samples")
-    assert [(p.k, p.curve) for p in winners] == [(1, "beam_search"), (4, "beam_search"), (16, "beam_search")]
+    assert [(s.budget, s.point.curve, s.point.k) for s in winners] == [
+        (1, "beam_search", 1), (4, "beam_search", 4), (16, "beam_search", 16)]
     # on tokens the envelope keeps only points that no cheaper point beats; pass@k never competes
     envelope = frontier(SYNTHETIC, "tokens")
-    assert [(p.tokens_per_problem, p.curve) for p in envelope] == [(80, "beam_search"), (320, "beam_search"),
-                                                                   (1280, "beam_search")]
+    assert [(s.budget, s.point.curve) for s in envelope] == [(80, "beam_search"), (320, "beam_search"),
+                                                             (1280, "beam_search")]
     tie = [point("a", "maj", 2, 0.5, 200), point("b", "direct", 2, 0.5, 150)]
-    assert [p.curve for p in frontier(tie)] == ["b"]  # equal accuracy: the cheaper one
+    assert [s.point.curve for s in frontier(tie)] == ["b"]  # equal accuracy: the cheaper one
+
+
+def test_the_frontier_never_falls_a_cheaper_point_stays_best_within_a_larger_budget():
+    points = [point("cot", "direct", 1, 0.7, 100), point("majority", "maj", 1, 0.5, 100),
+              point("majority", "maj", 2, 0.6, 200), point("majority", "maj", 4, 0.8, 400)]
+    assert [(s.budget, s.point.curve, s.point.k) for s in frontier(points)] == [
+        (1, "cot", 1), (2, "cot", 1), (4, "majority", 4)]
 
 
 def test_efficiency_is_the_smallest_budget_that_matches_best_of_n_at_its_largest():
@@ -157,8 +165,8 @@ def test_efficiency_and_frontier_are_per_facet_group():
               point("best-of-N naive", "bon", 8, 0.2, 800, group=2), point("dvts", "direct", 2, 0.1, 200, group=2)]
     gains = {(g.group, g.curve): g.k for g in efficiency(points)}
     assert gains == {(1, "best-of-N naive"): 8, (1, "dvts"): 2, (2, "best-of-N naive"): 8, (2, "dvts"): None}
-    assert [(p.group, p.curve) for p in frontier(points)] == [(1, "dvts"), (1, "best-of-N naive"),
-                                                             (2, "dvts"), (2, "best-of-N naive")]
+    assert [(s.point.group, s.budget, s.point.curve) for s in frontier(points)] == [
+        (1, 2, "dvts"), (1, 8, "dvts"), (2, 2, "dvts"), (2, 8, "best-of-N naive")]
 
 
 # --- sweeps ---------------------------------------------------------------------------------------
@@ -266,8 +274,9 @@ def test_curves_json_is_a_list_of_points_with_stable_keys(db_url, tmp_path):
         "run_id", "x"]))}
     assert {p["estimator"] for p in points} == {"pass", "maj", "bon", "wbon"}
     assert all(p["x"] == p["tokens_per_problem"] and p["group"] == 1 for p in points)
-    text = cli("curves", sid, db=tmp_path / "thinktrace.db")
+    text = cli("curves", sid, "--html", str(tmp_path / "curve.html"), db=tmp_path / "thinktrace.db")
     assert text.returncode == 0 and "pass@k oracle coverage (upper bound) *" in text.stdout
+    assert "plotly" in (tmp_path / "curve.html").read_text()[:100_000].lower()
     assert "compute-optimal frontier" in text.stdout and "model: scripted" in text.stdout
 
 

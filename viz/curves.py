@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from reasoning.curves import BudgetPoint
+from reasoning.curves import BudgetPoint, FrontierStep
 
 AXIS_TITLES = {
     "samples": "budget N (samples or beams, log2)",
@@ -28,11 +28,12 @@ FRONTIER_COLOR = "rgba(20, 20, 20, 0.85)"
 MAX_FACET_COLUMNS = 3
 
 
-def budget_figure(points: Sequence[BudgetPoint], x: str = "samples", *, frontier: Sequence[BudgetPoint] = (),
+def budget_figure(points: Sequence[BudgetPoint], x: str = "samples", *, frontier: Sequence[FrontierStep] = (),
                   by: str | None = None, title: str = "", caption: str = "", height: int | None = None) -> go.Figure:
     """Accuracy against `x` ("samples", "tokens" or "flops") for every curve in `points`, one
     panel per facet group (`by` names the facet for panel titles). Points without a value on the
-    x axis (FLOPs of a model of unknown size) are left out."""
+    x axis (FLOPs of a model of unknown size) are left out. `frontier` comes from
+    reasoning.curves.frontier on the same axis."""
     points = [p for p in points if p.x(x) is not None and p.x(x) > 0]
     groups = sorted({p.group for p in points}, key=lambda g: (g is None, g))
     if not groups:
@@ -54,7 +55,8 @@ def budget_figure(points: Sequence[BudgetPoint], x: str = "samples", *, frontier
             members.sort(key=lambda p: p.x(x))
             for trace in _curve_traces(name, members, x, colors[name], show_legend=index == 0):
                 fig.add_trace(trace, row=row, col=col)
-        best = sorted((p for p in frontier if p.group == group and p.x(x) is not None), key=lambda p: p.x(x))
+        # the frontier's distinct points, where they lie (a point stays best over several budgets)
+        best = sorted({id(s.point): s.point for s in frontier if s.point.group == group}.values(), key=lambda p: p.x(x))
         if best:
             fig.add_trace(_frontier_trace(best, x, show_legend=index == 0), row=row, col=col)
 
