@@ -86,7 +86,7 @@ def run(
     seed: int = typer.Option(0, "--seed", help="Seed for problems and sampling: same seed, same run."),
     temperature: float = typer.Option(SearchConfig.temperature, "--temperature", "-t"),
     top_p: float = typer.Option(SearchConfig.top_p, "--top-p"),
-    max_new_tokens: int = typer.Option(SearchConfig.max_new_tokens, "--max-new-tokens"),
+    max_new_tokens: int = typer.Option(SearchConfig.max_new_tokens, "--max-new-tokens", help="Tokens per whole chain (chain strategies, each revise attempt, budget_forcing in all, the mcts fallback completion); beam_search / dvts / mcts steps use --max-step-tokens."),
     select: str = typer.Option(SearchConfig.select, "--select", help="best_of_n, tree search, revise: naive | weighted | majority"),
     aggregate: str = typer.Option(SearchConfig.aggregate, "--aggregate", help="Path score: last | min | prod | mean"),
     beam_width: int = typer.Option(SearchConfig.beam_width, "--beam-width", help="beam_search / dvts: M children per beam; N/M beams or subtrees."),
