@@ -17,7 +17,8 @@ One expansion is select -> expand -> score -> back up:
 Answer: from the root follow the most visited child (ties: higher value, then earlier node) to a
 node without children. If that node ended its path it is the answer; else the best-valued terminal
 node; with no terminal node at all, the followed path is completed greedily in one call (to
-cfg.max_new_tokens, no stop), stored as steps with meta["completion"] = True, and its end is the answer.
+cfg.max_new_tokens, no stop; it may run past max_steps), stored as steps with meta["completion"] = True,
+and its end is the answer.
 Nothing is pruned: every node stays `kept` or `terminal` until the chosen path is `selected`.
 """
 from __future__ import annotations
