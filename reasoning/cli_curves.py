@@ -44,6 +44,8 @@ def sweep(
     temperature: float = typer.Option(SearchConfig.temperature, "--temperature", "-t"),
     max_new_tokens: int = typer.Option(SearchConfig.max_new_tokens, "--max-new-tokens"),
     aggregate: str = typer.Option(SearchConfig.aggregate, "--aggregate", help="Path score: last | min | prod | mean"),
+    beam_width: int = typer.Option(SearchConfig.beam_width, "--beam-width",
+                                   help="Largest beam width M; each budget N uses the largest divisor of N <= M."),
     name: str = typer.Option("", "--name", help="A label for the sweep."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish the sweep with this id (or prefix)."),
     sweep_id: Optional[str] = typer.Option(None, "--sweep-id", help="Use (or continue) the sweep with this id."),
@@ -62,7 +64,8 @@ def sweep(
         else:
             if strategies is None or budgets is None:
                 raise UserError("give --strategies and --budgets (or --resume SWEEP_ID)")
-            cfg = SearchConfig(temperature=temperature, max_new_tokens=max_new_tokens, aggregate=aggregate)
+            cfg = SearchConfig(temperature=temperature, max_new_tokens=max_new_tokens, aggregate=aggregate,
+                               beam_width=beam_width)
             sid = run_sweep(url, parse_strategies(strategies), parse_budgets(budgets), dataset, limit=limit,
                             seed=seed, model=model, verifier=verifier, cfg=cfg, name=name, sweep_id=sweep_id)
     except SweepInterrupted as exc:

@@ -8,9 +8,10 @@ What runs (the plan):
     is scored either way, so that one run yields the majority (maj@k), naive best-of-k (bon),
     weighted best-of-k (wbon) and oracle coverage (pass@k) curves.
   - Tree strategies (beam_search, dvts, mcts, and any other registered strategy) get one run per
-    budget, with the budget as `n` (beams, or expansions for mcts). Where the config has a
-    `beam_width`, it is the largest divisor of the budget not above min(beam_width or 4, budget), so
-    that budget % beam_width == 0 always holds (budget 6 with the default 4 gets width 3).
+    budget, with the budget as `n`. mcts counts its budget in expansions, so there the budget sets
+    `expansions` as well (BUDGET_KNOBS). The beam width is the largest divisor of the budget not above
+    min(beam_width, budget) (beam_width defaults to 4), so budget % beam_width == 0 always holds
+    (budget 6 with width 4 gets 3; budget 1 or 2 gets 1 or 2).
   - cot ignores the budget: one run, one point at k = 1.
 Every run uses the sweep's seed, so every run sees the same problems and each problem the same
 per-call seeds (reasoning.runner.problem_seed).
@@ -27,7 +28,7 @@ from sqlmodel import select
 
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
-from reasoning.strategies import STRATEGIES, check_strategy
+from reasoning.strategies import STRATEGIES, check_config, check_strategy
 from reasoning.verifiers import check_verifier_spec
 from store import models as m
 from store.db import session_scope
@@ -35,6 +36,8 @@ from store.db import session_scope
 SAMPLING = ("best_of_n", "self_consistency")  # in order of preference for the shared run
 FIXED = ("cot",)  # no budget knob: one run whatever the budgets
 DEFAULT_BEAM_WIDTH = 4
+# Config fields besides `n` that carry a strategy's budget.
+BUDGET_KNOBS = {"mcts": ("expansions",)}
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -82,6 +85,8 @@ class SweepSpec:
             raise UserError(f"--limit must be at least 1 (got {self.limit})")
         self.budgets = sorted(set(self.budgets))
         self.config.validate()
+        for planned in self.plan():  # e.g. a warm-up larger than a budget: refuse before any run starts
+            check_config(planned.strategy, planned.config)
         return self
 
     def plan(self) -> list[PlannedRun]:
@@ -95,7 +100,7 @@ class SweepSpec:
             if name in FIXED:
                 runs.append(PlannedRun(name, 1, replace(self.config, n=1)))
             elif name not in SAMPLING:
-                runs.extend(PlannedRun(name, b, tree_config(self.config, b)) for b in self.budgets)
+                runs.extend(PlannedRun(name, b, tree_config(self.config, b, name)) for b in self.budgets)
         return runs
 
     def to_params(self) -> dict:
@@ -117,13 +122,14 @@ def beam_width_for(budget: int, cap: int | None = None) -> int:
     return next(w for w in range(limit, 0, -1) if budget % w == 0)
 
 
-def tree_config(cfg: SearchConfig, budget: int) -> SearchConfig:
-    """The config of one tree-strategy run: n = budget, and a beam width that divides it when the
-    config has that knob (it is added by the tree strategies)."""
+def tree_config(cfg: SearchConfig, budget: int, strategy: str = "") -> SearchConfig:
+    """The config of one tree-strategy run: n (and the strategy's other budget knobs) = budget, and
+    a beam width that divides it."""
     names = {f.name for f in fields(cfg)}
+    changes = {"n": budget, **{knob: budget for knob in BUDGET_KNOBS.get(strategy, ()) if knob in names}}
     if "beam_width" in names:
-        return replace(cfg, n=budget, beam_width=beam_width_for(budget, getattr(cfg, "beam_width")))
-    return replace(cfg, n=budget)
+        changes["beam_width"] = beam_width_for(budget, getattr(cfg, "beam_width"))
+    return replace(cfg, **changes)
 
 
 def run_sweep(url: str, strategies: list[str], budgets: list[int], dataset: str, limit: int | None = None,

@@ -18,7 +18,7 @@ from reasoning.curves import BudgetPoint, efficiency, frontier, load_curves
 from reasoning.errors import UserError
 from reasoning.problems import load_problems
 from reasoning.strategies import STRATEGIES
-from reasoning.sweep import SweepInterrupted, beam_width_for, resume_sweep, run_sweep, sweep_state
+from reasoning.sweep import SweepInterrupted, SweepSpec, beam_width_for, resume_sweep, run_sweep, sweep_state
 from reasoning.types import Problem
 from reasoning.verifiers import load_verifier
 from store import models as m
@@ -250,9 +250,27 @@ def test_sweep_refuses_bad_requests_before_creating_anything(db_url):
         assert session.exec(select(m.Sweep)).all() == []
 
 
-def test_beam_width_divides_every_budget():
+def test_beam_width_divides_every_budget_and_mcts_spends_its_budget_in_expansions():
     assert [beam_width_for(b) for b in (1, 2, 4, 6, 8, 64)] == [1, 2, 4, 3, 4, 4]
     assert beam_width_for(12, cap=8) == 6
+    spec = SweepSpec(strategies=["beam_search", "mcts"], budgets=[2, 8], dataset="arith:1", verifier="self_eval")
+    plan = {(p.strategy, p.n): p.config for p in spec.validate().plan()}
+    assert (plan["beam_search", 2].beam_width, plan["beam_search", 8].beam_width) == (2, 4)
+    assert (plan["mcts", 2].expansions, plan["mcts", 8].expansions) == (2, 8)
+
+
+def test_a_budget_a_strategy_cannot_take_is_refused_before_any_run(db_url, monkeypatch):
+    from reasoning.strategies import beam_search
+
+    def refuse_two(cfg):
+        if cfg.n == 2:
+            raise UserError("no budget 2")
+
+    monkeypatch.setattr(beam_search, "check_config", refuse_two)
+    with pytest.raises(UserError, match="no budget 2"):
+        sweep(db_url, ["self_consistency", "beam_search"], [1, 2])
+    with session_scope(db_url) as session:
+        assert session.exec(select(m.Run)).all() == []
 
 
 # --- command line ---------------------------------------------------------------------------------
