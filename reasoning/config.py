@@ -30,6 +30,13 @@ class SearchConfig:
     # Sequential scaling.
     parallel: int = 1  # revise P: parallel chains of N/P attempts each
     think_tokens: int = 128  # budget_forcing T: minimum generated tokens before the model may stop
+    # Adaptive (stop when sure): --n is the cap on samples.
+    batch: int = 2  # adaptive_consistency: samples drawn between stopping checks
+    stop_threshold: float = 0.95  # adaptive_consistency: stop once P(leader is the majority) exceeds it
+    warmup: int = 4  # deepconf_online: traces generated in full to set the confidence threshold
+    keep_percent: float = 90.0  # deepconf_online eta: threshold = (100 - eta)th percentile of warm-up confidences
+    conf_window: int = 32  # deepconf_online: W, tokens per confidence group
+    chunk_tokens: int = 16  # deepconf_online: tokens generated between early-stop checks
 
     def validate(self) -> "SearchConfig":
         if self.n < 1:
@@ -57,6 +64,14 @@ class SearchConfig:
             raise UserError(f"--c-puct must be >= 0 (got {self.c_puct})")
         if self.think_tokens < 0:
             raise UserError(f"--think-tokens must be >= 0 (got {self.think_tokens})")
+        for flag, value in (("--batch", self.batch), ("--warmup", self.warmup),
+                            ("--conf-window", self.conf_window), ("--chunk-tokens", self.chunk_tokens)):
+            if value < 1:
+                raise UserError(f"{flag} must be at least 1 (got {value})")
+        if not 0.5 <= self.stop_threshold <= 1:
+            raise UserError(f"--stop-threshold must be in [0.5, 1] (got {self.stop_threshold})")
+        if not 0 < self.keep_percent <= 100:
+            raise UserError(f"--keep-percent must be in (0, 100] (got {self.keep_percent})")
         return self
 
     def to_dict(self) -> dict:

@@ -26,6 +26,10 @@ class Completion:
     # Lets chain strategies attribute tokens and logprobs to the steps they split a text into.
     token_logprobs: list[float] | None = None
     token_ends: list[int] | None = None
+    # Per generated token: the k largest log-probabilities of the raw next-token distribution (k = 20 by
+    # default, descending; not temperature-scaled). Feeds the confidence verifiers (logprob, entropy,
+    # deepconf) and deepconf_online; None when the backend cannot return them.
+    token_top_logprobs: list[list[float]] | None = None
 
 
 @runtime_checkable

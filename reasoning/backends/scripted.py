@@ -2,9 +2,15 @@
 
 It is a real implementation of the protocol (stop strings, token counts, logprobs, seeds), only the
 text comes from a script instead of a network.
+
+Token distributions are deterministic: by default every token was the top choice with log-probability
+-0.1 and the other k-1 of the top k share the rest of the mass equally (`default_top`). Pass
+`token_dist(word) -> top-k logprobs` to script confidences per word (the word is sampled as the top
+choice, so its logprob is the first entry), or `top_logprobs=0` to act as a backend without them.
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Callable
 
@@ -12,6 +18,14 @@ from reasoning.types import Completion
 
 # script(prompt, sample_index, call_index) -> the text the "model" would generate
 Script = Callable[[str, int, int], str]
+# token_dist(word) -> the top-k log-probabilities of the distribution the word was drawn from
+TokenDist = Callable[[str], list[float]]
+
+
+def default_top(k: int = 20, top: float = -0.1) -> list[float]:
+    """A proper distribution: the chosen token at exp(top), the other k-1 sharing the rest equally."""
+    rest = math.log((1 - math.exp(top)) / (k - 1)) if k > 1 else top
+    return [top] + [rest] * (k - 1)
 
 
 class ScriptedLM:
@@ -20,7 +34,8 @@ class ScriptedLM:
     device = "cpu"
 
     def __init__(self, script: Script | list[str], name: str = "scripted", n_params: int = 1000,
-                 judge: Callable[[str], float] | None = None):
+                 judge: Callable[[str], float] | None = None, token_dist: TokenDist | None = None,
+                 top_logprobs: int = 20):
         if isinstance(script, list):
             texts = script
             script = lambda prompt, i, call: texts[i % len(texts)]  # noqa: E731
@@ -30,6 +45,8 @@ class ScriptedLM:
         self.model_id = name
         self.n_params = n_params
         self.calls: list[dict] = []
+        self.top_logprobs = top_logprobs
+        self.token_dist = token_dist or (lambda word: default_top(max(top_logprobs, 1)))
 
     def prompt(self, question: str) -> str:
         return f"Question: {question}\nAnswer:\n"
@@ -43,7 +60,7 @@ class ScriptedLM:
             row = []
             for i in range(n):
                 text = self.script(prompt, 0 if temperature == 0 else i, call)
-                row.append(_finish(text, stop, max_new_tokens))
+                row.append(self._finish(text, stop, max_new_tokens))
             out.append(row)
         return out
 
@@ -53,6 +70,18 @@ class ScriptedLM:
             p = float(self.judge(prompt))
             probs.append([p, 1.0 - p] + [0.0] * (len(choices) - 2))
         return probs
+
+
+    def _finish(self, text: str, stop, max_new_tokens) -> Completion:
+        completion = _finish(text, stop, max_new_tokens)
+        words = [completion.text[start:end] for start, end in
+                 zip([0] + (completion.token_ends or [])[:-1], completion.token_ends or [])]
+        tops = [list(self.token_dist(word.strip()))[: self.top_logprobs] for word in words]
+        if self.top_logprobs > 0:
+            completion.token_top_logprobs = tops
+        completion.token_logprobs = [top[0] if top else -0.1 for top in tops]
+        completion.logprob = sum(completion.token_logprobs)
+        return completion
 
 
 def _finish(text: str, stop, max_new_tokens) -> Completion:

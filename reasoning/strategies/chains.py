@@ -7,6 +7,7 @@ from reasoning.config import SearchConfig
 from reasoning.tree import Tree, split_steps
 from reasoning.types import TERMINAL, Completion, LanguageModel, Node, Outcome, Problem, Verifier
 from reasoning.verifiers import aggregate
+from reasoning.verifiers.confidence import step_signals
 
 
 def sample_chains(problem: Problem, lm: LanguageModel, tree: Tree, n: int, temperature: float,
@@ -24,10 +25,13 @@ def sample_chains(problem: Problem, lm: LanguageModel, tree: Tree, n: int, tempe
 
 def add_chain(tree: Tree, parent: Node, completion: Completion, delimiter: str, meta: dict) -> Node:
     """Store a whole completion as a chain of step nodes under `parent` (each generated token
-    counted in the step it ends in); returns the last one."""
-    node = parent
+    counted in the step it ends in, with its token-confidence signals in meta when the backend gave
+    them: see verifiers/confidence.py); returns the last one."""
+    node, start = parent, 0
     for step in split_steps(completion.text, delimiter, completion.token_ends, completion.token_logprobs):
-        node = tree.add(node, step.text, tokens=step.tokens, logprob=step.logprob, meta=dict(meta))
+        signals = step_signals(completion, start, start + step.tokens)
+        start += step.tokens
+        node = tree.add(node, step.text, tokens=step.tokens, logprob=step.logprob, meta={**meta, **signals})
     return node
 
 
@@ -44,11 +48,15 @@ def finish(problem: Problem, tree: Tree, node: Node, text: str, finish_reason: s
 
 def score_leaves(problem: Problem, verifier: Verifier | None, tree: Tree, leaves: list[Node],
                  how: str) -> None:
-    """Score every step of every chain in one verifier call; store step and path scores."""
+    """Score every step of every chain in one verifier call; store step and path scores. A verifier
+    with `score_nodes` (the confidence verifiers) gets the step nodes, whose meta holds token data."""
     if verifier is None or not leaves:
         return
     paths = [tree.path(leaf) for leaf in leaves]
-    scores = verifier.score(problem.question, [[n.text for n in path] for path in paths], gold=problem.answer)
+    if hasattr(verifier, "score_nodes"):
+        scores = verifier.score_nodes(problem.question, paths, gold=problem.answer)
+    else:
+        scores = verifier.score(problem.question, [[n.text for n in path] for path in paths], gold=problem.answer)
     for path, step_scores in zip(paths, scores):
         for i, node in enumerate(path):
             tree.update(node, score=step_scores[i], path_score=aggregate(step_scores[: i + 1], how))

@@ -1,8 +1,9 @@
 """Verifiers score each step of a reasoning path in [0, 1]; `load_verifier` turns a spec into one.
 
 Specs: `oracle` (checks the gold answer: evaluation only), `self_eval` (the policy model judges its
-own steps), `prm:MODEL[@CONVENTION]` (a process reward model, see verifiers/prm.py). A verifier family
-is one module with the same `score` signature.
+own steps), `prm:MODEL[@CONVENTION]` (a process reward model, see verifiers/prm.py), and the model's
+own confidence: `logprob`, `entropy`, `deepconf[:W]` (see verifiers/confidence.py; they score stored
+step nodes through `score_nodes`). A verifier family is one module with the same `score` signature.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import math
 from reasoning.errors import UserError
 from reasoning.types import LanguageModel, Verifier
 
-VERIFIERS = ("oracle", "self_eval")
+VERIFIERS = ("oracle", "self_eval", "logprob", "entropy", "deepconf")
 
 
 def load_verifier(spec: str | None, lm: LanguageModel | None = None, *,
@@ -23,6 +24,8 @@ def load_verifier(spec: str | None, lm: LanguageModel | None = None, *,
         from reasoning.verifiers.prm import load_prm
 
         return load_prm(spec[len("prm:"):], trust_remote_code=trust_remote_code)
+    if spec in ("logprob", "entropy") or spec.split(":")[0] == "deepconf":
+        return _confidence_verifier(spec, lm)
     if spec == "oracle":
         from reasoning.verifiers.oracle import OracleVerifier
 
@@ -40,12 +43,36 @@ def check_verifier_spec(spec: str | None) -> None:
     """Validate a spec without loading anything (before a run is created)."""
     if spec in (None, "", "none") or spec in VERIFIERS:
         return
+    if spec.startswith("deepconf:"):
+        from reasoning.verifiers.deepconf import parse_window
+
+        parse_window(spec)
+        return
     if spec.startswith("prm:"):
         from reasoning.verifiers.prm_conventions import parse_prm_spec
 
         parse_prm_spec(spec[len("prm:"):])
         return
     raise UserError(f"unknown verifier {spec!r}: choose one of none, {', '.join(VERIFIERS)}, prm:MODEL")
+
+
+def _confidence_verifier(spec: str, lm: LanguageModel | None) -> Verifier:
+    """logprob / entropy / deepconf[:W], refused up front for a backend without token log-probabilities."""
+    from reasoning.verifiers.confidence import require_token_data
+
+    if lm is not None:
+        require_token_data(lm)
+    if spec == "logprob":
+        from reasoning.verifiers.logprob import LogprobVerifier
+
+        return LogprobVerifier()
+    if spec == "entropy":
+        from reasoning.verifiers.entropy import EntropyVerifier
+
+        return EntropyVerifier()
+    from reasoning.verifiers.deepconf import DeepConfVerifier, parse_window
+
+    return DeepConfVerifier(parse_window(spec))
 
 
 def aggregate(step_scores: list[float], how: str = "last") -> float:
