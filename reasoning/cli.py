@@ -76,9 +76,9 @@ def _print_summary(s, as_json: bool) -> None:
 
 @app.command()
 def run(
-    strategy: str = typer.Option(..., "--strategy", "-s", help="cot | self_consistency | best_of_n | beam_search | dvts | mcts | revise | budget_forcing"),
+    strategy: str = typer.Option(..., "--strategy", "-s", help="cot | self_consistency | best_of_n | beam_search | dvts | mcts | revise | budget_forcing | adaptive_consistency | deepconf_online"),
     n: int = typer.Option(SearchConfig.n, "--n", help="Samples (budget)."),
-    verifier: Optional[str] = typer.Option(None, "--verifier", "-v", help="none | self_eval | oracle (evaluation only) | prm:MODEL[@CONVENTION]"),
+    verifier: Optional[str] = typer.Option(None, "--verifier", "-v", help="none | self_eval | oracle (evaluation only) | logprob | entropy | deepconf[:W] | prm:MODEL[@CONVENTION]"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Let a PRM run model code shipped with its checkpoint (Qwen2.5-Math-PRM needs it)."),
     model: str = typer.Option("smollm2", "--model", "-m", help="smollm2 (embedded), an HF model id or a local folder."),
     dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D (D=1..5), arith:A-B, FILE.jsonl or hf:NAME[:split]"),
@@ -98,6 +98,12 @@ def run(
     c_puct: float = typer.Option(SearchConfig.c_puct, "--c-puct", help="mcts: exploration constant of UCT."),
     parallel: int = typer.Option(SearchConfig.parallel, "--parallel", help="revise: P chains of N/P attempts."),
     think_tokens: int = typer.Option(SearchConfig.think_tokens, "--think-tokens", help="budget_forcing: append 'Wait' while fewer tokens were generated."),
+    batch: int = typer.Option(SearchConfig.batch, "--batch", help="adaptive_consistency: samples per stopping check (--n is the cap)."),
+    stop_threshold: float = typer.Option(SearchConfig.stop_threshold, "--stop-threshold", help="adaptive_consistency: stop once P(leader is the majority) exceeds this."),
+    warmup: int = typer.Option(SearchConfig.warmup, "--warmup", help="deepconf_online: traces generated in full to set the confidence bar."),
+    keep_percent: float = typer.Option(SearchConfig.keep_percent, "--keep-percent", help="deepconf_online: eta; bar = (100 - eta)th percentile of warm-up confidences."),
+    conf_window: int = typer.Option(SearchConfig.conf_window, "--conf-window", help="deepconf_online: tokens per confidence group."),
+    chunk_tokens: int = typer.Option(SearchConfig.chunk_tokens, "--chunk-tokens", help="deepconf_online: tokens generated between early-stop checks."),
     name: str = typer.Option("", "--name", help="A label for the run."),
     db: Optional[str] = DbOption,
     as_json: bool = JsonOption,
@@ -111,7 +117,9 @@ def run(
     cfg = SearchConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                        select=select, aggregate=aggregate, beam_width=beam_width, max_steps=max_steps,
                        lookahead=lookahead, max_step_tokens=max_step_tokens, expansions=expansions, width=width,
-                       c_puct=c_puct, parallel=parallel, think_tokens=think_tokens)
+                       c_puct=c_puct, parallel=parallel, think_tokens=think_tokens, batch=batch,
+                       stop_threshold=stop_threshold, warmup=warmup, keep_percent=keep_percent,
+                       conf_window=conf_window, chunk_tokens=chunk_tokens)
     request = RunRequest(strategy=strategy, dataset=dataset, model=model, verifier=verifier, limit=limit,
                          seed=seed, name=name, config=cfg).validate()
     problems = load_problems(dataset, limit=limit, seed=seed)
