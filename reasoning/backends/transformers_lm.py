@@ -46,6 +46,7 @@ class _Row:
 
     ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    tops: list[list[float]] = field(default_factory=list)  # top-k logprobs per token (confidence verifiers)
     ends: list[int] = field(default_factory=list)
     text: str = ""
     finish: str | None = None
@@ -53,6 +54,9 @@ class _Row:
 
 class TransformersLM:
     backend = "transformers"
+    # k of Completion.token_top_logprobs (0: none). One topk over the log_softmax already computed per
+    # step: small next to the forward pass.
+    top_logprobs = 20
 
     def __init__(self, path: str | Path, *, name: str, model_id: str, prompt_style: str = "chat",
                  device: str | None = None, dtype: str | None = None, max_batch_rows: int = 32,
@@ -137,6 +141,9 @@ class TransformersLM:
             logprobs = logits.log_softmax(-1)
             tokens = _pick(logits, temperature, top_p, generator)
             token_logprobs = logprobs.gather(-1, tokens[:, None])[:, 0]
+            if self.top_logprobs:
+                for r, top in zip(live, logprobs.topk(self.top_logprobs, dim=-1).values.tolist()):
+                    rows[r].tops.append(top)
             for r, token, lp in zip(live, tokens.tolist(), token_logprobs.tolist()):
                 self._extend(rows[r], token, lp, stop)
             keep = [k for k, r in enumerate(live) if rows[r].finish is None]
@@ -178,7 +185,8 @@ class TransformersLM:
         if ends:
             ends[-1] = len(row.text)
         return Completion(text=row.text, n_tokens=len(row.ids), logprob=sum(row.logprobs),
-                          finish_reason=row.finish or "length", token_logprobs=row.logprobs, token_ends=ends)
+                          finish_reason=row.finish or "length", token_logprobs=row.logprobs, token_ends=ends,
+                          token_top_logprobs=row.tops if len(row.tops) == len(row.ids) else None)
 
     # --- scoring ---------------------------------------------------------------------------------
 
