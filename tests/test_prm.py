@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,8 @@ def make_tokenizer(special: list[str], *, tags: tuple[str, ...] = (), bos: str |
     tok.add_tokens([AddedToken(t, normalized=False) for t in tags])
     tok.add_special_tokens([t for t in special if t not in (eos, bos)])
     if bos:  # like Mistral's tokenizer: every encoding starts with BOS
-        tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, tok.token_to_id(bos))])
+        tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A",
+                                                           special_tokens=[(bos, tok.token_to_id(bos))])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, bos_token=bos, pad_token=eos)
     if chat_template:
         fast.chat_template = chat_template
@@ -114,7 +116,7 @@ def build_skywork(folder: Path, v_head: bool = True, nan: bool = False) -> Path:
 
 
 def _save(folder: Path, tok, model) -> Path:
-    spread_weights(model, seed=len(str(folder)))
+    spread_weights(model, seed=sum(map(ord, type(model).__name__)))  # fixed per architecture
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
@@ -213,8 +215,11 @@ def test_scores_are_read_where_the_familys_own_code_reads_them(convention, prm_d
     want = [REFERENCES[convention](prm_dirs[convention], steps) for steps in PATHS]
     for g, w in zip(got, want):
         assert g == pytest.approx(w, abs=1e-5)
-    flat = [s for path in got for s in path]
-    assert max(flat) - min(flat) > 0.05  # scores vary by position, so a shifted read would be caught
+    # The check can fail: the same model read one token earlier disagrees with the reference.
+    conv = verifiers[convention].convention
+    shifted = PRMVerifier(prm_dirs[convention], replace(conv, read_offset=conv.read_offset - 1), name="shifted")
+    misread = shifted.score(QUESTION, PATHS)
+    assert max(abs(a - b) for m, w in zip(misread, want) for a, b in zip(m, w)) > 1e-3
 
 
 @pytest.mark.parametrize("convention", list(BUILDERS))
