@@ -8,6 +8,8 @@ Where the points come from:
     coverage: an upper bound, never an achievable accuracy.
   - Any other run (beam_search, dvts, mcts, cot, ...) is one point at k = its `n`: the accuracy of
     the answers the strategy chose ("direct"), with a bootstrap CI over problems.
+  - An adaptive run (adaptive_consistency, deepconf_online) is one point at the mean samples and
+    tokens it spent per problem, with their spread (reasoning/adaptive_curves.py).
   - Points use only the problems that every selected run has finished, so all curves average the
     same problems; runs that are not done are reported in `CurveSet.notes`.
 Cost axes: k (samples or beams), generated tokens per problem, and FLOPs = 2 x params x tokens
@@ -31,8 +33,10 @@ import numpy as np
 from sqlalchemy import case, func
 from sqlmodel import select
 
+from reasoning.adaptive_curves import adaptive_points, adaptive_results
 from reasoning.answers import canonical, group_answers
 from reasoning.errors import UserError
+from reasoning.strategies import ADAPTIVE
 from reasoning.estimators import (ProblemSamples, Sample, bootstrap_ci, curve_points, default_ks,
                                   pass1_difficulty_bins)
 from store import models as m
@@ -54,6 +58,8 @@ ESTIMATOR_INFO = {
     "pass": ("pass@k", "pass@k oracle coverage (upper bound)",
              "pass@k: some chain of k is right (oracle coverage, an upper bound, not achievable)"),
     "direct": (None, None, "one run per budget: accuracy of the answers the strategy chose"),
+    "adaptive": (None, None, "adaptive run: accuracy of its answers at the mean samples / tokens it chose to "
+                 "spend per problem (spread in the notes; reasoning/adaptive_curves.py)"),
 }
 REFERENCE_ORDER = ("wbon", "bon", "maj")  # the best-of-N baseline for efficiency gains
 
@@ -200,6 +206,7 @@ def load_curves(url: str, ref: str | None = None, *, sweep_id: str | None = None
         problems = {p.id: p for p in session.exec(select(m.Problem).where(m.Problem.id.in_(problem_ids))).all()}
         samples = {r.id: _run_samples(session, r, problem_ids, problems) for r in runs if r.strategy in SAMPLING}
         results = {r.id: _run_results(session, r, problem_ids) for r in runs if r.strategy not in SAMPLING}
+        adaptive = {r.id: adaptive_results(session, r, problem_ids) for r in runs if r.strategy in ADAPTIVE}
     if notes:
         notes.append(f"the curves use the {len(problem_ids)} problems every run has finished")
     group_of = _groups(by, problems, samples, n_bins)
@@ -208,6 +215,9 @@ def load_curves(url: str, ref: str | None = None, *, sweep_id: str | None = None
     for run in runs:
         if run.id in samples:
             points += _sampling_points(run, samples[run.id], ks, group_of, labels[run.id], n_draws, n_boot, seed)
+        elif run.id in adaptive:
+            found, spreads = adaptive_points(run, adaptive[run.id], group_of, labels[run.id], n_boot, seed, _flops)
+            points, notes = points + found, notes + [s.note() for s in spreads]
         else:
             points += _direct_points(run, results[run.id], group_of, labels[run.id], n_boot, seed)
     return CurveSet(

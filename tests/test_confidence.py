@@ -213,3 +213,52 @@ def test_deepconf_online_warmup_cannot_exceed_n():
 
     with pytest.raises(UserError, match="--warmup"):
         check_config("deepconf_online", SearchConfig(n=2, warmup=4))
+
+
+# --- adaptive runs on the budget curves ----------------------------------------------------------
+
+CURVE_PROBLEMS = [Problem(key="easy", question="What is 2 + 2?", answer="4", dataset="unit"),
+                  Problem(key="split", question="What is 3 + 3?", answer="6", dataset="unit")]
+
+
+def curve_script(prompt: str, i: int, call: int) -> str:
+    if "2 + 2" in prompt:
+        return "The answer is 4."  # unanimous: stops after 4 samples
+    return "The answer is 6." if i % 2 == 0 else "The answer is 7."  # a split: runs to the cap
+
+
+def test_an_adaptive_run_is_one_point_at_its_mean_spend_with_its_spread(db_url, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from reasoning import runner
+    from reasoning.adaptive_curves import load_spreads
+    from reasoning.curves import load_curves
+
+    lm = ScriptedLM(curve_script, n_params=1000)
+    ids = []
+    for strategy in ("adaptive_consistency", "self_consistency"):
+        request = runner.RunRequest(strategy=strategy, dataset="unit", model="scripted",
+                                    config=SearchConfig(n=8, batch=2)).validate()
+        ids.append(runner.create_run(db_url, request, CURVE_PROBLEMS, lm, None))
+        runner.execute(db_url, ids[-1], lm, None)
+    curves = load_curves(db_url, run_ids=ids)
+    [point] = [p for p in curves.points if p.estimator == "adaptive"]
+    # 4 samples of 4 tokens on the easy problem, 8 on the split one
+    assert (point.k, point.tokens_per_problem, point.accuracy) == (6.0, 24.0, 1.0)
+    assert point.flops == 2 * 1000 * 24.0 and point.verifier_flops == 0.0
+    assert max(p.k for p in curves.points if p.estimator == "maj") == 8
+    [spread] = load_spreads(db_url, ids[0])
+    assert (spread.samples_mean, spread.samples_std, spread.tokens_std) == (6.0, 2.0, 8.0)
+    assert spread.stop_reasons == {"confident": 1, "cap": 1}
+    assert any("6.00 ± 2.00 samples (cap 8), 24 ± 8 tokens" in note for note in curves.notes)
+
+    env = {**os.environ, "THINKTRACE_DB": db_url.removeprefix("sqlite:///")}
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "reasoning", "curves", ids[0][:8], "--json"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert [(p["estimator"], p["k"]) for p in json.loads(proc.stdout)] == [("adaptive", 6.0)]
