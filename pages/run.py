@@ -62,6 +62,14 @@ def cli_flags() -> set[str]:
     return {opt for p in command.commands["run"].params for opt in p.opts}
 
 
+def knobs_of(strategy: str) -> list[str]:
+    """The knobs listed above, plus any `--flag` the strategy's one-line help names (so a strategy
+    added to the dispatch table shows its own settings without an edit here)."""
+    listed = list(KNOBS.get(strategy, DEFAULT_KNOBS))
+    named = [f.replace("-", "_") for f in re.findall(r"--([a-z][a-z0-9-]*)", STRATEGIES[strategy][2])]
+    return listed + [k for k in named if k not in listed]
+
+
 def knob_widget(name: str, default, key: str):
     label = name.replace("_", " ")
     help_ = HELP.get(name, f"SearchConfig.{name}")
@@ -167,7 +175,7 @@ def strategy_form(flags: set[str]) -> tuple[str, dict]:
     strategy = st.selectbox("Strategy", names, index=names.index(wanted) if wanted in names else 0,
                             format_func=lambda s: f"{s} — {STRATEGIES[s][2]}", key="strategy")
     defaults = {f.name: f.default for f in fields(SearchConfig)}
-    shown = [k for k in KNOBS.get(strategy, DEFAULT_KNOBS) if k in defaults and f"--{k.replace('_', '-')}" in flags]
+    shown = [k for k in knobs_of(strategy) if k in defaults and f"--{k.replace('_', '-')}" in flags]
     values = {}
     cols = st.columns(3)
     for i, name in enumerate(shown):
@@ -297,7 +305,7 @@ def live(url: str, run_id: str) -> None:
             time.sleep(0.3)
             st.rerun()
     if s.problems_done:
-        b2.page_link(TREE_PAGE, label="Open trees", icon=":material/account_tree:", query_params={"run": run_id})
+        (b1 if status == "done" else b2).page_link(TREE_PAGE, label="Open trees", icon=":material/account_tree:", query_params={"run": run_id})
     problem_id = current_problem(url, run_id)
     if problem_id is not None:
         rows = {p.problem_id: p for p in run_problems(url, run_id)}

@@ -7,6 +7,7 @@ import base64
 import json
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +35,14 @@ def script(prompt: str, sample: int, call: int) -> str:
 
 
 def judge(prompt: str) -> float:
-    """A scripted self-evaluation that likes even final answers (right ones, here) a bit more."""
+    """A scripted self-evaluation that likes even final answers (right ones, here) more, with
+    deterministic noise so right and wrong scores overlap as a real verifier's do."""
+    noise = (zlib.crc32(prompt.encode()) % 1000) / 1000 - 0.5  # in [-0.5, 0.5)
     tail = prompt.rsplit("The answer is", 1)
     if len(tail) == 2 and tail[1].strip()[:1].isdigit():
-        return 0.8 if int(tail[1].strip().split(".")[0]) % 2 == 0 else 0.35
-    return 0.55
+        base = 0.65 if int(tail[1].strip().split(".")[0]) % 2 == 0 else 0.4
+        return min(1.0, max(0.0, base + 0.5 * noise))
+    return 0.5 + 0.3 * noise
 
 
 def make_runs(url: str) -> dict[str, str]:

@@ -1,0 +1,233 @@
+"""End to end in a real headless Chromium: start the app on a temp database, launch a small run on the
+embedded model from the Run page, wait for it to finish, open its tree, click nodes and read their
+path. Saves a screenshot of every page under docs/screenshots/ (the README shows them).
+
+Needs Debian's chromium at /usr/bin/chromium (`scripts/dev.sh test` installs it on a fresh machine)."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from store.queries import list_runs, run_problems, tree_nodes
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "docs" / "screenshots"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason="needs Debian chromium at /usr/bin/chromium: apt-get install -y chromium "
+                              "(scripts/dev.sh test does it)"),
+]
+
+
+def expect(locator):
+    from playwright.sync_api import expect as _expect
+
+    return _expect(locator)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """`streamlit run app.py` on a free port with its own database, seeded with scripted runs of every
+    strategy (so the Verifier and Compare pages have something to show); stopped by PID."""
+    from test_app import make_runs  # the same scripted runs the AppTest specs use
+
+    folder = tmp_path_factory.mktemp("browser")
+    db = folder / "thinktrace.db"
+    url = f"sqlite:///{db}"
+    make_runs(url)
+    port = free_port()
+    env = dict(os.environ, THINKTRACE_DB=str(db), THINKTRACE_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    log = open(folder / "streamlit.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline or server.poll() is not None:
+                raise RuntimeError(f"streamlit did not come up: {(folder / 'streamlit.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield base, url
+    finally:
+        from sqlmodel import select
+
+        from reasoning.launch import stop_run
+        from store import models as m
+        from store.db import session_scope
+
+        with session_scope(url) as session:  # a run still going would outlive the test
+            pids = session.exec(select(m.Run.worker_pid).where(m.Run.worker_pid.is_not(None))).all()
+        for pid in pids:
+            stop_run(pid)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def settle(page, timeout=30_000) -> None:
+    """Wait until the script has finished its run (the status widget goes away)."""
+    page.wait_for_timeout(400)
+    page.wait_for_selector("[data-testid=stStatusWidget]", state="detached", timeout=timeout)
+
+
+def goto(page, base: str, path: str) -> None:
+    page.goto(f"{base}/{path}")
+    page.wait_for_selector("h1", timeout=30_000)
+    settle(page)
+
+
+def shot(page, name: str) -> None:
+    """The whole page: Streamlit scrolls inside its main block, so grow the viewport to fit it."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 40, 2600))})
+    page.wait_for_timeout(800)  # relayout and plotly's transitions
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    page.set_viewport_size(size)
+
+
+def number_input(page, label: str):
+    return page.locator("[data-testid=stNumberInput]").filter(has_text=label).locator("input")
+
+
+def click_node(page, seq: int, chart: int = 0) -> None:
+    """Click a tree node by its seq: find its trace and point index from the figure's customdata, then
+    click the centre of that SVG point (the drag layer covers points, so a mouse click, not .click())."""
+    where = page.evaluate(
+        """([seq, chart]) => {
+            const plot = document.querySelectorAll('.js-plotly-plot')[chart];
+            let scatter = 0;
+            for (const trace of plot._fullData) {  // typed arrays, decoded from plotly's base64
+                const data = trace.customdata;
+                if (data !== undefined && data !== null) {
+                    const values = Array.from(data);
+                    const i = values.findIndex(v => Number(v) === seq);
+                    if (i >= 0 && trace.name !== 'clicked') return [scatter, i];
+                }
+                scatter += 1;
+            }
+            return null;
+        }""", [seq, chart])
+    assert where is not None, f"node {seq} is not drawn"
+    trace, index = where
+    point = page.locator(".js-plotly-plot").nth(chart).locator(".scatterlayer > g.trace").nth(trace) \
+        .locator("g.points > path").nth(index)
+    box = point.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def test_launch_a_run_watch_it_finish_and_walk_its_tree(app, browser):
+    base, url = app
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(30_000)
+
+    goto(page, base, "")
+    assert page.get_by_role("heading", name="ThinkTrace").is_visible()
+    shot(page, "home")
+
+    # Run page: cot on one easy arithmetic problem, 32 new tokens, on the embedded model.
+    goto(page, base, "run")
+    command = page.locator("[data-testid=stCode]")
+    page.locator("[data-testid=stSelectbox]").filter(has_text="Strategy").click()
+    page.get_by_role("option", name="cot — one greedy chain of thought").click()
+    expect(command).to_contain_text("--strategy cot")
+    problems = number_input(page, "Problems")
+    problems.fill("1")
+    problems.press("Enter")
+    expect(command).to_contain_text("--limit 1")
+    tokens = number_input(page, "max new tokens")
+    tokens.fill("32")
+    tokens.press("Enter")
+    expect(command).to_contain_text("--max-new-tokens 32")
+    settle(page)
+    page.get_by_role("button", name="Start run").click()
+
+    # Live progress until done (model load plus 32 tokens on a shared CPU: allow minutes).
+    status = page.locator("[data-testid=stMetric]").filter(has_text="Status").locator("[data-testid=stMetricValue]")
+    status.wait_for(timeout=120_000)
+    deadline = time.time() + 300
+    while status.inner_text().strip() != "done":
+        assert status.inner_text().strip() in ("running", "done"), status.inner_text()
+        assert time.time() < deadline, "the run did not finish in 5 minutes"
+        page.wait_for_timeout(1000)
+    page.wait_for_selector(".js-plotly-plot")
+    settle(page)
+    shot(page, "run")
+
+    real = next(r for r in list_runs(url) if r.model != "scripted")
+    assert real.strategy == "cot" and real.status == "done" and real.problems_done == 1
+    problem = run_problems(url, real.id)[0]
+    nodes = tree_nodes(url, real.id, problem.problem_id)
+
+    # Its tree: open it from the Run page, click the root, then the last step.
+    page.get_by_role("link", name="Open trees").click()
+    page.wait_for_url(f"**/tree?run={real.id}**")
+    page.get_by_role("heading", name="Tree").wait_for()
+    page.wait_for_selector(".js-plotly-plot")
+    settle(page)
+    click_node(page, 0)
+    page.get_by_text("This is the root: it holds the question.").wait_for()
+    leaf = nodes[-1]
+    settle(page)
+    click_node(page, leaf.seq)
+    page.get_by_text(f"Path to node #{leaf.seq}").wait_for()
+    first_words = " ".join(leaf.text.split()[:4])
+    assert first_words in " ".join(page.locator("body").inner_text().split())  # the step's own text
+    assert f"node={leaf.seq}" in page.url
+    settle(page)
+    shot(page, "tree")
+
+    # The other pages, on the scripted runs of every strategy.
+    scripted = {r.strategy: r.id for r in list_runs(url) if r.model == "scripted"}
+    goto(page, base, f"verifier?run={scripted['best_of_n']}")
+    page.wait_for_selector(".js-plotly-plot")
+    assert page.get_by_text("ROC AUC").first.is_visible()
+    shot(page, "verifier")
+    goto(page, base, f"compare?run={scripted['self_consistency']}")
+    page.wait_for_selector(".js-plotly-plot")
+    assert page.get_by_text("Which run solved what").is_visible()
+    shot(page, "compare")
+    page.close()
