@@ -87,11 +87,11 @@ def int_param(name: str) -> int | None:
         return None
 
 
-def url_run(url: str, runs: list) -> str | None:
-    """The run named by `?run=` (full id or unique prefix); an unknown one is one clear message."""
+def url_run(url: str, ref: str | None = None) -> str | None:
+    """The run named by `ref` or `?run=` (full id or unique prefix); an unknown one is one clear message."""
     from store.queries import resolve_run_id
 
-    ref = param("run")
+    ref = ref or param("run")
     if ref is None:
         return None
     try:
@@ -105,7 +105,7 @@ def pick_run(url: str, runs: list, *, key: str = "run", label: str = "Run") -> o
     """A selectbox of runs by readable label, defaulting to `?run=`; writes the choice back to the URL."""
     if not runs:
         return None
-    wanted = url_run(url, runs)
+    wanted = url_run(url)
     ids = [r.id for r in runs]
     if wanted in ids and st.session_state.get(f"_{key}_from_url") != wanted:
         st.session_state[key] = wanted  # a new link wins over the widget's previous choice

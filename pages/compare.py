@@ -21,22 +21,28 @@ if len(runs) < 2:
     st.stop()
 by_id = {r.id: r for r in runs}
 
-# Default: the link's run plus the newest other run on the same dataset (else the two newest runs).
-first = url_run(url, runs) if param("run") else None
-first = first if first in by_id else runs[0].id
+# Default: the link's runs (`?run=a,b,…`), else the newest run plus the newest other run on the same
+# dataset (else the two newest runs).
+linked = []
+for ref in (param("run") or "").split(","):
+    if ref.strip():
+        rid = url_run(url, ref.strip())
+        if rid in by_id and rid not in linked:
+            linked.append(rid)
+first = linked[0] if linked else runs[0].id
 same = [r.id for r in runs if r.id != first and r.dataset == by_id[first].dataset]
-default = [first, (same or [r.id for r in runs if r.id != first])[0]]
-if "compare_runs" not in st.session_state or (param("run") and st.session_state.get("_compare_link") != param("run")):
+default = linked if len(linked) > 1 else [first, (same or [r.id for r in runs if r.id != first])[0]]
+link = ",".join(linked) or None
+if "compare_runs" not in st.session_state or (link and st.session_state.get("_compare_link") != link):
     st.session_state["compare_runs"] = default
-    st.session_state["_compare_link"] = param("run")
+    st.session_state["_compare_link"] = ",".join(default)
 chosen = st.multiselect("Runs to compare", list(by_id), format_func=lambda rid: run_label(by_id[rid]),
                         key="compare_runs")
 if len(chosen) < 2:
     st.info("Pick at least two runs.")
     st.stop()
-if param("run") != chosen[0]:
-    st.query_params["run"] = chosen[0]
-    st.session_state["_compare_link"] = chosen[0]
+st.query_params["run"] = ",".join(chosen)
+st.session_state["_compare_link"] = ",".join(chosen)
 
 rows = outcomes(url, chosen)
 summary = {s.run_id: s for s in shared_summary(url, chosen)}
@@ -55,11 +61,9 @@ for rid in chosen:
                   "accuracy": s.correct / s.graded if s.graded else None,
                   "right": f"{s.correct}/{s.graded}", "tokens / problem": round(s.tokens_per_problem),
                   "s / problem": round(s.seconds_per_problem, 2)})
-left, right = st.columns([3, 2], gap="medium")
-with left:
-    st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "accuracy": st.column_config.ProgressColumn("accuracy", min_value=0.0, max_value=1.0, format="percent")})
-with right:
+st.dataframe(table, hide_index=True, width="stretch", column_config={
+    "accuracy": st.column_config.ProgressColumn("accuracy", min_value=0.0, max_value=1.0, format="percent")})
+with st.expander("Accuracy against tokens", expanded=len(chosen) > 2):
     st.plotly_chart(cost_accuracy_figure([labels[r] for r in chosen],
                                          [summary[r].tokens_per_problem for r in chosen],
                                          [t["accuracy"] for t in table]), width="stretch", key="cost")

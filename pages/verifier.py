@@ -19,7 +19,7 @@ if not runs:
     st.stop()
 
 by_id = {r.id: r for r in runs}
-wanted = url_run(url, runs) if param("run") else None
+wanted = url_run(url) if param("run") else None
 if wanted is not None and wanted not in by_id:
     st.warning("The run in the link has no verifier scores: pick a run with a verifier.")
 default = [wanted] if wanted in by_id else [runs[0].id]
@@ -79,8 +79,8 @@ with right:
 
 st.markdown("#### Worst disagreements with the gold answer")
 st.caption("Wrong answers the verifier liked most, and right answers it liked least. Open one to see its path.")
-wrong = sorted((p for p in graded if not p.correct), key=lambda p: -p.path_score)[:10]
-right_ = sorted((p for p in graded if p.correct), key=lambda p: p.path_score)[:10]
+wrong = sorted((p for p in graded if not p.correct), key=lambda p: -p.path_score)[:6]
+right_ = sorted((p for p in graded if p.correct), key=lambda p: p.path_score)[:6]
 rows = [{"kind": "high score, wrong" if not p.correct else "low score, right", "score": p.path_score,
          "answer": p.answer if p.answer is not None else "–", "gold": p.gold, "question": short(p.question, 90),
          "run": short(by_id[p.run_id].name, 30), "problem": p.position + 1,

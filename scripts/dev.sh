@@ -24,6 +24,11 @@ case "$what" in
   app)
     exec .venv/bin/python -m streamlit run app.py --server.headless true "$@" ;;
   test)
+    # The browser tests drive Debian's chromium through Playwright (never `playwright install`).
+    if [[ ! -x /usr/bin/chromium ]]; then
+      sudo_=""; [[ $(id -u) -ne 0 ]] && sudo_="sudo"
+      $sudo_ apt-get update && $sudo_ apt-get install -y chromium chromium-driver
+    fi
     exec .venv/bin/python -m pytest -q "$@" ;;
   *)
     echo "usage: scripts/dev.sh [app|test|setup]" >&2; exit 2 ;;

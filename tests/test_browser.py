@@ -226,7 +226,7 @@ def test_launch_a_run_watch_it_finish_and_walk_its_tree(app, browser):
     page.wait_for_selector(".js-plotly-plot")
     assert page.get_by_text("ROC AUC").first.is_visible()
     shot(page, "verifier")
-    goto(page, base, f"compare?run={scripted['self_consistency']}")
+    goto(page, base, f"compare?run={scripted['cot']},{scripted['self_consistency']},{scripted['best_of_n']}")
     page.wait_for_selector(".js-plotly-plot")
     assert page.get_by_text("Which run solved what").is_visible()
     shot(page, "compare")
