@@ -120,7 +120,7 @@ def curves(
 
 def format_table(points) -> str:
     """Aligned text table of points; upper bounds are marked with '*'."""
-    header = ("curve", "estimator", "k", "tokens/problem", "FLOPs", "verifier FLOPs", "accuracy", "CI low",
+    header = ("strategy", "estimator", "k", "tokens/problem", "FLOPs", "verifier FLOPs", "accuracy", "CI low",
               "CI high", "group")
     rows = [header]
     for p in points:

@@ -109,7 +109,7 @@ def _curve_traces(name: str, members: list[BudgetPoint], x: str, color: str, sho
     if len(members) > 1:
         traces.append(go.Scatter(
             x=xs + xs[::-1], y=[p.ci_high for p in members] + [p.ci_low for p in members][::-1],
-            fill="toself", fillcolor=_rgba(color, 0.10 if upper else 0.18), line=dict(width=0),
+            mode="lines", fill="toself", fillcolor=_rgba(color, 0.10 if upper else 0.18), line=dict(width=0),
             hoverinfo="skip", showlegend=False, legendgroup=name, name=f"{name} 95% CI"))
     traces.append(go.Scatter(
         x=xs, y=[p.accuracy for p in members], mode="lines+markers", name=name, legendgroup=name,
