@@ -79,6 +79,7 @@ PAGES = [
     st.Page("pages/verifier.py", title="Verifier", icon=":material/balance:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("pages/library.py", title="Library", icon="📚"),
+    st.Page("pages/budget.py", title="Budget", icon=":material/trending_up:"),
 ]
 
 sidebar()

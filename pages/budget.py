@@ -36,7 +36,7 @@ def _curves(url: str, sweep_id: str | None, run_ids: tuple[str, ...], by: str | 
     return load_curves(url, sweep_id=sweep_id, run_ids=list(run_ids) or None, by=by)
 
 
-st.title("📈 Budget")
+st.title("Budget")
 st.caption("Accuracy against test-time compute. Shaded bands are 95% bootstrap intervals over problems; "
            "dashed grey lines are oracle upper bounds, not achievable accuracy.")
 

@@ -23,8 +23,9 @@ def test_a_tiny_sweep_on_the_embedded_model(embedded_lm, db_url):
     if tree:
         strategies.append("beam_search")
     verifier = load_verifier("self_eval", embedded_lm)
-    sid = run_sweep(db_url, strategies, [1, 2], "arith:1", limit=2, verifier="self_eval", model="smollm2",
-                    cfg=SearchConfig(max_new_tokens=32, max_steps=3, max_step_tokens=16), lm=embedded_lm, verifier_obj=verifier, progress=False)
+    cfg = SearchConfig(max_new_tokens=32, max_steps=3, max_step_tokens=16)  # tiny: beam search stays short
+    sid = run_sweep(db_url, strategies, [1, 2], "arith:1", limit=2, verifier="self_eval", model="smollm2", cfg=cfg,
+                    lm=embedded_lm, verifier_obj=verifier, progress=False)
 
     with session_scope(db_url) as session:
         runs = session.exec(select(m.Run).where(m.Run.sweep_id == sid)).all()
