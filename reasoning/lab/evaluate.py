@@ -8,6 +8,7 @@ them; `format_table` prints them.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +24,16 @@ MAX_NEW_TOKENS = 256  # a level-5 solution is up to ~200 tokens
 
 
 def load_pair(reasoner: Path = REASONER_DIR, prm: Path = PRM_DIR, batch_rows: int = 128):
-    """(LanguageModel, Verifier) of the lab pair, loaded in-process."""
-    from reasoning.backends.transformers_lm import TransformersLM
-    from reasoning.lab.verifier import LabPRMVerifier
+    """(LanguageModel, Verifier) of the lab pair through the app's own loaders, as `--model lab
+    --verifier prm:lab` get them (a folder other than the committed one is loaded the same way)."""
+    from reasoning.backends import load_model
+    from reasoning.verifiers import load_verifier
 
-    lm = TransformersLM(reasoner, name="ThinkTrace lab reasoner", model_id="lab", prompt_style="chat",
-                        max_batch_rows=batch_rows)
-    return lm, LabPRMVerifier(prm)
+    lm = load_model("lab" if Path(reasoner) == REASONER_DIR else str(reasoner))
+    lm.max_batch_rows = batch_rows  # the model is tiny: wide batches are what make it fast
+    verifier = load_verifier("prm:lab" if Path(prm) == PRM_DIR else f"prm:{prm}@math-shepherd", lm)
+    verifier.max_batch_rows = batch_rows
+    return lm, verifier
 
 
 @dataclass
@@ -129,25 +133,35 @@ def throughput(lm, rows: int = 64, level: int = 3) -> float:
     return sum(c.n_tokens for row in out for c in row) / (time.time() - started)
 
 
-def evaluate(lm, verifier, per_level: int = 50, k: int = 16, temperature: float = 1.0,
-             sample_levels=(3, 4, 5), beam_levels=(3, 4), beam_ns=(2, 4, 8), beam_problems: int = 20,
-             log=print) -> dict:
-    """Every number of the targets table."""
-    report: dict = {"per_level": per_level, "k": k, "temperature": temperature, "levels": {}, "beam": {}}
-    all_problems, all_paths = [], []
+def evaluate(lm, verifier, per_level: int = 50, sample_per_level: int | None = None, k: int = 16,
+             temperature: float = 1.0, sample_levels=(1, 2, 3, 4, 5), beam_levels=(3, 4), beam_ns=(2, 4, 8),
+             beam_problems: int = 20, record: Path | None = None, log=print) -> dict:
+    """Every number of the targets table: greedy on `per_level` problems per level; k samples on
+    `sample_per_level` (default: the same) of them; beam search vs best-of-N on `beam_problems`.
+    `record` saves the samples for the Learn page's budget lesson."""
+    sample_per_level = sample_per_level or per_level
+    report: dict = {"per_level": per_level, "sample_per_level": sample_per_level, "k": k,
+                    "temperature": temperature, "levels": {}, "beam": {}, "beam_problems": beam_problems}
+    all_problems, all_paths, recorded = [], [], {}
     for level in range(1, 6):
         problems = load_problems(f"arith:{level}", limit=per_level)
         row: dict = {"greedy": sum(p.correct for [p] in generate(lm, problems, 1, 0.0)) / len(problems)}
         if level in sample_levels:
+            problems = problems[:sample_per_level]
             paths = generate(lm, problems, k, temperature, seed=level * 1000)
             score_paths(verifier, problems, paths)
             row.update(at_k(problems, paths, k))
             row["tokens_per_sample"] = sum(p.tokens for r in paths for p in r) / (k * len(problems))
             all_problems += problems
             all_paths += paths
+            recorded[level] = [{"key": p.key, "samples": [[x.answer, x.correct, round(x.scores[-1] if x.scores else 0.0, 4),
+                                                            x.tokens] for x in r]} for p, r in zip(problems, paths)]
         report["levels"][level] = row
         log(f"level {level}: " + ", ".join(f"{a} {b:.3f}" for a, b in row.items()))
     report["step_auc"], report["auc_steps"] = step_auc(all_problems, all_paths)
+    if record is not None:
+        Path(record).write_text(json.dumps({"n": k, "temperature": temperature, "per_level": sample_per_level,
+                                            "levels": recorded}))
     for level in beam_levels:
         problems = load_problems(f"arith:{level}", limit=beam_problems)
         for n in beam_ns:
@@ -166,8 +180,8 @@ def evaluate(lm, verifier, per_level: int = 50, k: int = 16, temperature: float 
 
 def format_table(report: dict) -> str:
     k = report["k"]
-    lines = [f"Lab pair on built-in problems (seed 0), {report['per_level']} per level, "
-             f"samples at T={report['temperature']}",
+    lines = [f"Lab pair on built-in problems (seed 0): greedy on {report['per_level']} per level, "
+             f"{k} samples at T={report['temperature']} on {report['sample_per_level']} per level",
              f"{'level':>5} {'greedy':>7} {f'pass@{k}':>8} {f'maj@{k}':>7} {f'wbon@{k}':>8} {'tok/sample':>10}"]
     for level, row in report["levels"].items():
         cells = [f"{100 * row[key]:.0f}%" if key in row else "-" for key in ("greedy", "pass", "maj", "wbon")]
@@ -175,7 +189,8 @@ def format_table(report: dict) -> str:
         lines.append(f"{level:>5} {cells[0]:>7} {cells[1]:>8} {cells[2]:>7} {cells[3]:>8} {tokens:>10}")
     lines.append(f"PRM step AUC vs exact labels: {report['step_auc']:.3f} over {report['auc_steps']} steps")
     if report["beam"]:
-        lines.append("beam search (M=2) vs best-of-N (weighted), equal N: accuracy (generated tokens/problem)")
+        lines.append(f"beam search (M=2) vs weighted best-of-N, {report['beam_problems']} problems: "
+                     "accuracy (generated tokens/problem)")
         for (level, n), row in report["beam"].items():
             bon, beam = row["best_of_n"], row["beam_search"]
             lines.append(f"  level {level} N={n}: best-of-N {100 * bon[0]:.0f}% ({bon[1]:.0f} tok)   "

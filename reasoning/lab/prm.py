@@ -14,7 +14,8 @@ result, or an operand taken from the wrong place), so the PRM also sees clean ne
 
 Model: the reasoner's weights, fine-tuned as a causal LM that predicts "+" or "-" after the step tag
 `ки` of the Math-Shepherd calling convention (reasoning/verifiers/prm_conventions.py), so the PRM
-plugs into the PRM registry like any Math-Shepherd-style model: `--verifier prm:lab`.
+plugs into the PRM registry like any Math-Shepherd-style model: `--verifier prm:lab`
+(reasoning/verifiers/prm.py does the scoring; this module only trains).
 """
 from __future__ import annotations
 
@@ -36,11 +37,11 @@ from reasoning.types import DEFAULT_DELIMITER, Problem
 
 @dataclass
 class PRMConfig(TrainConfig):
-    steps: int = 500
+    steps: int = 250
     lr: float = 1e-3
     min_lr: float = 1e-4
     warmup: int = 30
-    problems: int = 600  # training problems whose sampled paths label the PRM
+    problems: int = 250  # training problems whose sampled paths label the PRM
     samples: int = 4  # reasoner samples per problem
     temperature: float = 1.0
     max_new_tokens: int = 320
@@ -189,8 +190,9 @@ def train_prm(reasoner_dir: Path, cfg: PRMConfig, out: Path | None = None, log=p
     """Sample from the reasoner, label the steps, fine-tune a copy of the reasoner into the PRM."""
     from reasoning.backends.transformers_lm import TransformersLM
 
+    log = log or (lambda line: None)
     torch.set_num_threads(cfg.threads)
-    started = time.time()
+    started, cpu_started = time.time(), time.process_time()
     lm = TransformersLM(reasoner_dir, name="lab reasoner", model_id="lab", prompt_style="chat", max_batch_rows=64)
     torch.set_num_threads(cfg.threads)  # the backend picks its own thread count; training uses ours
     items = build_prm_data(lm, cfg, log)
@@ -209,6 +211,7 @@ def train_prm(reasoner_dir: Path, cfg: PRMConfig, out: Path | None = None, log=p
     losses = train_loop(model, batches, cfg, log, loss_fn=lambda m, b: prm_loss(m, b, good_id, bad_id))
     info = {"kind": "prm", "params": sum(p.numel() for p in model.parameters()),
             "train_seconds": round(time.time() - started, 1), "sampling_seconds": round(sampled_s, 1),
+            "cpu_seconds": round(time.process_time() - cpu_started, 1),
             "paths": len(items), "steps_labelled": sum(len(x[2]) for x in items),
             "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4), "config": asdict(cfg),
             "labels": "exact arithmetic check against the generator's operations (no rollouts)",
@@ -216,32 +219,3 @@ def train_prm(reasoner_dir: Path, cfg: PRMConfig, out: Path | None = None, log=p
     if out is not None:
         save(model, tokenizer, out, info)
     return model, tokenizer, info
-
-
-# --- scoring --------------------------------------------------------------------------------------------
-
-class LabPRM:
-    """Step scores from a lab PRM folder, batched: P("+") at each step tag. Used by evaluation and
-    the Learn page directly; the app reaches the same model through `--verifier prm:lab`."""
-
-    def __init__(self, folder: Path, batch_rows: int = 64):
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = LlamaForCausalLM.from_pretrained(folder).eval()
-        self.good_id, self.bad_id = (self.tokenizer.convert_tokens_to_ids(t) for t in (GOOD, BAD))
-        self.batch_rows = batch_rows
-
-    @torch.inference_mode()
-    def score(self, question: str, paths: list[list[str]]) -> list[list[float]]:
-        out: list[list[float]] = []
-        for start in range(0, len(paths), self.batch_rows):
-            chunk = paths[start:start + self.batch_rows]
-            encoded = [encode(self.tokenizer, question, steps or [""]) for steps in chunk]
-            width = max(len(e.ids) for e in encoded)
-            ids = torch.full((len(chunk), width), self.tokenizer.pad_token_id)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for r, e in enumerate(encoded):
-                ids[r, :len(e.ids)] = torch.tensor(e.ids)
-                mask[r, :len(e.ids)] = 1
-            probs = torch.sigmoid(step_logits(self.model, ids, mask, self.good_id, self.bad_id).float())
-            out += [[probs[r, a].item() for a in e.anchors][:len(steps)] for r, (e, steps) in enumerate(zip(encoded, chunk))]
-        return out

@@ -18,13 +18,15 @@ PAD, EOS = "<pad>", "</s>"
 # Math-Shepherd's step tag: the PRM reads a path as "step ки\n\n" and predicts "+" or "-" after each tag.
 STEP_TAG, GOOD, BAD = "ки", "+", "-"
 
-# The reasoner's prompt is plain text; the chat template renders the last user message into it (a
+# The reasoner's prompt is plain text; the chat template renders a user message into it (a
 # system prompt is ignored: the model was never trained with one), so `apply_chat_template` and
 # `prompt()` of the transformers backend give exactly the training prompt.
 CHAT_TEMPLATE = (
     "{%- for message in messages -%}"
-    "{%- if message['role'] == 'user' -%}Question: {{ message['content'] | trim }}\nAnswer:\n"
-    "{%- elif message['role'] == 'assistant' -%}{{ message['content'] }}" + EOS + ""
+    "{%- if message['role'] == 'user' -%}"
+    "{{ 'Question: ' + (message['content'] | trim) + '\\nAnswer:\\n' }}"
+    "{%- elif message['role'] == 'assistant' -%}"
+    "{{ message['content'] + '" + EOS + "' }}"
     "{%- endif -%}"
     "{%- endfor -%}"
 )

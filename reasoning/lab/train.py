@@ -38,7 +38,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 2000
+    steps: int = 900
     batch_size: int = 32
     lr: float = 3e-3
     min_lr: float = 3e-4
@@ -137,8 +137,9 @@ def train_loop(model: LlamaForCausalLM, batches, cfg: TrainConfig, log=print, on
 def train_reasoner(cfg: TrainConfig, out: Path | None = None, log=print, on_step=None,
                    ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, dict]:
     """Tokenizer, then model, then the step schedule; saves an HF folder to `out` when given."""
+    log = log or (lambda line: None)
     torch.set_num_threads(cfg.threads)
-    started = time.time()
+    started, cpu_started = time.time(), time.process_time()
     tokenizer = train_tokenizer(data.corpus_for_tokenizer(cfg.tokenizer_texts, cfg.seed), cfg.vocab_size)
     model = build_model(cfg.model, tokenizer, cfg.seed).to(device())
     n_params = sum(p.numel() for p in model.parameters())
@@ -152,6 +153,7 @@ def train_reasoner(cfg: TrainConfig, out: Path | None = None, log=print, on_step
 
     losses = train_loop(model, batches, cfg, log, on_step)
     info = {"kind": "reasoner", "params": n_params, "train_seconds": round(time.time() - started, 1),
+            "cpu_seconds": round(time.process_time() - cpu_started, 1),
             "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4), "config": asdict(cfg),
             "examples": cfg.steps * cfg.batch_size, "torch": torch.__version__, "device": device()}
     if out is not None:

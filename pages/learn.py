@@ -1,0 +1,238 @@
+"""Learn: a guided, live lesson on System-2 reasoning with the lab pair (a ~1M-parameter reasoner and
+its PRM, trained by this repo). Five steps, each a button that runs in seconds on a laptop CPU:
+greedy vs many samples, majority vote, a verifier and best-of-N (and where it is fooled), beam search
+as a growing tree, and accuracy vs budget by difficulty.
+
+The lab pair is tiny, so it runs in this process behind `st.cache_resource`; torch is imported only
+inside the lesson functions, never when the app or another page loads.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from pages.common import md_escape
+
+N_SAMPLES = 16
+TEMPERATURE = 1.0
+PAGES = {"run": ("pages/run.py", "Run page", "▶️"), "tree": ("pages/tree.py", "Tree page", "🌳"),
+         "budget": ("pages/budget.py", "Budget page", "📈")}
+
+
+@st.cache_resource(show_spinner="Loading the lab reasoner and PRM…")
+def lab_pair():
+    from reasoning.lab.evaluate import load_pair
+
+    return load_pair()
+
+
+@st.cache_data(show_spinner=False)
+def problem_of(level: int, index: int):
+    from reasoning.problems import load_problems
+
+    return load_problems(f"arith:{level}", limit=index + 1)[index]
+
+
+def link(page: str, why: str) -> None:
+    """A link to a full page, when the app registers it (the lesson also runs on its own)."""
+    path, label, icon = PAGES[page]
+    try:
+        st.page_link(path, label=f"{label}: {why}", icon=icon)
+    except Exception:  # page not in this app's navigation (e.g. the page run alone)
+        st.caption(f"{label}: {why}")
+
+
+def show_path(steps: list[str], scores: list[float] | None = None, truth: list[bool] | None = None) -> None:
+    lines = []
+    for i, step in enumerate(steps):
+        tags = []
+        if scores:
+            tags.append(f"PRM {scores[i]:.2f}")
+        if truth:
+            tags.append("✓" if truth[i] else "✗")
+        lines.append(f"{i + 1}. {md_escape(step)}" + (f"  `{' · '.join(tags)}`" if tags else ""))
+    st.markdown("\n".join(lines) or "_(empty)_")
+
+
+def lesson_samples(level: int, index: int, seed: int):
+    """Greedy + N samples of the chosen problem, cached in the session for the next lessons."""
+    from reasoning.lab.lesson import attempts
+
+    lm, prm = lab_pair()
+    problem = problem_of(level, index)
+    [greedy] = attempts(lm, prm, problem, 1, 0.0, seed)
+    st.session_state["learn"] = {"key": (level, index, seed), "greedy": greedy,
+                                 "samples": attempts(lm, prm, problem, N_SAMPLES, TEMPERATURE, seed)}
+
+
+st.title("Learn: thinking longer, step by step")
+st.markdown(
+    "A language model can spend more compute on a question **at test time**: write many answers, "
+    "vote, let a verifier judge each step, or search a tree of steps. This lesson shows each idea live "
+    "on the **lab pair**, a ~1M-parameter reasoner and a process reward model (PRM) that ThinkTrace "
+    "trains on its own arithmetic word problems (`python -m reasoning lab train`). The reasoner is "
+    "deliberately small: right most of the time on one-step problems, often wrong on five-step ones."
+)
+
+left, mid, right = st.columns([1, 1, 1])
+level = left.select_slider("Difficulty (operations)", options=[1, 2, 3, 4, 5], value=4, key="learn_level")
+index = mid.number_input("Problem", min_value=1, max_value=200, value=1, key="learn_index") - 1
+seed = right.number_input("Sampling seed", min_value=0, value=0, key="learn_seed")
+problem = problem_of(level, index)
+st.info(f"**Question.** {md_escape(problem.question)}  \n**Gold answer:** {problem.answer}")
+state = st.session_state.get("learn")
+if state and state["key"] != (level, index, seed):
+    state = None
+
+# --- 1 -----------------------------------------------------------------------------------------------
+st.header("1 · One greedy answer vs many samples")
+st.markdown(f"Greedy decoding takes the most likely token every time: one path, one answer. Sampling at "
+            f"temperature {TEMPERATURE} writes {N_SAMPLES} different paths. If *any* of them is right, "
+            "the model *can* solve the problem; the question is how to find that path.")
+if st.button(f"Answer greedily, then sample {N_SAMPLES} paths", key="learn_run1", type="primary"):
+    with st.spinner("Thinking…"):
+        lesson_samples(level, index, seed)
+    state = st.session_state["learn"]
+if state:
+    greedy, samples = state["greedy"], state["samples"]
+    right_count = sum(s.correct for s in samples)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Greedy answer", greedy.answer or "none", "right" if greedy.correct else "wrong",
+              delta_color="normal" if greedy.correct else "inverse")
+    c2.metric(f"Samples right", f"{right_count} / {N_SAMPLES}")
+    c3.metric(f"pass@{N_SAMPLES} (some sample right)", "yes" if right_count else "no")
+    with st.expander("The greedy path"):
+        show_path(greedy.steps)
+    st.dataframe([{"sample": i + 1, "answer": s.answer, "right": s.correct, "tokens": s.tokens,
+                   "last step": s.steps[-1] if s.steps else ""} for i, s in enumerate(samples)],
+                 hide_index=True, width="stretch")
+    link("run", "run any strategy on many problems and store every step")
+
+    # --- 2 -------------------------------------------------------------------------------------------
+    from reasoning.lab.lesson import fooled, votes, winner
+
+    st.header("2 · Majority vote (self-consistency)")
+    st.markdown("Let the samples vote: the most frequent answer wins. Voting helps when right paths "
+                "agree and wrong ones scatter. It does not help when the model's errors are systematic "
+                "(most samples make the same slip), or when the right answer is rare: voting cannot use "
+                "a right path that the majority does not share.")
+    table = votes(samples)
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Bar(x=[a for a, _, _ in table], y=[v for _, v, _ in table],
+                           marker_color=["#1a9850" if ok else "#d73027" for _, _, ok in table]))
+    fig.update_layout(height=260, margin=dict(t=30, b=30), xaxis_title="answer (green = right)",
+                      yaxis_title="votes", xaxis_type="category", title="Votes per answer")
+    st.plotly_chart(fig, key="learn_votes")
+    maj, maj_ok = winner(samples)
+    st.write(f"Majority answer: **{maj}** ({'right' if maj_ok else 'wrong'}); greedy was "
+             f"{'right' if greedy.correct else 'wrong'}.")
+
+    # --- 3 -------------------------------------------------------------------------------------------
+    st.header("3 · A verifier and best-of-N")
+    st.markdown("A process reward model scores every step: the probability that the path so far is still "
+                "on a right track. *Weighted best-of-N* sums the last-step scores per answer, so a rare "
+                "right answer with confident steps can beat a popular wrong one. The PRM is learnt, so it "
+                "can be wrong: below, its scores sit next to an exact check of each step's arithmetic.")
+    wb, wb_ok = winner(samples, weighted=True)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Greedy", "right" if greedy.correct else "wrong")
+    c2.metric("Majority vote", f"{maj}", "right" if maj_ok else "wrong", delta_color="normal" if maj_ok else "inverse")
+    c3.metric("Weighted best-of-N (PRM)", f"{wb}", "right" if wb_ok else "wrong",
+              delta_color="normal" if wb_ok else "inverse")
+    ranked = sorted(range(len(samples)), key=lambda i: -samples[i].score)
+    st.dataframe([{"sample": i + 1, "answer": samples[i].answer, "right": samples[i].correct,
+                   "PRM score (last step)": round(samples[i].score, 3),
+                   "lowest step score": round(min(samples[i].prm), 3) if samples[i].prm else None}
+                  for i in ranked], hide_index=True, width="stretch")
+    top = samples[ranked[0]]
+    st.markdown(f"**The PRM's favourite path** (sample {ranked[0] + 1}, {'right' if top.correct else 'wrong'}): "
+                "PRM score per step, ✓/✗ from the exact check")
+    show_path(top.steps, top.prm, top.truth)
+    misses = fooled(samples)
+    st.subheader("Where the verifier is fooled")
+    if misses:
+        st.markdown(f"{len(misses)} steps where the PRM disagrees with the exact check (a wrong step scored "
+                    "above 0.5, or a right one below):")
+        st.dataframe(misses[:10], hide_index=True, width="stretch")
+    else:
+        st.markdown("On this problem the PRM agrees with the exact check on every step. Try a harder "
+                    "level or another problem: on long problems it is confident about some wrong steps.")
+    link("tree", "every stored path with its step scores, click by click")
+
+    # --- 4 -------------------------------------------------------------------------------------------
+    st.header("4 · Beam search: spend compute step by step")
+    st.markdown("Instead of writing whole answers and judging them at the end, beam search writes **one "
+                "step** for each of N candidates, lets the PRM score them, keeps the best N/M and expands "
+                "each into M new steps. Compute goes to the promising branches while they grow.")
+    b1, b2 = st.columns(2)
+    beams = b1.select_slider("N (candidates per step)", options=[4, 8, 16], value=8, key="learn_beams")
+    width = b2.select_slider("M (children per kept beam)", options=[2, 4], value=2, key="learn_width")
+    if st.button("Run beam search", key="learn_run4"):
+        from reasoning.lab.lesson import beam_tree
+
+        lm, prm = lab_pair()
+        with st.spinner("Searching…"):
+            nodes, outcome = beam_tree(lm, prm, problem, n=beams, beam_width=width, temperature=TEMPERATURE)
+        st.session_state["learn_tree"] = {"key": (level, index, seed), "nodes": nodes, "answer": outcome.answer}
+    tree = st.session_state.get("learn_tree")
+    if tree and tree["key"] == (level, index, seed):
+        from reasoning.answers import is_equiv
+        from viz.tree import tree_figure
+
+        nodes = tree["nodes"]
+        iterations = sorted({n.iteration for n in nodes if n.iteration is not None})
+        shown = st.slider("Iteration", 0, max(iterations or [0]), max(iterations or [0]), key="learn_iter")
+        upto = max([n.seq for n in nodes if n.iteration is None or n.iteration <= shown])
+        st.plotly_chart(tree_figure(nodes, upto_seq=upto, gold=problem.answer,
+                                    title=f"Beam search N={beams}, M={width}: colour = PRM step score"),
+                        key="learn_tree_fig")
+        ok = tree["answer"] is not None and is_equiv(tree["answer"], problem.answer)
+        st.write(f"Beam search answer: **{tree['answer']}** ({'right' if ok else 'wrong'}), "
+                 f"{sum(n.tokens for n in nodes)} generated tokens "
+                 f"(the {N_SAMPLES} samples above used {sum(s.tokens for s in samples)}).")
+
+# --- 5 -----------------------------------------------------------------------------------------------
+st.header("5 · Accuracy vs budget, and the compute-optimal choice by difficulty")
+st.markdown("One problem is an anecdote. Over many problems, how much does each extra sample buy? "
+            "pass@k (dashed) is the ceiling: a perfect verifier. Majority vote and weighted best-of-k "
+            "with the PRM are what you can actually get. Which method is worth its compute depends on "
+            "how hard the problem is (Snell et al., 2024).")
+if st.button("Draw the curves", key="learn_run5"):
+    from reasoning.lab.lesson import SAMPLES_FILE
+
+    if not SAMPLES_FILE.is_file():
+        st.error("No recorded samples: run `python bench/lab.py` to record them.")
+    else:
+        from reasoning.lab.lesson import best_method, budget_points
+
+        recorded, points = budget_points()
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        levels = sorted({p.group for p in points})
+        fig = make_subplots(rows=1, cols=len(levels), shared_yaxes=True,
+                            subplot_titles=[f"level {g}" for g in levels])
+        styles = {"pass": ("pass@k (oracle)", "#888", "dash"), "maj": ("majority", "#1f77b4", "solid"),
+                  "wbon": ("weighted best-of-k (PRM)", "#ff7f0e", "solid")}
+        for col, g in enumerate(levels, start=1):
+            for est, (name, color, dash) in styles.items():
+                pts = sorted((p for p in points if p.group == g and p.estimator == est), key=lambda p: p.k)
+                fig.add_trace(go.Scatter(x=[p.k for p in pts], y=[p.accuracy for p in pts], name=name,
+                                         line=dict(color=color, dash=dash), showlegend=col == 1,
+                                         error_y=dict(type="data", symmetric=False,
+                                                      array=[p.ci_high - p.accuracy for p in pts],
+                                                      arrayminus=[p.accuracy - p.ci_low for p in pts])),
+                              row=1, col=col)
+            fig.update_xaxes(type="log", title_text="samples k", row=1, col=col)
+        fig.update_yaxes(range=[0, 1.02], title_text="accuracy", row=1, col=1)
+        fig.update_layout(height=360, margin=dict(t=50), legend=dict(orientation="h", y=-0.25))
+        st.plotly_chart(fig, key="learn_budget")
+        st.caption(f"From {recorded['n']} recorded samples (T={recorded['temperature']}) on each of the first "
+                   f"{recorded['per_level']} built-in problems per level, written by the lab pair "
+                   "(`python bench/lab.py` records them); curves by subsampling, 95% bootstrap CIs.")
+        best = best_method(points)
+        names = {"maj": "majority", "wbon": "weighted BoN"}
+        st.markdown("**Compute-optimal choice** (best real method at each budget):")
+        st.dataframe([{"level": g, **{f"k={k}": names[m] for k, m in sorted(row.items())}}
+                      for g, row in sorted(best.items())], hide_index=True)
+link("budget", "sweep strategies and budgets on your own runs, with the frontier")

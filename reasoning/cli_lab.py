@@ -1,0 +1,71 @@
+"""`lab` commands: train the System-2 lab pair (reasoner, then PRM) and print its targets table.
+
+    python -m reasoning lab train [--out DIR] [--seed S] [--steps K] [--prm-steps K]
+    python -m reasoning lab eval [--full]
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+lab = typer.Typer(no_args_is_help=True, help="The System-2 lab: a tiny reasoner and PRM trained by this repo.")
+
+
+@lab.command()
+def train(
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for reasoner/ and prm/ (default: the committed "
+                                       "reasoning/lab/models; pass another to keep them)."),
+    seed: int = typer.Option(1, "--seed", help="Seed of weights, data and paths (not 0: the evaluation seed)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Reasoner optimizer steps (default: the card's)."),
+    prm_steps: Optional[int] = typer.Option(None, "--prm-steps", help="PRM optimizer steps (default: the card's)."),
+    prm_problems: Optional[int] = typer.Option(None, "--prm-problems", help="Problems whose sampled paths train the PRM."),
+    threads: int = typer.Option(1, "--threads", help="Torch threads (1 is fastest on a shared 2-core machine)."),
+):
+    """Train the reasoner, then the PRM on the reasoner's own samples; save both as HF folders."""
+    from reasoning.errors import UserError
+    from reasoning.lab import MODELS_DIR
+    from reasoning.lab.prm import PRMConfig, train_prm
+    from reasoning.lab.train import TrainConfig, train_reasoner
+
+    if seed == 0:
+        raise UserError("--seed 0 is the built-in evaluation seed: train with another one")
+    out = out or MODELS_DIR
+    reasoner_cfg, prm_cfg = TrainConfig(seed=seed, threads=threads), PRMConfig(seed=seed, threads=threads)
+    if steps is not None:
+        reasoner_cfg.steps = steps
+    if prm_steps is not None:
+        prm_cfg.steps = prm_steps
+    if prm_problems is not None:
+        prm_cfg.problems = prm_problems
+    for value, flag in ((reasoner_cfg.steps, "--steps"), (prm_cfg.steps, "--prm-steps"), (prm_cfg.problems, "--prm-problems")):
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1 (got {value})")
+    _, _, info = train_reasoner(reasoner_cfg, out / "reasoner", log=typer.echo)
+    typer.echo(f"reasoner saved to {out / 'reasoner'} ({info['train_seconds']:.0f} s)")
+    _, _, info = train_prm(out / "reasoner", prm_cfg, out / "prm", log=typer.echo)
+    typer.echo(f"PRM saved to {out / 'prm'} ({info['train_seconds']:.0f} s)")
+
+
+@lab.command("eval")
+def eval_(
+    per_level: int = typer.Option(50, "--per-level", help="Problems per level, greedy (the model card uses 200)."),
+    sample_per_level: int = typer.Option(25, "--sample-per-level", help="Problems per level with 16 samples each."),
+    full: bool = typer.Option(False, "--full", help="200 problems per level, as in the model card."),
+    reasoner: Optional[Path] = typer.Option(None, "--reasoner", help="Reasoner folder (default: the committed one)."),
+    prm: Optional[Path] = typer.Option(None, "--prm", help="PRM folder (default: the committed one)."),
+):
+    """Print the targets table of the lab pair on the built-in evaluation problems."""
+    from reasoning.lab import PRM_DIR, REASONER_DIR
+    from reasoning.lab.evaluate import evaluate, format_table, load_pair
+
+    lm, verifier = load_pair(reasoner or REASONER_DIR, prm or PRM_DIR)
+    report = evaluate(lm, verifier, per_level=200 if full else per_level,
+                      sample_per_level=200 if full else sample_per_level, beam_problems=100 if full else 10,
+                      log=lambda line: typer.echo(line, err=True))
+    typer.echo(format_table(report))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(lab, name="lab")

@@ -1,0 +1,116 @@
+"""The computations behind the Learn page, free of Streamlit: one problem answered greedily and by
+many samples, the votes, the PRM's view of every step next to the exact check, a beam search tree,
+and accuracy-vs-budget points by difficulty from recorded samples."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reasoning.types import Problem
+
+from reasoning.lab import MODELS_DIR
+
+SAMPLES_FILE = MODELS_DIR / "lesson_samples.json"
+
+
+@dataclass
+class Attempt:
+    """One solution path with what each judge thinks of it."""
+
+    steps: list[str]
+    answer: str | None
+    correct: bool
+    tokens: int
+    prm: list[float] = field(default_factory=list)  # the lab PRM's score of each step
+    truth: list[bool] = field(default_factory=list)  # the exact check of each step (prm.step_labels)
+
+    @property
+    def score(self) -> float:
+        return self.prm[-1] if self.prm else 0.0
+
+
+def attempts(lm, verifier, problem: Problem, n: int, temperature: float, seed: int) -> list[Attempt]:
+    """n paths (one greedy when temperature is 0), scored by the PRM and by the exact check."""
+    from reasoning.lab.evaluate import generate
+    from reasoning.lab.prm import step_labels
+
+    [row] = generate(lm, [problem], n, temperature, seed)
+    scores = verifier.score(problem.question, [p.steps for p in row]) if verifier else [[] for _ in row]
+    return [Attempt(p.steps, p.answer, p.correct, p.tokens, s, step_labels(problem, p.steps) if p.steps else [])
+            for p, s in zip(row, scores)]
+
+
+def votes(paths: list[Attempt], weighted: bool = False) -> list[tuple[str, float, bool]]:
+    """(answer, votes or summed PRM score, right?) per distinct answer, most votes first."""
+    tally: Counter = Counter()
+    right: dict[str, bool] = {}
+    for p in paths:
+        if p.answer is None:
+            continue
+        tally[p.answer] += p.score if weighted else 1
+        right[p.answer] = p.correct
+    return [(answer, total, right[answer]) for answer, total in tally.most_common()]
+
+
+def winner(paths: list[Attempt], weighted: bool = False) -> tuple[str | None, bool]:
+    table = votes(paths, weighted)
+    return (table[0][0], table[0][2]) if table else (None, False)
+
+
+def fooled(paths: list[Attempt]) -> list[dict]:
+    """Steps where the PRM and the exact check disagree most: confident on a wrong step, or
+    doubting a right one. Largest disagreement first."""
+    rows = []
+    for i, p in enumerate(paths):
+        for j, (score, ok) in enumerate(zip(p.prm, p.truth)):
+            miss = (1 - score) if ok else score
+            if miss > 0.5:
+                rows.append({"sample": i + 1, "step": j + 1, "text": p.steps[j], "PRM score": round(score, 2),
+                             "exact check": "right" if ok else "wrong", "disagreement": round(miss, 2)})
+    return sorted(rows, key=lambda r: -r["disagreement"])
+
+
+def beam_tree(lm, verifier, problem: Problem, n: int = 8, beam_width: int = 2, temperature: float = 1.0):
+    """A PRM-guided beam search on the problem: (nodes in creation order, outcome)."""
+    from reasoning.config import SearchConfig
+    from reasoning.strategies import get_strategy
+    from reasoning.tree import Tree
+
+    from reasoning.lab.evaluate import MAX_NEW_TOKENS
+
+    tree = Tree(problem.question)
+    cfg = SearchConfig(n=n, beam_width=beam_width, temperature=temperature, max_new_tokens=MAX_NEW_TOKENS)
+    outcome = get_strategy("beam_search")(problem, lm, verifier, cfg, tree)
+    return tree.nodes, outcome
+
+
+# --- recorded samples for the budget lesson (written by evaluate(record=SAMPLES_FILE)) -------------
+
+def budget_points(path: Path = SAMPLES_FILE, ks=None):
+    """Accuracy at each k for majority, weighted best-of-k with the PRM and pass@k (coverage),
+    by difficulty (reasoning.estimators.curve_points), from the recorded samples."""
+    from reasoning.estimators import ProblemSamples, Sample, curve_points
+
+    from reasoning.estimators import default_ks
+
+    recorded = json.loads(Path(path).read_text())
+    ks = ks or default_ks(recorded["n"])
+    problems = [ProblemSamples(f"{level}:{row['key']}", [Sample(a, c, s, t) for a, c, s, t in row["samples"]],
+                               int(level))
+                for level, rows in recorded["levels"].items() for row in rows]
+    points = curve_points(problems, ks=list(ks), estimators=("pass", "maj", "wbon"), n_draws=100, n_boot=200,
+                          by=lambda p: p.difficulty)
+    return recorded, points
+
+
+def best_method(points, estimators=("maj", "wbon")) -> dict[int, dict[int, str]]:
+    """The compute-optimal choice per difficulty and budget k among real methods (pass@k is an oracle)."""
+    best: dict[int, dict[int, tuple[float, str]]] = {}
+    for p in points:
+        if p.estimator in estimators:
+            current = best.setdefault(p.group, {}).get(p.k)
+            if current is None or p.accuracy > current[0]:
+                best[p.group][p.k] = (p.accuracy, p.estimator)
+    return {g: {k: name for k, (_, name) in row.items()} for g, row in best.items()}
