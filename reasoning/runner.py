@@ -57,7 +57,7 @@ def create_run(url: str, request: RunRequest, problems: list[Problem], lm, verif
         raise UserError(f"dataset {request.dataset} has no problems")
     with session_scope(url) as session:
         run = m.Run(
-            name=request.name or f"{request.strategy} n={request.config.n} on {request.dataset}",
+            name=request.name or default_name(request),
             strategy=request.strategy,
             params={**request.config.to_dict(), "dataset": request.dataset, "limit": request.limit,
                     "model": request.model, "verifier": request.verifier},
@@ -88,6 +88,13 @@ def create_run(url: str, request: RunRequest, problems: list[Problem], lm, verif
                 session.flush()
             session.add(m.RunProblem(run_id=run.id, position=position, problem_id=row.id))
         return run.id
+
+
+def default_name(request: RunRequest) -> str:
+    """e.g. "best_of_n n=8 self_eval on arith:2"; cot and budget_forcing have no n to speak of."""
+    budget = "" if request.strategy in ("cot", "budget_forcing") else f" n={request.config.n}"
+    verifier = f" {request.verifier}" if request.verifier else ""
+    return f"{request.strategy}{budget}{verifier} on {request.dataset}"
 
 
 def request_of(run: m.Run) -> RunRequest:
