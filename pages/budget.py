@@ -117,8 +117,9 @@ if x == "flops":
     st.caption("FLOPs = 2 × parameters × tokens per problem for the policy, plus the same for the verifier on the "
                "paths it scored (self_eval is the policy model itself; its prefix re-reads are not counted, so "
                "its share is a lower bound).")
-    st.dataframe([{"curve": p.curve, "N": p.k, "group": group_label(by, p.group), "policy FLOPs": p.flops - p.verifier_flops,
-                   "verifier FLOPs": p.verifier_flops, "verifier share": p.verifier_flops / p.flops if p.flops else None}
+    st.dataframe([{"curve": p.curve, "N": p.k, "group": group_label(by, p.group),
+                   "policy FLOPs": p.flops - p.verifier_flops, "verifier FLOPs": p.verifier_flops,
+                   "verifier share": p.verifier_flops / p.flops if p.flops else None}
                   for p in curves.points if p.flops is not None],
                  hide_index=True, width="stretch",
                  column_config={"verifier share": st.column_config.NumberColumn(format="percent"),
@@ -132,7 +133,8 @@ st.dataframe([{"group": group_label(by, s.point.group), f"budget ({X_AXES[x]})":
                "at N": s.point.k, "tokens / problem": round(s.point.tokens_per_problem, 1),
                "accuracy": s.point.accuracy, "CI low": s.point.ci_low, "CI high": s.point.ci_high} for s in best],
              hide_index=True, width="stretch", key="budget_frontier",
-             column_config={c: st.column_config.NumberColumn(format="percent") for c in ("accuracy", "CI low", "CI high")})
+             column_config={c: st.column_config.NumberColumn(format="percent")
+                            for c in ("accuracy", "CI low", "CI high")})
 
 gains = efficiency(curves.points)
 st.subheader("Efficiency over best-of-N")
