@@ -29,6 +29,11 @@ case "$what" in
       sudo_=""; [[ $(id -u) -ne 0 ]] && sudo_="sudo"
       $sudo_ apt-get update && $sudo_ apt-get install -y chromium chromium-driver
     fi
+    # The PostgreSQL tests start their own server (initdb + pg_ctl) from Debian's postgresql package.
+    if ! command -v initdb >/dev/null && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+      sudo_=""; [[ $(id -u) -ne 0 ]] && sudo_="sudo"
+      $sudo_ apt-get update && $sudo_ apt-get install -y postgresql
+    fi
     exec .venv/bin/python -m pytest -q "$@" ;;
   *)
     echo "usage: scripts/dev.sh [app|test|setup]" >&2; exit 2 ;;

@@ -4,6 +4,14 @@ Why the SQLite settings: a run writes from one process while the app reads from 
 readers proceed during writes; busy_timeout turns lock contention into waiting instead of errors;
 BEGIN IMMEDIATE takes the write lock up front, so a read-then-write transaction cannot lose an
 update to another writer (measured in RECIPES.md: 48 of 1000 updates lost without it, 0 with it).
+
+PostgreSQL (a store shared by a team, `postgresql+psycopg://user:pw@host/db`) gets the same
+guarantees another way: every transaction first takes one transaction-scoped advisory lock, so
+read-then-write code (a problem looked up then inserted, a run's tags read then written, the schema
+checked then created) stays correct with many writer processes on many hosts, exactly as under
+SQLite's single writer. Timestamps need nothing: SQLModel stores them as TIMESTAMP WITH TIME ZONE and
+reads them back in UTC. A run's `worker_pid` is only meaningful on the host that runs it (see
+docs/scale.md).
 """
 from __future__ import annotations
 
@@ -57,6 +65,24 @@ def _sqlite_pragmas(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# Key of the advisory lock that serialises ThinkTrace's write transactions on a server database.
+PG_LOCK_KEY = 0x7468696E6B  # "think"
+LOCK_TIMEOUT_S = 30  # like SQLite's busy_timeout: wait this long for another writer, then fail
+
+
+def _postgres_settings(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        cur = dbapi_conn.cursor()
+        cur.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_S}s'")
+        cur.close()
+        dbapi_conn.commit()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_LOCK_KEY})")
+
+
 def _check_sqlite_path(url: str) -> None:
     path = make_url(url).database
     if not path or path == ":memory:":
@@ -82,10 +108,7 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _sqlite_pragmas(engine)
     else:
-        try:
-            engine = create_engine(url, pool_pre_ping=True)
-        except Exception as exc:  # missing driver, bad URL
-            raise UserError(f"cannot open database {describe(url)}: {exc}") from None
+        engine = _server_engine(url)
     try:
         _ensure_schema(engine, url)
     except DatabaseError as exc:
@@ -98,21 +121,42 @@ def get_engine(url: str) -> Engine:
     return engine
 
 
+def _server_engine(url: str) -> Engine:
+    """An engine for a database server (PostgreSQL tested; other SQLAlchemy URLs may work)."""
+    try:
+        engine = create_engine(url, pool_pre_ping=True)
+    except Exception as exc:  # missing driver, bad URL
+        hint = " (install the driver: pip install 'psycopg[binary]')" if "postgres" in url.split(":", 1)[0] else ""
+        raise UserError(f"cannot open database {describe(url)}: {exc}{hint}") from None
+    if engine.dialect.name == "postgresql":
+        _postgres_settings(engine)
+    return engine
+
+
 def _ensure_schema(engine: Engine, url: str) -> None:
-    """Check the recorded version before touching anything, so a newer database stays unchanged."""
-    with engine.connect() as conn:
-        has_meta = engine.dialect.has_table(conn, "meta")
-        row = conn.exec_driver_sql("SELECT value FROM meta WHERE key='schema_version'").first() if has_meta else None
+    """Check the recorded version before touching anything, so a newer database stays unchanged.
+    One transaction: processes opening a new database at once create it once (under SQLite's write
+    lock or the PostgreSQL advisory lock)."""
+    with engine.begin() as conn:
+        row = _read_version(engine, conn)
+        _refuse_newer(row, describe(url))
+        SQLModel.metadata.create_all(conn)
+        if row is None:
+            conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+
+
+def _refuse_newer(row, label: str) -> None:
     if row is not None and int(row[0]) > SCHEMA_VERSION:
         raise UserError(
-            f"database {describe(url)} has schema version {row[0]}, newer than this ThinkTrace "
+            f"database {label} has schema version {row[0]}, newer than this ThinkTrace "
             f"understands ({SCHEMA_VERSION}): upgrade ThinkTrace to open it"
         )
-    SQLModel.metadata.create_all(engine)
-    if row is None:
-        with Session(engine) as session:
-            session.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-            session.commit()
+
+
+def _read_version(engine: Engine, conn):
+    if not engine.dialect.has_table(conn, "meta"):
+        return None
+    return conn.exec_driver_sql("SELECT value FROM meta WHERE key='schema_version'").first()
 
 
 def precheck(url: str) -> None:
@@ -122,6 +166,7 @@ def precheck(url: str) -> None:
     except ArgumentError:
         raise UserError(f"not a database path or URL: {url}") from None
     if parsed.get_backend_name() != "sqlite":
+        _precheck_server(url)
         return
     _check_sqlite_path(url)
     path = parsed.database
@@ -139,11 +184,23 @@ def precheck(url: str) -> None:
         return  # no meta table yet: a new or foreign database, get_engine decides
     except sqlite3.DatabaseError:
         raise UserError(f"{path} is not a ThinkTrace database (not SQLite, or corrupt)") from None
-    if row is not None and int(row[0]) > SCHEMA_VERSION:
-        raise UserError(
-            f"database {path} has schema version {row[0]}, newer than this ThinkTrace "
-            f"understands ({SCHEMA_VERSION}): upgrade ThinkTrace to open it"
-        )
+    _refuse_newer(row, path)
+
+
+def _precheck_server(url: str) -> None:
+    """Connect once and read the schema version (creating nothing), so an unreachable server, bad
+    credentials or a missing driver stop the CLI before it loads a model."""
+    if url in _engines:
+        return
+    engine = _server_engine(url)
+    try:
+        with engine.connect() as conn:
+            row = _read_version(engine, conn)
+    except DatabaseError as exc:
+        raise UserError(f"cannot open database {describe(url)}: {str(exc.orig).strip().splitlines()[0]}") from None
+    finally:
+        engine.dispose()
+    _refuse_newer(row, describe(url))
 
 
 @contextmanager
