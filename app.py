@@ -15,6 +15,7 @@ DEMO = dict(strategy="self_consistency", dataset="arith:1", limit=3, n=4, max_ne
 def home() -> None:
     from pages.common import RUN_PAGE, db_url, duration, tree_link, when
     from reasoning.backends import MODELS
+    from reasoning.settings import read_only
     from store.db import describe
     from store.queries import list_runs
 
@@ -34,20 +35,25 @@ def home() -> None:
     right.metric("Running now", sum(r.status == "running" for r in runs))
     st.caption(f"Database: `{describe(url)}` (set `THINKTRACE_DB` to use another)")
 
-    st.subheader("Try it")
-    st.markdown(f"Start a small demo: **{DEMO['strategy']}** with {DEMO['n']} samples on {DEMO['limit']} easy "
-                f"arithmetic problems, on the embedded model. You will watch the trees grow on the Run page.")
-    if st.button("Start a demo run", icon=":material/play_arrow:", type="primary"):
-        from reasoning.launch import RunSpec, start_run
+    if read_only():
+        st.info("This app is shared read-only: browse the runs below and their trees; runs are started "
+                "elsewhere (`python -m reasoning run …` on your own machine).", icon=":material/lock:")
+    else:
+        st.subheader("Try it")
+        st.markdown(f"Start a small demo: **{DEMO['strategy']}** with {DEMO['n']} samples on {DEMO['limit']} easy "
+                    f"arithmetic problems, on the embedded model. You will watch the trees grow on the Run page.")
+        if st.button("Start a demo run", icon=":material/play_arrow:", type="primary"):
+            from reasoning.launch import RunSpec, start_run
 
-        spec = RunSpec(strategy=DEMO["strategy"], dataset=DEMO["dataset"], limit=DEMO["limit"], n=DEMO["n"],
-                       max_new_tokens=DEMO["max_new_tokens"], name="demo: self-consistency on easy arithmetic")
-        launch = start_run(spec, url)
-        st.switch_page(RUN_PAGE, query_params={"run": launch.run_id})
+            spec = RunSpec(strategy=DEMO["strategy"], dataset=DEMO["dataset"], limit=DEMO["limit"], n=DEMO["n"],
+                           max_new_tokens=DEMO["max_new_tokens"], name="demo: self-consistency on easy arithmetic")
+            launch = start_run(spec, url)
+            st.switch_page(RUN_PAGE, query_params={"run": launch.run_id})
 
     st.subheader("Recent runs")
     if not runs:
-        st.info("No runs yet. Start the demo above, open the **Run** page, or run "
+        st.info("No runs yet. " + ("Start them where this app's database lives: " if read_only() else
+                "Start the demo above, open the **Run** page, or run ") +
                 "`python -m reasoning run --strategy cot --limit 3` in a terminal.")
         return
     st.dataframe(
@@ -65,10 +71,14 @@ def home() -> None:
 
 
 def sidebar() -> None:
+    from reasoning.settings import read_only
     from store.db import describe, resolve_url
 
     with st.sidebar:
         st.caption(f"Database  \n`{describe(resolve_url())}`")
+        if read_only():
+            st.caption(":material/lock: **read-only**: running, deleting and importing are turned off "
+                       "(THINKTRACE_READONLY)")
 
 
 # The app's pages, in menu order. Append one entry to add a page.
@@ -78,7 +88,7 @@ PAGES = [
     st.Page("pages/tree.py", title="Tree", icon=":material/account_tree:"),
     st.Page("pages/verifier.py", title="Verifier", icon=":material/balance:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
-    st.Page("pages/library.py", title="Library", icon="📚"),
+    st.Page("pages/library.py", title="Library", icon=":material/library_books:"),
     st.Page("pages/budget.py", title="Budget", icon=":material/trending_up:"),
 ]
 

@@ -1,9 +1,14 @@
 """What every page shares: the database, readable labels, run/problem pickers that read and write the
-URL (`?run=…&problem=…&node=…`, the basis of share links), and one-message error handling."""
+URL, share links, and one-message error handling.
+
+Link convention (every view restores from its URL): `?run=ID` names one run, `?runs=ID,ID,…` a set of
+runs (Compare, Verifier, Library's compare link), `?problem=N` counts from 1 as the labels do, and
+`?node=SEQ` is a node's creation number. IDs may be shortened to a unique prefix."""
 from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from urllib.parse import quote
 
 import streamlit as st
 
@@ -117,6 +122,56 @@ def pick_run(url: str, runs: list, *, key: str = "run", label: str = "Run") -> o
     if param("run") != chosen:
         st.query_params["run"] = chosen
     return by_id[chosen]
+
+
+def run_set(url: str) -> list[str]:
+    """The runs a link names, in order: `?runs=a,b` (or `?run=a,b`, as older links wrote it); unknown ones
+    are one message each and are left out."""
+    refs = ",".join(v for v in (param("runs"), param("run")) if v)
+    found: list[str] = []
+    for ref in refs.split(","):
+        if ref.strip():
+            rid = url_run(url, ref.strip())
+            if rid is not None and rid not in found:
+                found.append(rid)
+    return found
+
+
+def set_runs(ids: list[str]) -> None:
+    """Write a run set to the URL: `?run=` for one run, `?runs=` for several (never both)."""
+    key, other = ("run", "runs") if len(ids) == 1 else ("runs", "run")
+    value = ",".join(ids)
+    if st.query_params.get(key) != value:
+        st.query_params[key] = value
+    if other in st.query_params:
+        del st.query_params[other]
+
+
+def query_string(params: dict) -> str:
+    """`run=…&problem=2`: values quoted, commas kept readable (`runs=a,b`), empty values dropped."""
+    return "&".join(f"{quote(str(k))}={quote(str(v), safe=',')}" for k, v in params.items() if v not in (None, ""))
+
+
+def compare_link(run_ids: list[str]) -> str:
+    """A relative link to the Compare page showing these runs side by side."""
+    return f"compare?{query_string({'runs': ','.join(run_ids)})}"
+
+
+def share_url(base: str | None, params: dict) -> str:
+    """The full link to a view: the page's URL as the browser sees it (no query) plus the query. Without
+    a base (no browser, e.g. tests) a relative `?…` link, which still works pasted after the page URL."""
+    query = query_string(params)
+    return f"{base.split('?')[0].split('#')[0]}?{query}" if base else f"?{query}"
+
+
+def share_box(params: dict | None = None) -> str:
+    """A copyable "Share link" for the view on screen (default: the URL's query as the page left it).
+    Call it after the page has written its query params. Returns the link."""
+    link = share_url(st.context.url, dict(st.query_params) if params is None else params)
+    st.caption("Share link: opens this view (same run, problem and node) for anyone with access to this "
+               "app and database. Copy it with the button on the right.")
+    st.code(link, language=None, wrap_lines=True)
+    return link
 
 
 def tree_link(run_id: str, position: int | None = None, node: int | None = None) -> str:

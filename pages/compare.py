@@ -7,7 +7,7 @@ import html
 import numpy as np
 import streamlit as st
 
-from pages.common import db_url, empty_state, int_param, md_escape, param, run_label, short, url_run
+from pages.common import db_url, empty_state, int_param, md_escape, run_label, run_set, set_runs, share_box, short
 from store.queries import list_runs, outcomes, run_problems, shared_summary, tree_nodes
 from viz.compare import cost_accuracy_figure, outcome_matrix_figure, outcome_value
 from viz.tree import tree_figure
@@ -21,14 +21,9 @@ if len(runs) < 2:
     st.stop()
 by_id = {r.id: r for r in runs}
 
-# Default: the link's runs (`?run=a,b,…`), else the newest run plus the newest other run on the same
-# dataset (else the two newest runs).
-linked = []
-for ref in (param("run") or "").split(","):
-    if ref.strip():
-        rid = url_run(url, ref.strip())
-        if rid in by_id and rid not in linked:
-            linked.append(rid)
+# Default: the link's runs (`?runs=a,b,…`; `?run=` is read too), else the newest run plus the newest
+# other run on the same dataset (else the two newest runs).
+linked = [rid for rid in run_set(url) if rid in by_id]
 first = linked[0] if linked else runs[0].id
 same = [r.id for r in runs if r.id != first and r.dataset == by_id[first].dataset]
 default = linked if len(linked) > 1 else [first, (same or [r.id for r in runs if r.id != first])[0]]
@@ -41,8 +36,9 @@ chosen = st.multiselect("Runs to compare", list(by_id), format_func=lambda rid: 
 if len(chosen) < 2:
     st.info("Pick at least two runs.")
     st.stop()
-st.query_params["run"] = ",".join(chosen)
+set_runs(chosen)
 st.session_state["_compare_link"] = ",".join(chosen)
+share = st.container()  # filled at the end, once the problem is in the URL too
 
 rows = outcomes(url, chosen)
 summary = {s.run_id: s for s in shared_summary(url, chosen)}
@@ -101,6 +97,8 @@ common = sorted(set.intersection(*[{o.problem_id for o in rows if o.run_id == ri
                 key=lambda pid: first_pos[pid])
 if not common:
     st.info("The first two runs share no finished problem.")
+    with share:
+        share_box()
     st.stop()
 wanted = int_param("problem")
 by_number = {first_pos[pid] + 1: pid for pid in common}
@@ -120,3 +118,5 @@ for c, rid in zip(cols, chosen[:2]):
         if p is not None:
             st.plotly_chart(tree_figure(tree_nodes(url, rid, p.problem_id), gold=p.gold, height=460),
                             width="stretch", key=f"side_{rid}")
+with share:
+    share_box()

@@ -11,7 +11,7 @@ from datetime import datetime, time, timezone
 
 import streamlit as st
 
-from pages.common import db_url, duration, md_escape, short, tree_link, when
+from pages.common import compare_link, db_url, duration, md_escape, short, tree_link, when
 from reasoning.errors import UserError
 from reasoning.settings import read_only
 from store.models import RUN_STATUSES
@@ -23,7 +23,7 @@ SORTS = {"newest": ("created_at", True), "oldest": ("created_at", False), "accur
          "time ↓": ("wall_seconds", True), "time ↑": ("wall_seconds", False), "name": ("name", False)}
 CONFIRM = "library_confirm_delete"
 
-st.title("📚 Library")
+st.title("Library")
 url = db_url()
 readonly = read_only()
 flash = st.session_state.pop("library_flash", None)
@@ -117,16 +117,17 @@ selected = st.multiselect(
 if selected:
     a1, a2, a3 = st.columns(3)
     if len(selected) >= 2:
-        a1.markdown(f"[🆚 Compare {len(selected)} runs](compare?runs={','.join(selected)})")
+        a1.markdown(f":material/compare_arrows: [Compare {len(selected)} runs]({compare_link(selected)})")
     else:
         a1.caption("Select two or more runs to compare them.")
     from store.bundle import dump_bundle
 
-    a2.download_button(f"⬇️ Export {len(selected)} run{'s' * (len(selected) != 1)} (bundle)",
+    a2.download_button(f"Export {len(selected)} run{'s' * (len(selected) != 1)} (bundle)", icon=":material/download:",
                        data=dump_bundle(url, selected), file_name=f"thinktrace-{selected[0][:8]}"
                        f"{'-and-more' if len(selected) > 1 else ''}.thinktrace.gz",
                        mime="application/gzip", key="library_export")
-    if not readonly and a3.button(f"🗑️ Delete {len(selected)} run{'s' * (len(selected) != 1)}…", key="library_delete"):
+    if not readonly and a3.button(f"Delete {len(selected)} run{'s' * (len(selected) != 1)}…", icon=":material/delete:",
+                                      key="library_delete"):
         st.session_state[CONFIRM] = list(selected)
 
 pending = st.session_state.get(CONFIRM)
@@ -179,7 +180,7 @@ if len(selected) == 1:
         except UserError as exc:
             st.error(str(exc))
     if report_key in st.session_state:
-        st.download_button("⬇️ Download HTML report", data=st.session_state[report_key],
+        st.download_button("Download HTML report", icon=":material/download:", data=st.session_state[report_key],
                            file_name=f"thinktrace-{run.id[:8]}.html", mime="text/html", key="library_report")
 
 if not readonly:

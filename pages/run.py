@@ -11,10 +11,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.common import TREE_PAGE, db_url, duration, param, problem_label, short
+from pages.common import TREE_PAGE, db_url, duration, param, problem_label, share_box, short
 from reasoning.config import AGGREGATES, SELECT_RULES, SearchConfig
 from reasoning.errors import UserError
 from reasoning.launch import RunSpec, child_state, display_command, last_error, log_path, resume_run, start_run, stop_run
+from reasoning.settings import read_only
 from reasoning.strategies import STRATEGIES, check_strategy
 from reasoning.verifiers import VERIFIERS, check_verifier_spec
 
@@ -244,7 +245,12 @@ def watched_run(url: str) -> str | None:
 
     rid = param("run") or st.session_state.get("watch")
     if rid:
-        return rid
+        from store.queries import resolve_run_id
+
+        try:
+            return resolve_run_id(url, rid)  # a link may carry a unique prefix
+        except UserError:
+            return rid  # not in the store yet (still loading the model) or unknown: live() says which
     running = [r for r in list_runs(url) if r.status == "running"]
     return running[0].id if running else None
 
@@ -288,7 +294,10 @@ def live(url: str, run_id: str) -> None:
         st.caption(f"Accuracy so far: {s.correct}/{s.graded} = {100 * s.accuracy:.0f}%"
                    + (" (oracle verifier: an upper bound)" if s.evaluation_only else ""))
     b1, b2, b3, _ = st.columns([1, 1, 1, 3])
-    if status == "running":
+    if read_only():  # a shared deployment: watch, never stop or resume
+        if s.error and status in ("interrupted", "failed"):
+            st.error(f"The run failed: {s.error}" if status == "failed" else s.error)
+    elif status == "running":
         if b1.button("Stop", icon=":material/stop:", key="stop", help="The run stops as interrupted and can be resumed."):
             from store import models as m
             from store.db import session_scope
@@ -317,6 +326,7 @@ def live(url: str, run_id: str) -> None:
         st.plotly_chart(tree_figure(nodes, gold=p.gold if p else None), key=f"live_{run_id}", width="stretch")
     elif status == "running":
         st.caption("Waiting for the first step…")
+    share_box({"run": run_id})
     was = st.session_state.get("_was_running")
     st.session_state["_was_running"] = status == "running"
     if was and status != "running":
@@ -325,12 +335,18 @@ def live(url: str, run_id: str) -> None:
 
 st.title("Run")
 url = db_url()
-with st.expander("New run", expanded=param("run") is None and "watch" not in st.session_state):
-    form(url)
+if read_only():
+    st.info("This app is shared read-only: runs cannot be started, stopped or resumed here. Progress of "
+            "runs in this database shows below; start your own with `python -m reasoning run` or "
+            "`bash scripts/dev.sh app` on your machine.", icon=":material/lock:")
+else:
+    with st.expander("New run", expanded=param("run") is None and "watch" not in st.session_state):
+        form(url)
 run_id = watched_run(url)
 if run_id is None:
-    st.info("No run in progress. Set one up above and press **Start run**; its progress and its trees "
-            "appear here while it works (closing the tab does not stop it).")
+    st.info("No run in progress. " + ("Open a finished one on the Tree or Library page." if read_only() else
+            "Set one up above and press **Start run**; its progress and its trees appear here while it works "
+            "(closing the tab does not stop it)."))
 else:
     state, _ = child_state(run_id)
     from store.queries import run_summary

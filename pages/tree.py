@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import db_url, empty_state, int_param, md_escape, pick_run, problem_label
+from pages.common import db_url, empty_state, int_param, md_escape, pick_run, problem_label, share_box
 from store.queries import list_runs, run_problems, tree_nodes
 from viz.tree import COLOR_BY, answer_table, is_chain, path_of, tree_figure
 
@@ -140,6 +140,7 @@ with left:
                     config={"scrollZoom": True, "displaylogo": False})
     st.caption("Colour: verifier score (grey: not scored). ◆ chosen path · ★ right answer · ▼ wrong answer · "
                "✕ pruned. Click a node to read its path; scroll to zoom, drag to pan.")
+    share_box()
 with right:
     if chain:
         table = answer_table(nodes)

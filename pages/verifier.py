@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import db_url, empty_state, param, run_label, short, tree_link, url_run
+from pages.common import db_url, empty_state, run_label, run_set, set_runs, share_box, short, tree_link
 from store.queries import final_paths, list_runs, scored_steps
 from viz.scores import calibration_figure, roc_auc, roc_figure, score_histogram, trajectory_figure
 
@@ -19,17 +19,20 @@ if not runs:
     st.stop()
 
 by_id = {r.id: r for r in runs}
-wanted = url_run(url) if param("run") else None
-if wanted is not None and wanted not in by_id:
-    st.warning("The run in the link has no verifier scores: pick a run with a verifier.")
-default = [wanted] if wanted in by_id else [runs[0].id]
-chosen = st.multiselect("Runs", list(by_id), default=default, format_func=lambda rid: run_label(by_id[rid]),
-                        key="verifier_runs")
+linked = run_set(url)  # `?run=ID` or `?runs=ID,ID`
+if any(rid not in by_id for rid in linked):
+    st.warning("A run in the link has no verifier scores: pick a run with a verifier.")
+linked = [rid for rid in linked if rid in by_id]
+link = ",".join(linked)
+if "verifier_runs" not in st.session_state or (link and st.session_state.get("_verifier_link") != link):
+    st.session_state["verifier_runs"] = linked or [runs[0].id]  # a new link wins over the previous choice
+chosen = st.multiselect("Runs", list(by_id), format_func=lambda rid: run_label(by_id[rid]), key="verifier_runs")
 if not chosen:
     st.info("Pick one or more runs above.")
     st.stop()
-if len(chosen) == 1 and param("run") != chosen[0]:
-    st.query_params["run"] = chosen[0]
+set_runs(chosen)
+st.session_state["_verifier_link"] = ",".join(chosen)
+share_box()
 
 paths = final_paths(url, chosen)
 graded = [p for p in paths if p.path_score is not None and p.correct is not None]

@@ -71,12 +71,14 @@ def filled(tmp_path_factory):
 def db(filled, monkeypatch):
     url, ids = filled
     monkeypatch.setenv("THINKTRACE_DB", url)
+    monkeypatch.delenv("THINKTRACE_READONLY", raising=False)
     return url, ids
 
 
 @pytest.fixture()
 def empty_db(tmp_path, monkeypatch):
     monkeypatch.setenv("THINKTRACE_DB", str(tmp_path / "empty.db"))
+    monkeypatch.delenv("THINKTRACE_READONLY", raising=False)
     return f"sqlite:///{tmp_path / 'empty.db'}"
 
 
@@ -338,3 +340,120 @@ def test_compare_page_matrix_matches_the_results(db):
     expected = [[1.0 if r.correct else 0.0 for r in run_results(url, rid)] for rid in (a, b)]
     assert np.allclose(np.asarray(z, float).reshape(2, -1), expected)
     assert len(at.get("plotly_chart")) == 4  # cost, matrix, two trees
+
+
+# ------------------------------------------------------------------ share links
+def share_link(at: AppTest) -> str:
+    """The page's "Share link" box (relative under AppTest: there is no browser URL)."""
+    links = [c.value for c in at.code if c.value.startswith(("?", "http"))]
+    assert len(links) == 1, [c.value for c in at.code]
+    return links[0]
+
+
+def test_share_url_joins_the_browser_url_and_the_view():
+    from pages.common import compare_link, share_url
+
+    assert share_url("http://host:8501/tree", {"run": "abc", "problem": 2, "node": 7}) == \
+        "http://host:8501/tree?run=abc&problem=2&node=7"
+    assert share_url("http://host:8501/compare?stale=1", {"runs": "a,b"}) == "http://host:8501/compare?runs=a,b"
+    assert share_url(None, {"run": "abc", "problem": None}) == "?run=abc"
+    assert share_url("http://h/tree", {"q": "a b&c"}) == "http://h/tree?q=a%20b%26c"
+    assert compare_link(["a", "b"]) == "compare?runs=a,b"
+
+
+def test_the_tree_share_link_names_run_problem_and_node_in_full(db):
+    url, ids = db
+    rid = ids["best_of_n"]
+    at = open_page("pages/tree.py", run=rid[:8], problem=2, node=3)
+    assert share_link(at) == f"?run={rid}&problem=2&node=3"
+    again = open_page("pages/tree.py", **dict(part.split("=") for part in share_link(at)[1:].split("&")))
+    assert again.selectbox(key="run").value == rid and "Path to node #3" in texts(again)
+
+
+def test_compare_reads_runs_and_the_older_run_form_and_writes_runs(db):
+    url, ids = db
+    a, b, c = ids["cot"], ids["self_consistency"], ids["best_of_n"]
+    at = open_page("pages/compare.py", runs=f"{a},{b[:8]}")
+    assert at.multiselect(key="compare_runs").value == [a, b]
+    assert at.query_params["runs"] == f"{a},{b}" and "run" not in at.query_params
+    assert share_link(at) == f"?runs={a},{b}&problem=1"
+    at = open_page("pages/compare.py", run=f"{a},{b},{c}")  # links written before `runs=`
+    assert at.multiselect(key="compare_runs").value == [a, b, c] and not at.error
+    assert share_link(at).startswith(f"?runs={a},{b},{c}")
+
+
+def test_the_library_compare_link_opens_those_runs_in_compare(db):
+    from pages.common import compare_link
+
+    url, ids = db
+    link = compare_link([ids["cot"], ids["dvts"]])  # what the Library page links to
+    page, query = link.split("?")
+    at = open_page(f"pages/{page}.py", **dict(part.split("=") for part in query.split("&")))
+    assert at.multiselect(key="compare_runs").value == [ids["cot"], ids["dvts"]]
+
+
+def test_verifier_restores_a_set_of_runs_and_shares_it(db):
+    url, ids = db
+    a, b = ids["best_of_n"], ids["beam_search"]
+    at = open_page("pages/verifier.py", runs=f"{a},{b}")
+    assert at.multiselect(key="verifier_runs").value == [a, b] and not at.error
+    assert share_link(at) == f"?runs={a},{b}"
+    at.multiselect(key="verifier_runs").set_value([b]).run()
+    assert share_link(at) == f"?run={b}" and "runs" not in at.query_params
+
+
+def test_the_run_page_shares_the_run_it_shows(db):
+    url, ids = db
+    at = open_page("pages/run.py", run=ids["cot"][:8])
+    assert share_link(at) == f"?run={ids['cot']}"  # a prefix in the link, the full id in the share link
+
+
+# ------------------------------------------------------------------ read-only deployment
+@pytest.fixture()
+def read_only_db(tmp_path, monkeypatch):
+    """Read-only mode over a database with a finished, a running and an interrupted run: the states
+    that offer stop and resume buttons in a normal deployment."""
+    from store import models as m
+    from store.db import session_scope
+    from tests.test_bundle import make_run
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    ids = {state: make_run(url) for state in ("done", "running", "interrupted")}
+    with session_scope(url) as session:
+        for state, rid in ids.items():
+            session.get(m.Run, rid).status = state
+    monkeypatch.setenv("THINKTRACE_DB", url)
+    monkeypatch.setenv("THINKTRACE_READONLY", "1")
+    return url, ids
+
+
+ACTIONS = ("start", "stop", "resume", "delete", "save", "demo", "import")
+
+
+@pytest.mark.parametrize("page", [None, *PAGES, "pages/library.py"])
+@pytest.mark.parametrize("state", ["done", "running", "interrupted"])
+def test_read_only_pages_offer_nothing_that_runs_stops_deletes_or_imports(read_only_db, page, state):
+    url, ids = read_only_db
+    at = open_page(page, run=ids[state])
+    assert not at.error, [e.value for e in at.error]
+    if page is None:  # AppTest shows app.py's sidebar on the default page only (the browser test sees it on Library)
+        assert "read-only" in " ".join(c.value for c in at.sidebar.caption)
+    labels = [b.label.lower() for b in at.button]
+    assert not [label for label in labels if any(word in label for word in ACTIONS)], labels
+    assert len(at.file_uploader) == 0 and len(at.get("form")) == 0
+
+
+def test_read_only_run_page_still_shows_progress_and_says_why_there_is_no_form(read_only_db):
+    url, ids = read_only_db
+    at = open_page("pages/run.py", run=ids["interrupted"])
+    assert "shared read-only" in at.info[0].value
+    assert {m.label: m.value for m in at.metric}["Status"] == "interrupted"
+    assert chart_points(at)  # the tree is still drawn
+
+
+def test_read_only_refuses_to_spawn_a_run_even_if_asked(read_only_db):
+    from reasoning.errors import UserError
+
+    url, _ = read_only_db
+    with pytest.raises(UserError, match="read-only"):
+        launch.start_run(launch.RunSpec(strategy="cot", dataset="arith:1", limit=1), url)

@@ -127,17 +127,17 @@ def test_selecting_runs_offers_compare_link_and_bundle_export(db, three_runs):
     at = open_page()
     at.multiselect(key="library_selected").set_value(three_runs[:2]).run()
     assert any(f"compare?runs={three_runs[0]},{three_runs[1]}" in md.value for md in at.markdown)
-    assert at.get("download_button")[0].proto.label.startswith("⬇️ Export 2 runs")
+    assert at.get("download_button")[0].proto.label.startswith("Export 2 runs")
 
 
 def test_the_html_report_is_built_on_request_and_offered_for_download(db, three_runs):
     at = open_page()
     at.multiselect(key="library_selected").set_value([three_runs[0]]).run()
-    assert [b.proto.label for b in at.get("download_button")] == ["⬇️ Export 1 run (bundle)"]
+    assert [b.proto.label for b in at.get("download_button")] == ["Export 1 run (bundle)"]
     at.button(key="library_report_build").click().run()
     assert not at.exception
     labels = [b.proto.label for b in at.get("download_button")]
-    assert "⬇️ Download HTML report" in labels
+    assert "Download HTML report" in labels
 
 
 def test_read_only_mode_hides_rename_delete_and_import(db, three_runs, monkeypatch):
