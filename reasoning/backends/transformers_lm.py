@@ -4,14 +4,25 @@ Why not `generate`: we want the raw log-probability of every kept token, stop st
 generated text only, a seed that leaves torch's global RNG alone, each prompt prefilled once for its
 n samples, and finished rows dropped from the batch. `generate(output_logits=True)` also keeps a
 full-vocabulary tensor per step (GBs for 32 rows x 512 tokens); the loop below keeps one.
+
+Prefix reuse: step-level search calls `complete` with prompts that are the question's few-shot prompt
+plus a beam's steps so far, so most prompt tokens were already run in an earlier call or are shared by
+the other prompts of the call. Each prompt is tokenized whole, and only the tokens past its longest
+common token prefix with a cached prompt (`PrefixCache`, an LRU bounded in bytes) are run through the
+model; a call whose prompts share a prefix longer than any cached one runs that prefix once first.
+`stats` counts prompt tokens given, run and reused, and generated tokens.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import AttentionInterface, AttentionMaskInterface, AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers.cache_utils import DynamicLayer
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import sdpa_mask
 
 from reasoning.backends import free_cores
 from reasoning.errors import UserError
@@ -39,6 +50,10 @@ FEWSHOT_END_MARKERS = ["\nQuestion:"]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
+# Default cap of the cross-call prefix cache. SmolLM2-135M in fp32 holds 45 KB of keys and values per
+# token, so 256 MB is about 5,800 tokens: a dozen few-shot prompts with their steps.
+PREFIX_CACHE_MB = 256
+
 
 @dataclass
 class _Row:
@@ -52,6 +67,67 @@ class _Row:
     finish: str | None = None
 
 
+@dataclass
+class _Prefix:
+    """Keys and values of one token sequence (batch 1), per layer: [1, kv heads, len(ids), head dim]."""
+
+    ids: tuple[int, ...]
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.keys + self.values)
+
+
+class PrefixCache:
+    """The KV of recent prompts, keyed by their token ids, least recently used evicted first; its
+    tensors never total more than `max_bytes`. Any entry serves any prompt that shares a first part
+    with it (the few-shot block is shared by every question, a beam's prompt by its children)."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[tuple[int, ...], _Prefix] = OrderedDict()
+        self.hits = 0  # lookups that found a usable prefix
+
+    @property
+    def nbytes(self) -> int:
+        return sum(entry.nbytes for entry in self.entries.values())
+
+    def longest(self, ids: list[int], extra: list[_Prefix] = ()) -> tuple[_Prefix | None, int]:
+        """The entry (cached, or from `extra`) sharing the most leading tokens with `ids`, and how many."""
+        best, best_len = None, 0
+        for entry in [*self.entries.values(), *extra]:
+            common = _common_len(entry.ids, ids)
+            if common > best_len:
+                best, best_len = entry, common
+        if best is not None and best.ids in self.entries:
+            self.entries.move_to_end(best.ids)
+            self.hits += 1
+        return best, best_len
+
+    def put(self, entry: _Prefix) -> None:
+        """Keep `entry` unless it alone exceeds the cap or a cached one already starts with its
+        tokens; entries that are a prefix of it are dropped (it serves everything they did); then
+        the least recently used go until the cap holds."""
+        if entry.nbytes > self.max_bytes:
+            return
+        for ids in list(self.entries):
+            if ids[:len(entry.ids)] == entry.ids:
+                self.entries.move_to_end(ids)
+                return
+            if entry.ids[:len(ids)] == ids:
+                del self.entries[ids]
+        self.entries[entry.ids] = entry
+        total = self.nbytes
+        while total > self.max_bytes:
+            _, dropped = self.entries.popitem(last=False)
+            total -= dropped.nbytes
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
 class TransformersLM:
     backend = "transformers"
     # k of Completion.token_top_logprobs (0: none). One topk over the log_softmax already computed per
@@ -60,7 +136,7 @@ class TransformersLM:
 
     def __init__(self, path: str | Path, *, name: str, model_id: str, prompt_style: str = "chat",
                  device: str | None = None, dtype: str | None = None, max_batch_rows: int = 32,
-                 delimiter: str = DEFAULT_DELIMITER):
+                 delimiter: str = DEFAULT_DELIMITER, prefix_cache_mb: float = PREFIX_CACHE_MB):
         if prompt_style not in ("fewshot", "chat"):
             raise ValueError(f"prompt_style must be 'fewshot' or 'chat', not {prompt_style!r}")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -75,6 +151,8 @@ class TransformersLM:
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[self.dtype]).to(self.device).eval()
         self.n_params = sum(p.numel() for p in self.model.parameters())
+        if self.device == "cpu" and self.model.config._attn_implementation == "sdpa":
+            self.model.set_attn_implementation(SDPA_GQA)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         # Any control token ends a text: instruct models emit <|im_end|>, base-style text <|endoftext|>.
@@ -84,6 +162,13 @@ class TransformersLM:
         # a BOS token gets it from the chat template, or from here in few-shot mode.
         probe = self.tokenizer("a").input_ids
         self.bos = self.tokenizer.bos_token if probe and probe[0] == self.tokenizer.bos_token_id else ""
+        self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20))
+        # Splicing cached keys into a batch needs caches that only grow (no sliding windows).
+        self.share_prefixes = all(type(layer) is DynamicLayer
+                                  for layer in DynamicCache(config=self.model.config).layers)
+        # prompt_tokens_total = computed (run through the model) + reused (taken from a KV cache).
+        self.stats = dict.fromkeys(("prompt_tokens_total", "prompt_tokens_computed", "prompt_tokens_reused",
+                                    "generated_tokens"), 0)
 
     # --- prompts ---------------------------------------------------------------------------------
 
@@ -126,13 +211,9 @@ class TransformersLM:
         # Prefill each distinct prompt once, then copy its cache to its sample rows.
         unique = list(dict.fromkeys(prompts))
         copy_of = torch.tensor([unique.index(p) for p in prompts], device=self.device)
-        ids, mask = self._encode(unique)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
-        cache = DynamicCache(config=self.model.config)
-        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                            logits_to_keep=1).logits[:, -1]
+        logits, cache, mask, next_pos = self._prefill(unique)
         cache.batch_select_indices(copy_of)
-        logits, mask, next_pos = logits[copy_of], mask[copy_of], positions[copy_of, -1] + 1
+        logits, mask, next_pos = logits[copy_of], mask[copy_of], next_pos[copy_of]
 
         rows = [_Row() for _ in prompts]
         live = list(range(len(rows)))  # rows still generating, in batch order
@@ -158,7 +239,101 @@ class TransformersLM:
             logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos[:, None],
                                 past_key_values=cache).logits[:, -1]
             next_pos = next_pos + 1
+        self.stats["generated_tokens"] += sum(len(row.ids) for row in rows)
         return [self._completion(row) for row in rows]
+
+    # --- prefill with prefix reuse ---------------------------------------------------------------
+
+    def _prefill(self, prompts: list[str]) -> tuple[torch.Tensor, DynamicCache, torch.Tensor, torch.Tensor]:
+        """Run distinct prompts up to their next-token logits, reusing cached prefixes.
+
+        Row i reuses the first c_i tokens of the best prefix source and runs its other s_i tokens. The
+        batch cache is laid out [pad][c_i reused][pad][s_i run]: padding on the left of both parts, so
+        the reused keys end where the run part begins; the attention mask hides the padding and
+        position ids continue from c_i, so each row sees exactly its own prompt. Returns the last
+        logits, the cache, its attention mask and each row's next position."""
+        prompt_ids = self.tokenizer(prompts, add_special_tokens=False).input_ids
+        sources, shared_run = self._prefix_sources(prompt_ids)
+        # At least the last prompt token is run: its logits give the first generated token.
+        reuse = [min(length, len(ids) - 1) for (_, length), ids in zip(sources, prompt_ids)]
+        suffixes = [ids[c:] for ids, c in zip(prompt_ids, reuse)]
+        cache, cached_mask = self._splice(sources, reuse)
+        ids, suffix_mask = self._left_pad(suffixes)
+        positions = torch.tensor(reuse, device=self.device)[:, None] + (suffix_mask.cumsum(-1) - 1).clamp(min=0)
+        mask = torch.cat([cached_mask, suffix_mask], dim=-1)
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                            logits_to_keep=1).logits[:, -1]
+        self._count_prompts(prompt_ids, sum(map(len, suffixes)) + shared_run)
+        if self.share_prefixes:
+            for i, ids in enumerate(prompt_ids):
+                self.prefix_cache.put(self._row_prefix(cache, mask[i], i, ids))
+        return logits, cache, mask, positions[:, -1] + 1
+
+    def _prefix_sources(self, prompt_ids: list[list[int]]) -> tuple[list[tuple[_Prefix | None, int]], int]:
+        """Per prompt, the KV source sharing most leading tokens with it and how many it shares; and
+        how many tokens were run to make a source. When the prompts share more with each other than
+        with the cache, that common part (the few-shot prompt and the steps common to all beams) is
+        run once first, then reused by all."""
+        if not self.share_prefixes:
+            return [(None, 0)] * len(prompt_ids), 0
+        fresh: list[_Prefix] = []
+        run = 0
+        if len(prompt_ids) > 1:
+            common = min(min(map(len, prompt_ids)) - 1,
+                         min(_common_len(prompt_ids[0], ids) for ids in prompt_ids[1:]))
+            source, cached = self.prefix_cache.longest(prompt_ids[0][:common])
+            if common > cached:
+                fresh.append(self._run_prefix(source, cached, prompt_ids[0][:common]))
+                self.prefix_cache.put(fresh[0])
+                run = common - cached
+        return [self.prefix_cache.longest(ids, fresh) for ids in prompt_ids], run
+
+    def _run_prefix(self, source: _Prefix | None, reuse: int, ids: list[int]) -> _Prefix:
+        """The KV of `ids` (batch 1): the first `reuse` tokens from `source`, the rest run now."""
+        cache, mask = self._splice([(source, reuse)], [reuse])
+        new = torch.tensor([ids[reuse:]], device=self.device)
+        positions = torch.arange(reuse, len(ids), device=self.device)[None]
+        mask = torch.cat([mask, torch.ones_like(new)], dim=-1)
+        self.model(input_ids=new, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                   logits_to_keep=1)
+        return self._row_prefix(cache, mask[0], 0, ids)
+
+    def _splice(self, sources: list[tuple[_Prefix | None, int]], reuse: list[int]
+                ) -> tuple[DynamicCache, torch.Tensor]:
+        """A batch cache holding, right-aligned in row i, the first reuse[i] tokens of its source."""
+        cache = DynamicCache(config=self.model.config)
+        width = max(reuse)
+        mask = torch.zeros(len(reuse), width, dtype=torch.long, device=self.device)
+        if width == 0:
+            return cache, mask
+        some = next(source for (source, _), c in zip(sources, reuse) if c)
+        for layer, like in enumerate(some.keys):
+            keys = like.new_zeros(len(reuse), like.shape[1], width, like.shape[3])
+            values = torch.zeros_like(keys)
+            for row, ((source, _), c) in enumerate(zip(sources, reuse)):
+                if c:
+                    keys[row, :, width - c:] = source.keys[layer][0, :, :c]
+                    values[row, :, width - c:] = source.values[layer][0, :, :c]
+            cache.update(keys, values, layer)
+        for row, c in enumerate(reuse):
+            mask[row, width - c:] = 1
+        return cache, mask
+
+    @staticmethod
+    def _row_prefix(cache: DynamicCache, row_mask: torch.Tensor, row: int, ids: list[int]) -> _Prefix:
+        """Row `row` of a batch cache, without its padding, as a standalone prefix of `ids`."""
+        real = row_mask.nonzero()[:, 0]
+        assert len(real) == len(ids), "every real position of a row holds one prompt token"
+        return _Prefix(tuple(ids), [layer.keys[row:row + 1, :, real] for layer in cache.layers],
+                       [layer.values[row:row + 1, :, real] for layer in cache.layers])
+
+    def _count_prompts(self, prompt_ids: list[list[int]], computed: int) -> None:
+        """Prompt tokens of the distinct prompts of a batch: those run through the model (their own
+        tokens, and a shared part run once for them all) and the rest, taken from a KV cache."""
+        total = sum(map(len, prompt_ids))
+        self.stats["prompt_tokens_total"] += total
+        self.stats["prompt_tokens_computed"] += computed
+        self.stats["prompt_tokens_reused"] += total - computed
 
     def _extend(self, row: _Row, token: int, logprob: float, stop: list[str]) -> None:
         """Add a token to a row; end the row on an end token or once its text holds a stop string."""
@@ -212,9 +387,48 @@ class TransformersLM:
             return full[len(base)]
         return self.tokenizer(choice, add_special_tokens=False).input_ids[0]
 
+    def _left_pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+            mask[i, width - len(row):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
     def _encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
         return enc.input_ids.to(self.device), enc.attention_mask.to(self.device)
+
+
+SDPA_GQA = "sdpa_gqa"
+
+
+def _sdpa_gqa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
+    """transformers' sdpa attention, except that with a mask (any padded batch: beams, several prompts)
+    grouped-query keys and values are not copied once per query head (transformers copies them then,
+    to be safe on GPUs). On CPUs torch's kernel takes the groups as they are, same result: the copy
+    was 15% of beam-search time on the embedded model (3 key heads for 9 query heads)."""
+    plain = (attention_mask is None or getattr(module, "num_key_value_groups", 1) == 1
+             or kwargs.get("position_bias") is not None or key.shape[-1] != value.shape[-1])
+    if plain:  # nothing to save, or a case only transformers' version handles
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=is_causal, **kwargs)
+    out = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
+                                                           dropout_p=dropout, scale=scaling, enable_gqa=True)
+    return out.transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(SDPA_GQA, _sdpa_gqa)
+AttentionMaskInterface.register(SDPA_GQA, sdpa_mask)  # the same masks as sdpa
+
+
+def _common_len(a: tuple[int, ...] | list[int], b: tuple[int, ...] | list[int]) -> int:
+    """How many leading token ids two sequences share."""
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return min(len(a), len(b))
 
 
 def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
