@@ -262,3 +262,22 @@ def test_an_adaptive_run_is_one_point_at_its_mean_spend_with_its_spread(db_url, 
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert [(p["estimator"], p["k"]) for p in json.loads(proc.stdout)] == [("adaptive", 6.0)]
+
+
+def test_deepconf_online_finds_a_backend_end_marker_split_across_chunks():
+    texts = ["a b c\n\nThe answer is 5.", "x y\nQuestion: what now? more words here"]
+
+    def script(prompt, i, call):
+        partial = prompt[len(ScriptedLM([]).prompt(PROBLEM.question)):]
+        if call == 0:
+            return texts[0]
+        full = texts[1]
+        return full[len(partial):]
+
+    lm = scripted(script)
+    lm.internal_stops = ["\nQuestion:"]  # as the few-shot transformers backend declares
+    cfg = SearchConfig(n=2, warmup=1, conf_window=2, chunk_tokens=2, keep_percent=100)
+    tree, outcome = solve("deepconf_online", lm, cfg)
+    leaf = next(n for n in tree.nodes if n.meta.get("phase") == "online" and "conf_lowest" in n.meta)
+    assert leaf.text == "x y" and leaf.finish_reason == "eos"  # stopped at the marker, not at the cap
+    assert len(lm.calls) == 3 and outcome.meta["stop_reasons"] == {"eos": 2}

@@ -28,7 +28,8 @@ confidence mapped to [0, 1] (1 - log k / C). Outcome.meta: samples, warmup, thre
 Differences from the paper, on purpose: the check runs per chunk, not per token (one batched call
 per chunk instead of per token); the paper's consensus-based early stop of the whole sampling is
 not implemented (adaptive_consistency does that); continuing from text re-tokenizes the trace so
-far, which can differ from the generated tokens at a chunk boundary.
+far, which can differ from the generated tokens at a chunk boundary; a backend end marker
+(`lm.internal_stops`, e.g. few-shot's "\nQuestion:") split across chunks is found in the joined text.
 """
 from __future__ import annotations
 
@@ -72,7 +73,9 @@ class Trace:
     def tokens(self) -> int:
         return len(self.logprobs)
 
-    def extend(self, c: Completion, backend: str) -> None:
+    def extend(self, c: Completion, backend: str, end_markers: list[str] = ()) -> None:
+        """Append a chunk. A backend's end marker split across two chunks (the few-shot prompt's
+        "\nQuestion:") is invisible to the backend, so it is looked for in the joined text here."""
         if c.token_top_logprobs is None:
             raise missing_data_error(backend)
         offset = len(self.text)
@@ -81,6 +84,11 @@ class Trace:
         self.tops += c.token_top_logprobs
         self.ends += [offset + e for e in (c.token_ends or [len(c.text)] * c.n_tokens)]
         self.finish_reason = c.finish_reason
+        hits = [self.text.find(mk, max(0, offset - len(mk))) for mk in end_markers]
+        hits = [h for h in hits if h >= 0]
+        if hits:
+            self.text, self.finish_reason = self.text[:min(hits)].rstrip(), "eos"
+            self.ends = [min(e, len(self.text)) for e in self.ends]
 
     def confidences(self) -> list[float]:
         return [token_confidence(t) for t in self.tops]
@@ -130,9 +138,9 @@ def generate_online(lm: LanguageModel, prompt: str, traces: list[Trace], thresho
         still = []
         for trace, [completion] in zip(live, rows):
             before = trace.tokens
-            trace.extend(completion, backend)
+            trace.extend(completion, backend, getattr(lm, "internal_stops", None) or [])
             trace.cut_at = first_low_window(trace.confidences(), before, cfg.conf_window, threshold)
-            going = completion.finish_reason == "length" and completion.n_tokens == budget
+            going = trace.finish_reason == "length" and completion.n_tokens == budget
             if trace.cut_at is None and going and trace.tokens < cfg.max_new_tokens:
                 still.append(trace)
         live = still
