@@ -78,6 +78,16 @@ def test_nodes_carry_the_token_signals_of_their_own_step():
     assert len(last.meta["tok_conf"]) == 4 and last.tokens == 4
 
 
+def test_node_signals_map_stored_meta_to_unit_colours_for_the_tree_page():
+    from reasoning.verifiers.confidence import node_signals
+
+    tree, _ = solve("self_consistency", scripted([CHAIN]), SearchConfig(n=1))
+    unsure = node_signals(tree.nodes[2].meta)
+    assert unsure == pytest.approx({"logprob": 0.5, "entropy": 0.0, "confidence": 0.0}, abs=1e-4)
+    assert node_signals(tree.nodes[1].meta)["confidence"] == pytest.approx(1 - LN(2) / C_SURE, abs=1e-4)
+    assert node_signals(tree.nodes[0].meta) == {}  # the root holds the question, no tokens
+
+
 def test_logprob_score_is_the_geometric_mean_token_probability():
     assert step_scores("logprob") == pytest.approx([0.9, 0.5, 0.9])
 

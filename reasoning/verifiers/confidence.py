@@ -103,6 +103,21 @@ def step_signals(completion: Completion, start: int, end: int) -> dict:
     return out
 
 
+def node_signals(meta: dict) -> dict[str, float]:
+    """A step node's stored signals mapped to [0, 1] with the verifiers' mappings, for colouring a
+    tree: "logprob", "entropy", "confidence" (mean token confidence of the step; the deepconf
+    verifier's window-based score is in node.score of a deepconf-scored run). {} without token data."""
+    k = meta.get("tok_k", 0)
+    out = {}
+    if "tok_lp" in meta:
+        out["logprob"] = logprob_score(meta["tok_lp"])
+    if "tok_entropy" in meta:
+        out["entropy"] = entropy_score(meta["tok_entropy"], k)
+    if meta.get("tok_conf"):
+        out["confidence"] = confidence_score(sum(meta["tok_conf"]) / len(meta["tok_conf"]), k)
+    return out
+
+
 def missing_data_error(backend: str) -> UserError:
     return UserError(f"the {', '.join(CONFIDENCE_VERIFIERS[:-1])} and {CONFIDENCE_VERIFIERS[-1]} verifiers "
                      f"and the deepconf_online strategy need token log-probabilities, which backend "
