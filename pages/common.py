@@ -18,6 +18,23 @@ TREE_PAGE = "pages/tree.py"
 RUN_PAGE = "pages/run.py"
 
 
+def _leave_folder_mode() -> None:
+    """A link straight to a page (`/tree?run=…`) on a freshly started server would run that page alone:
+    Streamlit treats an app with a `pages/` folder as an old folder-style app until app.py has called
+    st.navigation once. Switch that off and rerun: the same page (same URL path, same query) then runs
+    inside app.py, with its menu and sidebar."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a future Streamlit without folder mode
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_folder_mode()
+
+
 def db_url() -> str:
     """The active database, opened (schema checked) once; a bad one stops the page with one message."""
     from store.db import get_engine, resolve_url

@@ -5,117 +5,30 @@ path. Saves a screenshot of every page under docs/screenshots/ (the README shows
 Needs Debian's chromium at /usr/bin/chromium (`scripts/dev.sh test` installs it on a fresh machine)."""
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from helpers_browser import browser  # noqa: F401  (the fixture)
+from helpers_browser import ROOT, expect, goto, needs_chromium, serve_app, settle
 
 from store.queries import list_runs, run_problems, tree_nodes
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "docs" / "screenshots"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason="needs Debian chromium at /usr/bin/chromium: apt-get install -y chromium "
-                              "(scripts/dev.sh test does it)"),
-]
-
-
-def expect(locator):
-    from playwright.sync_api import expect as _expect
-
-    return _expect(locator)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, needs_chromium]
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    """`streamlit run app.py` on a free port with its own database, seeded with scripted runs of every
-    strategy (so the Verifier and Compare pages have something to show); stopped by PID."""
+    """The app on its own database, seeded with scripted runs of every strategy (so the Verifier and
+    Compare pages have something to show)."""
     from test_app import make_runs  # the same scripted runs the AppTest specs use
 
-    folder = tmp_path_factory.mktemp("browser")
-    db = folder / "thinktrace.db"
+    db = tmp_path_factory.mktemp("browser") / "thinktrace.db"
     url = f"sqlite:///{db}"
     make_runs(url)
-    port = free_port()
-    env = dict(os.environ, THINKTRACE_DB=str(db), THINKTRACE_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    log = open(folder / "streamlit.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                raise RuntimeError(f"streamlit did not come up: {(folder / 'streamlit.log').read_text()[-2000:]}")
-            time.sleep(0.3)
+    with serve_app(db) as base:
         yield base, url
-    finally:
-        from sqlmodel import select
-
-        from reasoning.launch import stop_run
-        from store import models as m
-        from store.db import session_scope
-
-        with session_scope(url) as session:  # a run still going would outlive the test
-            pids = session.exec(select(m.Run.worker_pid).where(m.Run.worker_pid.is_not(None))).all()
-        for pid in pids:
-            stop_run(pid)
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-def settle(page, timeout=30_000) -> None:
-    """Wait until the script has finished its run (the status widget goes away)."""
-    page.wait_for_timeout(400)
-    page.wait_for_selector("[data-testid=stStatusWidget]", state="detached", timeout=timeout)
-
-
-def goto(page, base: str, path: str) -> None:
-    page.goto(f"{base}/{path}")
-    page.wait_for_selector("h1", timeout=30_000)
-    settle(page)
 
 
 def shot(page, name: str) -> None:
@@ -226,7 +139,7 @@ def test_launch_a_run_watch_it_finish_and_walk_its_tree(app, browser):
     page.wait_for_selector(".js-plotly-plot")
     assert page.get_by_text("ROC AUC").first.is_visible()
     shot(page, "verifier")
-    goto(page, base, f"compare?run={scripted['cot']},{scripted['self_consistency']},{scripted['best_of_n']}")
+    goto(page, base, f"compare?runs={scripted['cot']},{scripted['self_consistency']},{scripted['best_of_n']}")
     page.wait_for_selector(".js-plotly-plot")
     assert page.get_by_text("Which run solved what").is_visible()
     shot(page, "compare")

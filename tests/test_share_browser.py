@@ -1,30 +1,66 @@
-"""The HTML report in a real browser: opened from a file:// URL with every network request blocked,
-it still draws the budget curve and the trees (plotly.js is inlined), and hostile step text stays text."""
+"""Sharing in a real browser: a bundle downloaded from one app instance and uploaded into another
+(separate databases) opens the same tree through the share link; the HTML report opened from a file://
+URL with every network request blocked still draws the budget curve and the trees (plotly.js is
+inlined), and hostile step text stays text."""
 from __future__ import annotations
 
-import shutil
-
 import pytest
+from helpers_browser import browser  # noqa: F401  (the fixture)
+from helpers_browser import expect, goto, needs_chromium, serve_app, settle
 
 from reasoning.report import write_report
+from store.queries import list_runs, run_problems, tree_nodes
 from tests.test_bundle import make_run
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, needs_chromium]
 
 
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not shutil.which(CHROMIUM):
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
+def test_a_bundle_from_one_app_opens_the_same_tree_in_another_through_the_share_link(browser, tmp_path):
+    db_a, db_b = tmp_path / "a.db", tmp_path / "b.db"
+    run_id = make_run(f"sqlite:///{db_a}")  # a scripted run through the real runner, with verifier scores
+    problem = run_problems(f"sqlite:///{db_a}", run_id)[1]
+    leaf = next(n for n in tree_nodes(f"sqlite:///{db_a}", run_id, problem.problem_id)
+                if n.status != "selected" and n.answer is not None)  # a path the run did not choose
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page.set_default_timeout(30_000)
+
+    # A: a shared, read-only deployment. Its Library offers the bundle but no import; its Tree page
+    # offers the link to this node.
+    with serve_app(db_a, env={"THINKTRACE_READONLY": "1"}) as base_a:
+        goto(page, base_a, "library")
+        expect(page.get_by_test_id("stSidebar")).to_contain_text("read-only")
+        assert page.locator("[data-testid=stFileUploader]").count() == 0
+        page.locator("[data-testid=stMultiSelect]").filter(has_text="Select runs").click()
+        page.get_by_role("option").filter(has_text=run_id[:8]).click()
+        page.keyboard.press("Escape")
+        settle(page)
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Export 1 run (bundle)").click()
+        bundle = tmp_path / download.value.suggested_filename
+        download.value.save_as(bundle)
+        assert bundle.name.endswith(".thinktrace.gz") and bundle.stat().st_size > 100
+
+        goto(page, base_a, f"tree?run={run_id[:8]}&problem={problem.position + 1}&node={leaf.seq}")
+        page.get_by_text(f"Path to node #{leaf.seq}").wait_for()
+        link = page.locator("[data-testid=stCode]").filter(has_text="/tree?").inner_text().strip()
+        assert link == f"{base_a}/tree?run={run_id}&problem={problem.position + 1}&node={leaf.seq}"
+
+    # B: an empty app on its own database; the peer uploads the file on the Library page.
+    with serve_app(db_b) as base_b:
+        goto(page, base_b, "library")
+        page.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(bundle))
+        page.get_by_text("imported 1 run").wait_for()
+        assert [r.id for r in list_runs(f"sqlite:///{db_b}")] == [run_id]
+
+        # The same link, pointed at B, restores run, problem and node: the path's text is on screen.
+        page.goto(link.replace(base_a, base_b))
+        page.get_by_role("heading", name="Tree").wait_for()
+        page.get_by_text(f"Path to node #{leaf.seq}").wait_for()
+        settle(page)
+        body = " ".join(page.locator("[data-testid=stMain]").inner_text().split())
+        assert " ".join(leaf.text.split()[:5]) in body
+        assert page.url.startswith(link.replace(base_a, base_b))
+    page.close()
 
 
 def test_the_report_opens_offline_from_disk_and_draws_its_figures(browser, db_url, tmp_path):

@@ -1,0 +1,113 @@
+"""What the browser tests share: Debian's chromium driven by Playwright (never `playwright install`),
+an app server on a free port with its own database, and waits that fit Streamlit's reruns."""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[1]
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(),
+    reason="needs Debian chromium at /usr/bin/chromium: apt-get install -y chromium (scripts/dev.sh test does it)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_app(db: Path, *, env: dict | None = None):
+    """`streamlit run app.py` on a free port over the SQLite file `db` (its log next to it); yields the
+    base URL once `/_stcore/health` answers. On exit, stops the runs it started and the server, by PID."""
+    url = f"sqlite:///{db}"
+    port = free_port()
+    environ = dict(os.environ, THINKTRACE_DB=str(db), THINKTRACE_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    environ.pop("THINKTRACE_READONLY", None)
+    environ.update(env or {})
+    log_file = db.with_suffix(".streamlit.log")
+    log = open(log_file, "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"],
+        cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline or server.poll() is not None:
+                raise RuntimeError(f"streamlit did not come up: {log_file.read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield base
+    finally:
+        _stop_runs(url)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+
+
+def _stop_runs(url: str) -> None:
+    """A run the app started would outlive the test: signal every worker the store knows."""
+    from sqlmodel import select
+
+    from reasoning.launch import stop_run
+    from store import models as m
+    from store.db import session_scope
+
+    with contextlib.suppress(Exception), session_scope(url) as session:  # an empty DB has no table yet
+        pids = session.exec(select(m.Run.worker_pid).where(m.Run.worker_pid.is_not(None))).all()
+        for pid in pids:
+            stop_run(pid)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian chromium, one per test module (import this fixture into the module)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def expect(locator):
+    from playwright.sync_api import expect as _expect
+
+    return _expect(locator)
+
+
+def settle(page, timeout=30_000) -> None:
+    """Wait until the script has finished its run (the status widget goes away)."""
+    page.wait_for_timeout(400)
+    page.wait_for_selector("[data-testid=stStatusWidget]", state="detached", timeout=timeout)
+
+
+def goto(page, base: str, path: str) -> None:
+    page.goto(f"{base}/{path}")
+    page.wait_for_selector("h1", timeout=30_000)
+    settle(page)
