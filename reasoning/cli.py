@@ -56,11 +56,13 @@ def _execute(url: str, run_id: str, lm, verifier, total: int, as_json: bool):
     _print_summary(run_summary(url, run_id), as_json)
 
 
-def _load_models(model: str, verifier_spec: str | None, trust_remote_code: bool = False):
+def _load_models(model: str, verifier_spec: str | None, trust_remote_code: bool = False,
+                 backend: str = "transformers", backend_options: dict | None = None):
     from reasoning.backends import load_model
     from reasoning.verifiers import load_verifier
 
-    lm = load_model(model)
+    options = dict(backend_options or {})
+    lm = load_model(model, backend=backend, dtype=options.pop("dtype", None), **options)
     return lm, load_verifier(verifier_spec, lm, trust_remote_code=trust_remote_code)
 
 
@@ -80,7 +82,13 @@ def run(
     n: int = typer.Option(SearchConfig.n, "--n", help="Samples (budget)."),
     verifier: Optional[str] = typer.Option(None, "--verifier", "-v", help="none | self_eval | oracle (evaluation only) | logprob | entropy | deepconf[:W] | prm:MODEL[@CONVENTION]"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Let a PRM run model code shipped with its checkpoint (Qwen2.5-Math-PRM needs it)."),
-    model: str = typer.Option("smollm2", "--model", "-m", help="smollm2 (embedded), an HF model id or a local folder."),
+    model: str = typer.Option("smollm2", "--model", "-m", help="smollm2 (embedded), an HF model id or a local folder; with --backend openai, the name the server serves."),
+    backend: str = typer.Option("transformers", "--backend", help="transformers | vllm (pip install vllm==0.32.0) | openai (an OpenAI-compatible server at --base-url; key from $THINKTRACE_API_KEY or $OPENAI_API_KEY)."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="openai backend: the server's API root, e.g. http://127.0.0.1:8000/v1."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="transformers / vllm: float32 | bfloat16 | float16 (default: bf16 on GPUs, fp32 on CPUs)."),
+    gpu_memory_utilization: Optional[float] = typer.Option(None, "--gpu-memory-utilization", help="vllm: share of GPU memory for weights + KV cache (default 0.9; lower it to fit a PRM beside the policy)."),
+    tensor_parallel_size: Optional[int] = typer.Option(None, "--tensor-parallel-size", help="vllm: GPUs to split the model across."),
+    max_model_len: Optional[int] = typer.Option(None, "--max-model-len", help="vllm: context length (smaller leaves more memory for the KV cache)."),
     dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D (D=1..5), arith:A-B, FILE.jsonl or hf:NAME[:split]"),
     limit: Optional[int] = typer.Option(None, "--limit", "-k", help="Use the first K problems."),
     seed: int = typer.Option(0, "--seed", help="Seed for problems and sampling: same seed, same run."),
@@ -120,12 +128,16 @@ def run(
                        c_puct=c_puct, parallel=parallel, think_tokens=think_tokens, batch=batch,
                        stop_threshold=stop_threshold, warmup=warmup, keep_percent=keep_percent,
                        conf_window=conf_window, chunk_tokens=chunk_tokens)
+    backend_options = {k: v for k, v in dict(base_url=base_url, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
+                                             tensor_parallel_size=tensor_parallel_size,
+                                             max_model_len=max_model_len).items() if v is not None}
     request = RunRequest(strategy=strategy, dataset=dataset, model=model, verifier=verifier, limit=limit,
-                         seed=seed, name=name, config=cfg).validate()
+                         seed=seed, name=name, config=cfg, backend=backend,
+                         backend_options=backend_options).validate()
     problems = load_problems(dataset, limit=limit, seed=seed)
     url = resolve_url(db)
     precheck(url)
-    lm, verifier_obj = _load_models(model, verifier, trust_remote_code)
+    lm, verifier_obj = _load_models(model, verifier, trust_remote_code, backend, backend_options)
     rid = create_run(url, request, problems, lm, verifier_obj, run_id=run_id)
     if not as_json:
         typer.echo(f"run {rid}")
@@ -153,7 +165,8 @@ def resume(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."
         raise UserError(f"run {rid} is already done")
     if status == m.RUNNING:
         raise UserError(f"run {rid} is still running (process {run.worker_pid})")
-    lm, verifier = _load_models(request.model, request.verifier, trust_remote_code)
+    lm, verifier = _load_models(request.model, request.verifier, trust_remote_code, request.backend,
+                                request.backend_options)
     _execute(url, rid, lm, verifier, total, as_json)
 
 

@@ -18,6 +18,7 @@ from sqlmodel import select
 
 import reasoning
 from reasoning.answers import is_equiv
+from reasoning.backends import check_backend
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
 from reasoning.strategies import check_config, check_strategy, get_strategy
@@ -36,6 +37,10 @@ class RunRequest:
     dataset: str
     model: str = "smollm2"
     verifier: str | None = None
+    # transformers | vllm | openai, and its settings (base_url, gpu_memory_utilization, dtype, ...):
+    # stored with the run so `resume` loads the model the same way. Never an API key.
+    backend: str = "transformers"
+    backend_options: dict = field(default_factory=dict)
     limit: int | None = None
     seed: int = 0
     name: str = ""
@@ -45,6 +50,7 @@ class RunRequest:
         check_strategy(self.strategy, self.verifier)
         check_verifier_spec(self.verifier)
         check_config(self.strategy, self.config)
+        check_backend(self.backend, self.backend_options)
         if self.limit is not None and self.limit < 1:
             raise UserError(f"--limit must be at least 1 (got {self.limit})")
         return self
@@ -60,7 +66,8 @@ def create_run(url: str, request: RunRequest, problems: list[Problem], lm, verif
             name=request.name or default_name(request),
             strategy=request.strategy,
             params={**request.config.to_dict(), "dataset": request.dataset, "limit": request.limit,
-                    "model": request.model, "verifier": request.verifier},
+                    "model": request.model, "verifier": request.verifier, "backend": request.backend,
+                    "backend_options": request.backend_options},
             model_backend=getattr(lm, "backend", "unknown"),
             model_id=getattr(lm, "model_id", request.model),
             model_name=lm.name,
@@ -102,7 +109,8 @@ def request_of(run: m.Run) -> RunRequest:
     p = run.params
     return RunRequest(strategy=run.strategy, dataset=p.get("dataset", run.dataset),
                       model=p.get("model", run.model_id), verifier=run.verifier, limit=p.get("limit"),
-                      seed=run.seed, name=run.name, config=SearchConfig.from_dict(p))
+                      seed=run.seed, name=run.name, config=SearchConfig.from_dict(p),
+                      backend=p.get("backend", "transformers"), backend_options=p.get("backend_options") or {})
 
 
 class MeteredLM:

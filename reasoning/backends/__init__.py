@@ -36,19 +36,65 @@ MODELS = {
 }
 
 
-def load_model(spec: str = "smollm2", *, device: str | None = None, dtype: str | None = None) -> LanguageModel:
-    """Load a registry name, a local HF folder or a hub id (from the local cache first)."""
-    from reasoning.backends.transformers_lm import TransformersLM
+# The settings each backend takes (CLI flags, stored with a run in params["backend_options"]).
+BACKENDS = {
+    "transformers": {"dtype"},
+    "vllm": {"dtype", "gpu_memory_utilization", "tensor_parallel_size", "max_model_len",
+             "enable_prefix_caching", "enforce_eager"},
+    "openai": {"base_url", "timeout", "concurrency"},
+}
 
+
+def check_backend(backend: str, options: dict) -> None:
+    """Refuse an unknown backend, a setting it does not take, or openai without a server URL."""
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend '{backend}': use one of {', '.join(BACKENDS)}")
+    flags = lambda names: ", ".join("--" + n.replace("_", "-") for n in sorted(names))  # noqa: E731
+    if extra := set(options) - BACKENDS[backend]:
+        raise UserError(f"{flags(extra)} cannot be used with --backend {backend} (it takes: "
+                        f"{flags(BACKENDS[backend])})")
+    if backend == "openai" and not options.get("base_url"):
+        raise UserError("--backend openai needs --base-url, e.g. http://127.0.0.1:8000/v1")
+
+
+def load_model(spec: str = "smollm2", *, device: str | None = None, dtype: str | None = None,
+               backend: str = "transformers", **options) -> LanguageModel:
+    """Load a registry name, a local HF folder or a hub id (from the local cache first) on a backend.
+    vllm takes `options` gpu_memory_utilization, tensor_parallel_size, max_model_len,
+    enable_prefix_caching, enforce_eager; openai takes base_url (required), timeout, concurrency, and
+    `spec` is then the model name the server serves."""
+    check_backend(backend, {**options, **({"dtype": dtype} if dtype else {})})
+    if backend == "openai":
+        return _load_openai(spec, **options)
     if spec in MODELS:
         entry = MODELS[spec]
         folder, name, style = entry.folder(), entry.name, entry.prompt_style
     else:
         folder, name, style = resolve(spec), spec, "chat"
+    if backend == "vllm":
+        from reasoning.backends.vllm_lm import VLLMLM  # a clear UserError when vllm is not installed
+
+        return VLLMLM(folder, name=name, model_id=spec, prompt_style=style, dtype=dtype, **options)
+    from reasoning.backends.transformers_lm import TransformersLM
+
     try:
         return TransformersLM(folder, name=name, model_id=spec, prompt_style=style, device=device, dtype=dtype)
     except (OSError, ValueError) as e:  # broken or unsupported checkpoint
         raise UserError(f"cannot load model '{spec}' from {folder}: {str(e).splitlines()[0]}") from e
+
+
+def _load_openai(spec: str, base_url: str, **options) -> LanguageModel:
+    """A model behind an OpenAI-compatible server. A registry name is prompted as on the local
+    backends (the server must serve it under that name: `vllm serve DIR --served-model-name NAME`);
+    any other name gets the plain few-shot prompt, which needs no tokenizer here."""
+    from reasoning.backends.openai_lm import OpenAILM
+
+    style, tokenizer = "fewshot", None
+    if spec in MODELS and MODELS[spec].prompt_style == "chat":
+        from transformers import AutoTokenizer
+
+        style, tokenizer = "chat", AutoTokenizer.from_pretrained(MODELS[spec].folder())
+    return OpenAILM(base_url, spec, prompt_style=style, tokenizer=tokenizer, **options)
 
 
 def resolve(spec: str) -> Path:

@@ -1,0 +1,271 @@
+"""`LanguageModel` on an OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp, OpenAI itself) through
+its `/v1/completions` endpoint: raw text in, n samples out, with stop strings, seeds and logprobs.
+
+Completions, not chat: step-wise search continues a prompt that ends mid-answer, which only the raw
+endpoint allows; the prompt is built here (`prompts.py`), the same text the local backends use.
+
+Standard library only (urllib + a thread pool), so a client machine needs nothing extra. The server is
+asked once at start (`GET /models`) whether it is there, accepts the key and serves the model, so a
+mistake stops the CLI before a run is created. During a run, 429 and 5xx answers and dropped
+connections are retried with exponential backoff; when retries run out the call raises `UserError`,
+the runner marks the run failed, and `resume` redoes only the unfinished problems.
+
+Stop strings: our steps keep their delimiter ("stop" = cut right after a stop string). The API drops
+the matched stop string from the text; vLLM and SGLang say which one matched (`stop_reason`, None for
+an end-of-sequence token), so the text is restored exactly. A server without `stop_reason` cannot tell
+a stop string from EOS: such an ending is read as the first stop string (documented in docs/scale.md).
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlparse
+
+from reasoning.backends.prompts import FEWSHOT_END_MARKERS, chat_prompt, fewshot_prompt
+from reasoning.errors import UserError
+from reasoning.types import DEFAULT_DELIMITER, Completion
+
+API_KEY_ENV = ("THINKTRACE_API_KEY", "OPENAI_API_KEY")  # first one set wins
+RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+_NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError)
+
+
+def api_key_from_env() -> str | None:
+    return next((os.environ[k] for k in API_KEY_ENV if os.environ.get(k)), None)
+
+
+class OpenAILM:
+    backend = "openai"
+    dtype = ""  # chosen by the server
+
+    def __init__(self, base_url: str, model: str, *, name: str | None = None, prompt_style: str = "fewshot",
+                 tokenizer=None, delimiter: str = DEFAULT_DELIMITER, api_key: str | None = None,
+                 timeout: float = 300.0, max_retries: int = 4, backoff_s: float = 0.5, concurrency: int = 8,
+                 top_logprobs: int = 20, n_params: int = 0):
+        if prompt_style not in ("fewshot", "chat"):
+            raise ValueError(f"prompt_style must be 'fewshot' or 'chat', not {prompt_style!r}")
+        if prompt_style == "chat" and tokenizer is None:
+            raise ValueError("prompt_style 'chat' needs the model's tokenizer (for its chat template)")
+        parsed = urlparse(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise UserError(f"--base-url must be an http(s) URL like http://127.0.0.1:8000/v1, not {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.model_id = model
+        self.name = name or f"{model} @ {parsed.netloc}"
+        self.prompt_style, self.tokenizer, self.delimiter = prompt_style, tokenizer, delimiter
+        self.api_key = api_key if api_key is not None else api_key_from_env()
+        self.timeout, self.max_retries, self.backoff_s = timeout, max_retries, backoff_s
+        self.concurrency = max(1, concurrency)
+        # k of Completion.token_top_logprobs; vLLM allows 20 by default (--max-logprobs), OpenAI 5.
+        self.top_logprobs = top_logprobs
+        self.n_params = n_params  # unknown to the API: FLOPs axes need it passed in
+        self.internal_stops = FEWSHOT_END_MARKERS if prompt_style == "fewshot" else []
+        # prompt tokens sent / served from the server's prefix cache (when it reports them), generated
+        self.stats = dict.fromkeys(("prompt_tokens_total", "prompt_tokens_reused", "generated_tokens"), 0)
+        self.served = self._check()
+
+    # --- prompts ---------------------------------------------------------------------------------
+
+    def prompt(self, question: str) -> str:
+        if self.prompt_style == "fewshot":
+            return fewshot_prompt(question, self.delimiter)
+        return chat_prompt(self.tokenizer, question)
+
+    # --- the start-up check ----------------------------------------------------------------------
+
+    def _check(self) -> list[str]:
+        """The models the server serves; a clear error when it is unreachable, refuses the key,
+        is not an OpenAI-compatible API or does not serve our model."""
+        doc = self._request("GET", "/models", None, retries=1, at_start=True)
+        ids = [m.get("id") for m in doc.get("data", []) if isinstance(m, dict)] if isinstance(doc, dict) else None
+        if ids is None:
+            raise UserError(f"{self.base_url}/models did not answer like an OpenAI-compatible API "
+                            f"(no model list): check --base-url, which usually ends in /v1")
+        if self.model_id not in ids:
+            raise UserError(f"model '{self.model_id}' is not served at {self.base_url}; it serves: "
+                            f"{', '.join(map(str, ids)) or 'nothing'}")
+        return ids
+
+    # --- generation ------------------------------------------------------------------------------
+
+    def complete(self, prompts: list[str], n: int, max_new_tokens: int, temperature: float,
+                 stop: list[str] | None = None, seed: int | None = None, top_p: float = 1.0,
+                 ) -> list[list[Completion]]:
+        """n completions per prompt: one request per prompt (n samples each), `concurrency` in flight."""
+        stops = [s for s in stop or [] if s]
+        greedy = temperature == 0
+        samples = 1 if greedy else n  # greedy samples are identical: ask once, copy
+        bodies = []
+        for i, prompt in enumerate(prompts):
+            body = {"model": self.model_id, "prompt": prompt, "n": samples, "max_tokens": max_new_tokens,
+                    "temperature": temperature, "top_p": 1.0 if greedy else top_p}
+            if stops or self.internal_stops:
+                body["stop"] = stops + self.internal_stops
+            if seed is not None:  # one seed per prompt: beams expanded in one call must not share draws
+                body["seed"] = (seed + i) % 2**31
+            if self.top_logprobs:
+                body["logprobs"] = self.top_logprobs
+            bodies.append(body)
+        docs = self._map(lambda body: self._request("POST", "/completions", body), bodies)
+        out = []
+        for doc in docs:
+            choices = sorted(doc.get("choices", []), key=lambda c: c.get("index", 0))
+            if len(choices) != samples:
+                raise UserError(f"the server at {self.base_url} returned {len(choices)} completions for n={samples}")
+            self._count(doc.get("usage") or {})
+            parsed = [self._completion(c, stops) for c in choices]
+            out.append([parsed[j % samples] for j in range(n)])
+        return out
+
+    def _completion(self, choice: dict, stops: list[str]) -> Completion:
+        text = choice.get("text") or ""
+        matched = choice.get("stop_reason")
+        if choice.get("finish_reason") == "length":
+            finish = "length"
+        elif isinstance(matched, str) and matched in stops:
+            text, finish = text + matched, "stop"  # the API cuts the stop string; our steps keep it
+        elif isinstance(matched, str) or "stop_reason" in choice:
+            finish = "eos"  # an end marker of the few-shot prompt, or an EOS token (stop_reason None)
+            text = text.rstrip() if isinstance(matched, str) else text
+        elif stops:  # a server that does not say why it stopped: read it as the first stop string
+            text, finish = text + stops[0], "stop"
+        else:
+            finish = "eos"
+        lp = choice.get("logprobs") or {}
+        tokens, token_lps = lp.get("tokens") or [], lp.get("token_logprobs") or []
+        tops = lp.get("top_logprobs")
+        if not tokens or len(token_lps) != len(tokens) or any(x is None for x in token_lps):
+            return Completion(text=text, n_tokens=len(tokens), logprob=None, finish_reason=finish)
+        ends, at = [], 0
+        for token in tokens:  # where each token ends in the text (stop and marker tails clipped)
+            at += len(token)
+            ends.append(min(at, len(text)))
+        ends[-1] = len(text)
+        top_lists = None
+        if tops and len(tops) == len(tokens) and self.top_logprobs:
+            top_lists = [sorted((t or {}).values(), reverse=True)[:self.top_logprobs] for t in tops]
+        return Completion(text=text, n_tokens=len(tokens), logprob=float(sum(token_lps)), finish_reason=finish,
+                          token_logprobs=[float(x) for x in token_lps], token_ends=ends,
+                          token_top_logprobs=top_lists)
+
+    def _count(self, usage: dict) -> None:
+        self.stats["prompt_tokens_total"] += usage.get("prompt_tokens") or 0
+        self.stats["generated_tokens"] += usage.get("completion_tokens") or 0
+        details = usage.get("prompt_tokens_details") or {}
+        self.stats["prompt_tokens_reused"] += details.get("cached_tokens") or 0
+
+    # --- scoring ---------------------------------------------------------------------------------
+
+    def choice_probs(self, prompts: list[str], choices: list[str]) -> list[list[float]]:
+        """The next token's top logprobs, read for each choice's text (" Yes" is one token in most
+        vocabularies), renormalised over the choices; a choice outside the top k counts as 0."""
+        if not self.top_logprobs:
+            raise UserError(f"the self_eval verifier needs token logprobs, which this backend was told "
+                            f"not to ask {self.base_url} for")
+        bodies = [{"model": self.model_id, "prompt": p, "max_tokens": 1, "temperature": 0,
+                   "logprobs": self.top_logprobs} for p in prompts]
+        probs = []
+        for doc in self._map(lambda body: self._request("POST", "/completions", body), bodies):
+            choice = (doc.get("choices") or [{}])[0]
+            tops = ((choice.get("logprobs") or {}).get("top_logprobs") or [None])[0]
+            if not tops:
+                raise UserError(f"the server at {self.base_url} returned no logprobs: the self_eval verifier "
+                                f"needs a server that does (vLLM: --max-logprobs >= {self.top_logprobs})")
+            p = [math.exp(tops[c]) if c in tops else 0.0 for c in choices]
+            total = sum(p)
+            probs.append([x / total for x in p] if total > 0 else [1 / len(choices)] * len(choices))
+        return probs
+
+    # --- HTTP --------------------------------------------------------------------------------------
+
+    def _map(self, fn, items: list) -> list:
+        if len(items) <= 1 or self.concurrency == 1:
+            return [fn(item) for item in items]
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(items)))
+        try:
+            return list(pool.map(fn, items))
+        finally:
+            # On Ctrl-C or an error do not wait for requests still in flight (up to `timeout` each).
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _request(self, method: str, path: str, body: dict | None, retries: int | None = None,
+                 at_start: bool = False) -> dict:
+        """One API call, retried on 429/5xx and network errors with exponential backoff (honouring
+        Retry-After); any other failure is one clear UserError."""
+        retries = self.max_retries if retries is None else retries
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        data = json.dumps(body).encode() if body is not None else None
+        for attempt in range(retries + 1):
+            request = urllib.request.Request(self.base_url + path, data=data, headers=headers, method=method)
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    raw = response.read()
+                try:
+                    return json.loads(raw)
+                except ValueError:
+                    raise UserError(f"{self.base_url}{path} answered with something other than JSON: "
+                                    f"is --base-url an OpenAI-compatible API (it usually ends in /v1)?") from None
+            except urllib.error.HTTPError as exc:
+                detail = _detail(exc)
+                if exc.code in RETRY_STATUS and attempt < retries:
+                    time.sleep(self._delay(attempt, exc.headers.get("Retry-After")))
+                    continue
+                raise self._http_error(exc.code, detail, path, attempt + 1) from None
+            except _NETWORK_ERRORS as exc:
+                if attempt < retries:
+                    time.sleep(self._delay(attempt))
+                    continue
+                reason = getattr(exc, "reason", None) or exc
+                if at_start:
+                    raise UserError(f"cannot reach the model server at {self.base_url} ({reason}): "
+                                    f"is it running? (start one with `vllm serve MODEL`)") from None
+                raise UserError(f"the model server at {self.base_url} stopped answering ({reason}) after "
+                                f"{attempt + 1} tries: finished problems are kept; resume the run once it is back") from None
+        raise AssertionError("unreachable")
+
+    def _delay(self, attempt: int, retry_after: str | None = None) -> float:
+        if retry_after:
+            try:
+                return min(60.0, float(retry_after))
+            except ValueError:
+                pass
+        return self.backoff_s * 2**attempt
+
+    def _http_error(self, code: int, detail: str, path: str, tries: int) -> UserError:
+        where = f"the model server at {self.base_url}"
+        if code in (401, 403):
+            return UserError(f"{where} refused the API key (HTTP {code}: {detail}): set "
+                             f"{' or '.join(API_KEY_ENV)} to a key it accepts")
+        if code == 404 and path == "/models":
+            return UserError(f"{self.base_url}/models was not found (HTTP 404): is --base-url an "
+                             f"OpenAI-compatible API? It usually ends in /v1")
+        if code == 404:
+            return UserError(f"model '{self.model_id}' was not found at {self.base_url} (HTTP 404: {detail})")
+        if code in RETRY_STATUS:
+            return UserError(f"{where} kept failing (HTTP {code}: {detail}) after {tries} tries: "
+                             f"finished problems are kept; resume the run later")
+        return UserError(f"{where} rejected the request (HTTP {code}: {detail})")
+
+
+def _detail(exc: urllib.error.HTTPError) -> str:
+    """The server's error message: OpenAI-style {"error": {"message": ...}} or plain text."""
+    try:
+        raw = exc.read().decode("utf-8", "replace")
+    except Exception:  # noqa: BLE001 - a body we cannot read is no reason to hide the status
+        return exc.reason or ""
+    try:
+        doc = json.loads(raw)
+        err = doc.get("error", doc) if isinstance(doc, dict) else doc
+        message = err.get("message") if isinstance(err, dict) else err
+        return " ".join(str(message or exc.reason).split())[:300]
+    except ValueError:
+        return " ".join(raw.split())[:300] or str(exc.reason)

@@ -1,0 +1,42 @@
+"""Prompt text shared by the backends that cannot import torch cheaply (vLLM, OpenAI-compatible
+servers): the worked examples and system prompt of the transformers backend, and the two ways of
+rendering a question with them. Kept equal to `transformers_lm`'s copies by a test, so the same
+question gets the same prompt on every backend and their numbers compare.
+"""
+from __future__ import annotations
+
+from reasoning.types import DEFAULT_DELIMITER
+
+SYSTEM_PROMPT = (
+    "Solve the problem in short steps, one calculation per step. Separate the steps with a blank line, "
+    "do not number them, and end with the step 'The answer is N.' where N is the final number."
+)
+
+# Worked examples in the exact step format: one operation per step, steps separated by the delimiter.
+FEWSHOT_EXAMPLES = [
+    ("Tom has 3 boxes with 4 apples in each box. He eats 2 apples. How many apples does he have left?",
+     ["Tom has 3 * 4 = 12 apples.", "After eating 2, he has 12 - 2 = 10 apples.", "The answer is 10."]),
+    ("A book costs 7 dollars. Mia buys 5 books and pays with a 50 dollar bill. How much change does she get?",
+     ["The books cost 5 * 7 = 35 dollars.", "Her change is 50 - 35 = 15 dollars.", "The answer is 15."]),
+    ("There are 24 students. They sit in groups of 6, and each group gets 3 pencils. How many pencils are needed?",
+     ["There are 24 / 6 = 4 groups.", "The groups need 4 * 3 = 12 pencils.", "The answer is 12."]),
+    ("Sam had 15 stickers. He got 8 more and then gave 9 to his sister. How many stickers does he have now?",
+     ["After getting more, Sam has 15 + 8 = 23 stickers.", "After giving some away, he has 23 - 9 = 14 stickers.",
+      "The answer is 14."]),
+]
+# In few-shot mode the model, done with its answer, starts a question of its own: that is its EOS.
+FEWSHOT_END_MARKERS = ["\nQuestion:"]
+
+
+def fewshot_prompt(question: str, delimiter: str = DEFAULT_DELIMITER, bos: str = "") -> str:
+    """Worked examples, then the question: works for base and instruct models alike. Every example
+    step, the last one too, ends with the delimiter, as generation with stop=[delimiter] leaves it."""
+    shots = "".join(f"Question: {q}\nAnswer:\n" + "".join(s + delimiter for s in steps) + "\n"
+                    for q, steps in FEWSHOT_EXAMPLES)
+    return f"{bos}{shots}Question: {question.strip()}\nAnswer:\n"
+
+
+def chat_prompt(tokenizer, question: str) -> str:
+    """The model's own chat template with our system prompt (a transformers tokenizer; no torch)."""
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question.strip()}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
