@@ -26,6 +26,8 @@ linked = [rid for rid in linked if rid in by_id]
 link = ",".join(linked)
 if "verifier_runs" not in st.session_state or (link and st.session_state.get("_verifier_link") != link):
     st.session_state["verifier_runs"] = linked or [runs[0].id]  # a new link wins over the previous choice
+else:  # runs deleted since the last rerun drop out of the choice
+    st.session_state["verifier_runs"] = [rid for rid in st.session_state["verifier_runs"] if rid in by_id]
 chosen = st.multiselect("Runs", list(by_id), format_func=lambda rid: run_label(by_id[rid]), key="verifier_runs")
 if not chosen:
     st.info("Pick one or more runs above.")

@@ -91,6 +91,7 @@ def test_launch_a_run_watch_it_finish_and_walk_its_tree(app, browser):
     problems.fill("1")
     problems.press("Enter")
     expect(command).to_contain_text("--limit 1")
+    settle(page)  # the previous strategy's widgets linger until the rerun ends
     tokens = number_input(page, "max new tokens")
     tokens.fill("32")
     tokens.press("Enter")
