@@ -224,7 +224,7 @@ def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
 
 # Command groups that live in their own modules: each has `register(app)` and imports heavy things
 # lazily inside its commands, so `python -m reasoning --help` stays fast.
-COMMAND_MODULES: list[str] = ["reasoning.cli_share", "reasoning.cli_curves"]
+COMMAND_MODULES: list[str] = ["reasoning.cli_share", "reasoning.cli_curves", "reasoning.cli_lab"]
 
 
 def _register_commands() -> None:

@@ -18,7 +18,8 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for reasoner/ and prm/ (default: the committed "
                                        "reasoning/lab/models; pass another to keep them)."),
     seed: int = typer.Option(1, "--seed", help="Seed of weights, data and paths (not 0: the evaluation seed)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Reasoner optimizer steps (default: the card's)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Reasoner steps, first cosine cycle (default: the card's)."),
+    restart_steps: Optional[int] = typer.Option(None, "--restart-steps", help="Reasoner steps after the warm restart (0: none)."),
     prm_steps: Optional[int] = typer.Option(None, "--prm-steps", help="PRM optimizer steps (default: the card's)."),
     prm_problems: Optional[int] = typer.Option(None, "--prm-problems", help="Problems whose sampled paths train the PRM."),
     threads: int = typer.Option(1, "--threads", help="Torch threads (1 is fastest on a shared 2-core machine)."),
@@ -35,11 +36,14 @@ def train(
     reasoner_cfg, prm_cfg = TrainConfig(seed=seed, threads=threads), PRMConfig(seed=seed, threads=threads)
     if steps is not None:
         reasoner_cfg.steps = steps
+    if restart_steps is not None:
+        reasoner_cfg.restart_steps = restart_steps
     if prm_steps is not None:
         prm_cfg.steps = prm_steps
     if prm_problems is not None:
         prm_cfg.problems = prm_problems
-    for value, flag in ((reasoner_cfg.steps, "--steps"), (prm_cfg.steps, "--prm-steps"), (prm_cfg.problems, "--prm-problems")):
+    for value, flag in ((reasoner_cfg.steps, "--steps"), (prm_cfg.steps, "--prm-steps"), (prm_cfg.problems, "--prm-problems"),
+                        (reasoner_cfg.restart_steps + 1, "--restart-steps")):
         if value < 1:
             raise UserError(f"{flag} must be at least 1 (got {value})")
     _, _, info = train_reasoner(reasoner_cfg, out / "reasoner", log=typer.echo)

@@ -37,11 +37,12 @@ from reasoning.types import DEFAULT_DELIMITER, Problem
 
 @dataclass
 class PRMConfig(TrainConfig):
-    steps: int = 250
+    steps: int = 200
+    restart_steps: int = 0
     lr: float = 1e-3
     min_lr: float = 1e-4
     warmup: int = 30
-    problems: int = 250  # training problems whose sampled paths label the PRM
+    problems: int = 200  # training problems whose sampled paths label the PRM
     samples: int = 4  # reasoner samples per problem
     temperature: float = 1.0
     max_new_tokens: int = 320

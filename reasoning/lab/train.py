@@ -6,7 +6,7 @@ order, solution paths) derives from `seed`, so the same command reproduces the s
 the same torch build. Loss is on the completion only: the model reads the question and learns to
 write the solution.
 
-    python -m reasoning lab train --out /tmp/lab --steps 2000
+    python -m reasoning lab train --out /tmp/lab
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from reasoning.lab import data
 from reasoning.lab.tokenizer import train_tokenizer
@@ -38,11 +38,17 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 900
+    steps: int = 900  # the first cosine cycle
     batch_size: int = 32
     lr: float = 3e-3
     min_lr: float = 3e-4
     warmup: int = 100
+    # One warm restart (SGDR, Loshchilov & Hutter 2017) after `steps`: a second, gentler cosine cycle
+    # with fresh optimizer moments. Fresh moments make a run that resumes from the end-of-cycle
+    # checkpoint (`resume_from`) identical to one that never stopped.
+    restart_steps: int = 400
+    restart_lr: float = 1.5e-3
+    restart_warmup: int = 50
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     seed: int = 1  # never 0: seed 0 is the built-in evaluation set (data.py also skips its questions)
@@ -89,12 +95,21 @@ def encode_batch(pairs: list[tuple[str, str]], tokenizer: PreTrainedTokenizerFas
     }
 
 
+def total_steps(cfg: TrainConfig) -> int:
+    return cfg.steps + cfg.restart_steps
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to min_lr at the last step."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+    """Per cycle: linear warm-up, then cosine decay to a tenth of the peak (min_lr in the first)."""
+    if step < cfg.steps:
+        s, length, peak, low, warmup = step, cfg.steps, cfg.lr, cfg.min_lr, cfg.warmup
+    else:
+        s, length, peak, low, warmup = step - cfg.steps, cfg.restart_steps, cfg.restart_lr, cfg.restart_lr / 10, \
+            cfg.restart_warmup
+    if s < warmup:
+        return peak * (s + 1) / warmup
+    progress = (s - warmup) / max(1, length - warmup)
+    return low + 0.5 * (peak - low) * (1 + math.cos(math.pi * progress))
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -106,15 +121,17 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 
 
 def train_loop(model: LlamaForCausalLM, batches, cfg: TrainConfig, log=print, on_step=None,
-               loss_fn=None) -> list[float]:
+               loss_fn=None, start_step: int = 0) -> list[float]:
     """The optimisation loop both lab models share: `batches(step)` gives the batch of a step,
     `loss_fn(model, batch)` its loss (default: the LM loss on the labels); `on_step(step, model)`
-    runs after each step (checkpoints while exploring a schedule)."""
+    runs after each step (checkpoints while exploring a schedule). Starting at the restart step
+    continues a run from its end-of-first-cycle weights."""
     dev = next(model.parameters()).device
-    optimizer = make_optimizer(model, cfg)
     model.train()
     losses, started = [], time.time()
-    for step in range(cfg.steps):
+    for step in range(start_step, total_steps(cfg)):
+        if step in (start_step, cfg.steps):  # fresh moments at the start and at the warm restart
+            optimizer = make_optimizer(model, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         batch = {k: v.to(dev) for k, v in batches(step).items()}
@@ -126,7 +143,7 @@ def train_loop(model: LlamaForCausalLM, batches, cfg: TrainConfig, log=print, on
         losses.append(loss.item())
         if on_step:
             on_step(step, model)
-        if log and (step % cfg.log_every == 0 or step == cfg.steps - 1):
+        if log and (step % cfg.log_every == 0 or step == total_steps(cfg) - 1):
             recent = losses[-cfg.log_every:]
             log(f"step {step:5d}  loss {sum(recent) / len(recent):.4f}  lr {lr_at(step, cfg):.2e}  "
                 f"{time.time() - started:6.0f} s")
@@ -135,15 +152,21 @@ def train_loop(model: LlamaForCausalLM, batches, cfg: TrainConfig, log=print, on
 
 
 def train_reasoner(cfg: TrainConfig, out: Path | None = None, log=print, on_step=None,
-                   ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, dict]:
-    """Tokenizer, then model, then the step schedule; saves an HF folder to `out` when given."""
+                   resume_from: Path | None = None) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, dict]:
+    """Tokenizer, then model, then the step schedule; saves an HF folder to `out` when given.
+    `resume_from`: the folder saved at the end of the first cycle (a run with restart_steps=0);
+    training continues with the warm restart."""
     log = log or (lambda line: None)
     torch.set_num_threads(cfg.threads)
     started, cpu_started = time.time(), time.process_time()
-    tokenizer = train_tokenizer(data.corpus_for_tokenizer(cfg.tokenizer_texts, cfg.seed), cfg.vocab_size)
-    model = build_model(cfg.model, tokenizer, cfg.seed).to(device())
+    if resume_from is None:
+        tokenizer = train_tokenizer(data.corpus_for_tokenizer(cfg.tokenizer_texts, cfg.seed), cfg.vocab_size)
+        model = build_model(cfg.model, tokenizer, cfg.seed).to(device())
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(resume_from)
+        model = LlamaForCausalLM.from_pretrained(resume_from).to(device())
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"reasoner: {n_params / 1e6:.2f}M parameters, vocab {len(tokenizer)}, {cfg.steps} steps x {cfg.batch_size}")
+    log(f"reasoner: {n_params / 1e6:.2f}M parameters, vocab {len(tokenizer)}, {total_steps(cfg)} steps x {cfg.batch_size}")
 
     def batches(step: int):
         first = step * cfg.batch_size
@@ -151,11 +174,12 @@ def train_reasoner(cfg: TrainConfig, out: Path | None = None, log=print, on_step
         pairs = [data.training_example(i, level, cfg.seed) for i in range(first, first + cfg.batch_size)]
         return encode_batch(pairs, tokenizer, cfg.model.max_len)
 
-    losses = train_loop(model, batches, cfg, log, on_step)
+    losses = train_loop(model, batches, cfg, log, on_step, start_step=0 if resume_from is None else cfg.steps)
     info = {"kind": "reasoner", "params": n_params, "train_seconds": round(time.time() - started, 1),
             "cpu_seconds": round(time.process_time() - cpu_started, 1),
             "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4), "config": asdict(cfg),
-            "examples": cfg.steps * cfg.batch_size, "torch": torch.__version__, "device": device()}
+            "examples": total_steps(cfg) * cfg.batch_size, "resumed_from_step": cfg.steps if resume_from else None,
+            "torch": torch.__version__, "device": device()}
     if out is not None:
         save(model, tokenizer, out, info)
     return model, tokenizer, info
