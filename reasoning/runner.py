@@ -138,12 +138,19 @@ class MeteredVerifier:
     def __init__(self, verifier):
         self.verifier, self.calls = verifier, 0
 
-    def __getattr__(self, name):
-        return getattr(self.verifier, name)
-
     def score(self, question, paths, gold=None):
         self.calls += 1
         return self.verifier.score(question, paths, gold=gold)
+
+    def __getattr__(self, name):
+        attr = getattr(self.verifier, name)
+        if name != "score_nodes":
+            return attr
+
+        def score_nodes(question, paths, gold=None):  # confidence verifiers: counted like score()
+            self.calls += 1
+            return attr(question, paths, gold=gold)
+        return score_nodes
 
 
 def problem_seed(run_seed: int, problem: Problem) -> int:

@@ -123,9 +123,8 @@ def test_a_backend_without_token_logprobs_is_refused_by_name():
         solve("deepconf_online", lm, SearchConfig(n=2, warmup=1))
 
 
-def test_tree_strategies_refuse_confidence_verifiers_and_bad_specs_are_user_errors():
-    with pytest.raises(UserError, match="bare step texts"):
-        check_strategy("beam_search", "deepconf")
+def test_confidence_verifier_specs_are_checked_before_a_run():
+    check_strategy("beam_search", "deepconf")
     check_strategy("best_of_n", "deepconf:16")
     check_verifier_spec("deepconf:16")
     with pytest.raises(UserError, match="positive integer"):
@@ -291,3 +290,26 @@ def test_deepconf_online_finds_a_backend_end_marker_split_across_chunks():
     leaf = next(n for n in tree.nodes if n.meta.get("phase") == "online" and "conf_lowest" in n.meta)
     assert leaf.text == "x y" and leaf.finish_reason == "eos"  # stopped at the marker, not at the cap
     assert len(lm.calls) == 3 and outcome.meta["stop_reasons"] == {"eos": 2}
+
+
+def test_tree_search_with_a_confidence_verifier_scores_every_step_from_its_token_data(db_url):
+    """beam_search stores the token signals on each step node, so logprob/entropy/deepconf can guide it,
+    and those verifier calls are counted in the run's budget."""
+    from reasoning import runner
+    from reasoning.backends.scripted import ScriptedLM
+    from reasoning.config import SearchConfig
+    from reasoning.types import Problem
+    from reasoning.verifiers import load_verifier
+    from store.queries import run_results, tree_nodes
+
+    lm = ScriptedLM(lambda prompt, i, call: "1 + 1 = 2\n\n" if "= 2" not in prompt else "The answer is 2.")
+    problems = [Problem(key="q", question="What is 1 + 1?", answer="2", dataset="unit")]
+    request = runner.RunRequest(strategy="beam_search", dataset="unit", verifier="entropy",
+                                config=SearchConfig(n=4, beam_width=2, max_steps=3)).validate()
+    verifier = load_verifier("entropy", lm)
+    run_id = runner.create_run(db_url, request, problems, lm, verifier)
+    runner.execute(db_url, run_id, lm, verifier)
+    [result] = run_results(db_url, run_id)
+    steps = [n for n in tree_nodes(db_url, run_id, result.problem_id) if n.parent_seq is not None]
+    assert steps and all(0.0 <= n.score <= 1.0 and "tok_entropy" in n.meta for n in steps)
+    assert result.verifier_calls >= 2 and result.answer == "2"

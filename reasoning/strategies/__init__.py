@@ -29,9 +29,6 @@ STRATEGIES: dict[str, tuple[str, bool, str]] = {
                         "--warmup traces set a confidence bar, later traces stop when below it "
                         "(--keep-percent, --conf-window); confidence-weighted vote"),
 }
-# Strategies that score bare step texts (strategies/steps.py `score`): the confidence verifiers, which
-# read token data stored on step nodes, cannot score them.
-TEXT_SCORED = ("beam_search", "dvts", "mcts")
 # Strategies whose Result.meta records the samples they chose to spend (reasoning/adaptive_curves.py).
 ADAPTIVE = ("adaptive_consistency", "deepconf_online")
 
@@ -41,9 +38,6 @@ def check_strategy(name: str, verifier: str | None) -> None:
         raise UserError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
     if STRATEGIES[name][1] and verifier in (None, "", "none"):
         raise UserError(f"strategy {name} needs a verifier: pass --verifier (e.g. self_eval or oracle)")
-    if name in TEXT_SCORED and (verifier or "").split(":")[0] in ("logprob", "entropy", "deepconf"):
-        raise UserError(f"the {verifier} verifier reads token data stored by chain strategies; {name} scores "
-                        f"bare step texts: use it with self_consistency, best_of_n, adaptive_consistency, ...")
 
 
 def check_config(name: str, cfg) -> None:

@@ -18,6 +18,7 @@ from reasoning.strategies.chains import finish
 from reasoning.tree import Tree
 from reasoning.types import TERMINAL, Completion, LanguageModel, Node, Problem, Verifier
 from reasoning.verifiers import aggregate
+from reasoning.verifiers.confidence import step_signals
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ def add_step(problem: Problem, tree: Tree, cfg: SearchConfig, parent: Node, comp
              iteration: int, meta: dict) -> Node:
     text = step_text(completion.text, cfg.delimiter)
     node = tree.add(parent, text, tokens=completion.n_tokens, logprob=completion.logprob,
-                    finish_reason=completion.finish_reason, iteration=iteration, meta=dict(meta))
+                    finish_reason=completion.finish_reason, iteration=iteration,
+                    meta={**meta, **step_signals(completion, 0, completion.n_tokens)})
     if ends_path(text, completion.finish_reason, node.depth, cfg):
         finish(problem, tree, node, cfg.delimiter.join(tree.steps(node)), completion.finish_reason)
     return node
@@ -113,8 +115,13 @@ def score(problem: Problem, verifier: Verifier, tree: Tree, cfg: SearchConfig, n
         return
     rollouts = rollouts or [Rollout() for _ in nodes]
     paths = [tree.steps(node) for node in nodes]
-    scores = verifier.score(problem.question, [path + list(r.steps) for path, r in zip(paths, rollouts)],
-                            gold=problem.answer)
+    if hasattr(verifier, "score_nodes"):
+        # Confidence verifiers read the token data stored on step nodes; rolled-out steps have no
+        # nodes, so for them a lookahead spends tokens but does not change the score.
+        scores = verifier.score_nodes(problem.question, [tree.path(node) for node in nodes], gold=problem.answer)
+    else:
+        scores = verifier.score(problem.question, [path + list(r.steps) for path, r in zip(paths, rollouts)],
+                                gold=problem.answer)
     for node, path, rollout, step_scores in zip(nodes, paths, rollouts, scores):
         own = step_scores[len(path) - 1]
         broken = own is None or math.isnan(own)
