@@ -138,7 +138,8 @@ with left:
     fig = tree_figure(nodes, color_by=color_by, selected_seq=seq, upto_seq=upto, gold=problem.gold)
     st.plotly_chart(fig, key=chart_key, on_select="rerun", selection_mode="points", width="stretch",
                     config={"scrollZoom": True, "displaylogo": False})
-    st.caption("Colour: verifier score (grey: not scored). ◆ chosen path · ★ right answer · ▼ wrong answer · "
+    st.caption(f"Colour: {COLOR_BY[color_by]} (grey: no value stored; certainty and token confidence need "
+               "a backend that returns token log-probabilities). ◆ chosen path · ★ right answer · ▼ wrong answer · "
                "✕ pruned. Click a node to read its path; scroll to zoom, drag to pan.")
     share_box()
 with right:

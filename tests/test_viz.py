@@ -1,6 +1,7 @@
 """The figures in viz/: what a reader sees must match the stored tree, node for node."""
 from __future__ import annotations
 
+import math
 import random
 import time
 
@@ -192,3 +193,22 @@ def test_a_thousand_node_tree_builds_in_well_under_a_second():
 def test_an_empty_tree_says_so():
     fig = tree_figure([])
     assert fig.layout.annotations[0].text == "No nodes yet" and not point_traces(fig)
+
+
+def test_tree_can_be_coloured_by_stored_token_signals():
+    """Entropy and confidence come from node.meta (top-k logprobs kept at generation), mapped to 0..1;
+    nodes without token data stay grey (NaN)."""
+    from types import SimpleNamespace
+
+    from viz.tree import _colour_values
+
+    def node(seq, parent, meta):
+        return SimpleNamespace(seq=seq, parent_seq=parent, meta=meta, logprob=None, tokens=0)
+
+    flat = {"tok_lp": -3.0, "tok_entropy": math.log(4), "tok_conf": [math.log(4)], "tok_k": 4}
+    sharp = {"tok_lp": -0.01, "tok_entropy": 0.0, "tok_conf": [50.0], "tok_k": 4}
+    nodes = [node(0, None, {}), node(1, 0, flat), node(2, 0, sharp)]
+    entropy = _colour_values(nodes, "entropy")
+    assert math.isnan(entropy[0]) and entropy[1] == pytest.approx(0.0) and entropy[2] == pytest.approx(1.0)
+    confidence = _colour_values(nodes, "confidence")
+    assert confidence[1] < confidence[2] <= 1.0

@@ -27,7 +27,11 @@ CATEGORIES: tuple[tuple[str, str, str, int, float], ...] = (
     ("wrong", "answer wrong", "triangle-down", 4, 1.0),
     ("terminal", "answer (no gold)", "square", 2, 1.0),
 )
-COLOR_BY = {"score": "step score", "path_score": "path score", "logprob": "logprob / token"}
+COLOR_BY = {"score": "step score", "path_score": "path score", "logprob": "logprob / token",
+            "entropy": "certainty (1 - entropy)", "confidence": "token confidence"}
+# Signals read from node.meta (stored by the backend's top-k logprobs), mapped to [0, 1] as the
+# confidence verifiers map them (reasoning/verifiers/confidence.py).
+_META_SIGNALS = ("entropy", "confidence")
 COLORSCALE = "Viridis"
 UNSCORED = "#c9ccd1"
 RIGHT, WRONG, CHOSEN_EDGE, FOCUS = "#1a9850", "#d73027", "#3b3b3b", "#ff6f00"
@@ -164,6 +168,10 @@ def _colour_values(nodes: Sequence[Any], color_by: str) -> np.ndarray:
         raise ValueError(f"color_by must be one of {', '.join(COLOR_BY)} (got {color_by!r})")
     if color_by == "logprob":
         vals = [n.logprob / n.tokens if n.logprob is not None and n.tokens else None for n in nodes]
+    elif color_by in _META_SIGNALS:
+        from reasoning.verifiers.confidence import node_signals
+
+        vals = [node_signals(getattr(n, "meta", None) or {}).get(color_by) for n in nodes]
     else:
         vals = [getattr(n, color_by) for n in nodes]
     return np.array([np.nan if v is None else float(v) for v in vals], dtype=float)
