@@ -30,9 +30,18 @@ def _embedded_folder() -> Path:
     return embedded.model_dir()
 
 
+def _lab_folder() -> Path:
+    from reasoning.lab import REASONER_DIR
+
+    return REASONER_DIR
+
+
 MODELS = {
     # SmolLM2 does far better with worked examples than with its chat template (22.5% vs 7.5% greedy).
     "smollm2": Entry(_embedded_folder, "SmolLM2-135M-Instruct (embedded)", "fewshot"),
+    # The lab reasoner trained by this repo (reasoning/lab): its chat template renders the plain
+    # "Question: ...\nAnswer:\n" prompt it was trained on.
+    "lab": Entry(_lab_folder, "ThinkTrace lab reasoner (~1M, trained here)", "chat"),
 }
 
 

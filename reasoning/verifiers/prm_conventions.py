@@ -243,7 +243,15 @@ class NamedPRM:
     about: str = ""
 
 
+def _lab_prm_folder() -> Path:
+    from reasoning.lab import PRM_DIR
+
+    return PRM_DIR
+
+
 NAMED_PRMS: dict[str, NamedPRM] = {
+    # The lab PRM trained by this repo (reasoning/lab/prm.py) in the Math-Shepherd convention.
+    "lab": NamedPRM(_lab_prm_folder, "math-shepherd", "ThinkTrace lab PRM (~1M, trained here)"),
     "math-shepherd": NamedPRM("peiyi9979/math-shepherd-mistral-7b-prm", "math-shepherd", "Mistral-7B"),
     "rlhflow-deepseek": NamedPRM("RLHFlow/Llama3.1-8B-PRM-Deepseek-Data", "rlhflow", "Llama-3.1-8B"),
     "rlhflow-mistral": NamedPRM("RLHFlow/Llama3.1-8B-PRM-Mistral-Data", "rlhflow", "Llama-3.1-8B"),

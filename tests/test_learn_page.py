@@ -1,0 +1,45 @@
+"""The Learn page (AppTest): it opens without loading a model or torch, and its first lesson runs
+live on the lab pair."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = str(ROOT / "pages" / "learn.py")
+
+
+def test_opening_the_learn_page_imports_no_torch():
+    script = (
+        "import sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({PAGE!r}, default_timeout=30).run()\n"
+        "assert not at.exception, at.exception\n"
+        "print('torch' in sys.modules, '|', at.title[0].value)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    imported, title = out.stdout.strip().splitlines()[-1].split(" | ")
+    assert imported == "False"
+    assert "Learn" in title
+
+
+@pytest.mark.slow
+def test_lesson_one_answers_greedily_and_samples_live():
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    at.select_slider(key="learn_level").set_value(1).run()
+    assert "Gold answer" in at.info[0].value
+    at.button(key="learn_run1").click().run()
+    assert not at.exception
+    labels = [m.label for m in at.metric]
+    assert "Greedy answer" in labels and "Samples right" in labels
+    samples = at.dataframe[0].value
+    assert len(samples) == 16 and set(samples.columns) >= {"answer", "right", "tokens"}
+    # The next lessons build on the same samples: votes, and the PRM's ranking.
+    assert at.header[1].value.startswith("2") and any("Majority answer" in m.value for m in at.markdown)
+    assert "Weighted best-of-N (PRM)" in [m.label for m in at.metric]
