@@ -90,6 +90,7 @@ PAGES = [
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("pages/library.py", title="Library", icon=":material/library_books:"),
     st.Page("pages/budget.py", title="Budget", icon=":material/trending_up:"),
+    st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
 ]
 
 sidebar()
