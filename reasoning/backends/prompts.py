@@ -1,7 +1,5 @@
-"""Prompt text shared by the backends that cannot import torch cheaply (vLLM, OpenAI-compatible
-servers): the worked examples and system prompt of the transformers backend, and the two ways of
-rendering a question with them. Kept equal to `transformers_lm`'s copies by a test, so the same
-question gets the same prompt on every backend and their numbers compare.
+"""Prompt text shared by every backend (transformers, vLLM, OpenAI-compatible servers), in a module
+that imports no torch: the same question gets the same prompt everywhere, so numbers compare.
 """
 from __future__ import annotations
 

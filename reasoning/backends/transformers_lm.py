@@ -25,28 +25,9 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import sdpa_mask
 
 from reasoning.backends import free_cores
+from reasoning.backends.prompts import FEWSHOT_END_MARKERS, chat_prompt, fewshot_prompt
 from reasoning.errors import UserError
 from reasoning.types import DEFAULT_DELIMITER, Completion
-
-SYSTEM_PROMPT = (
-    "Solve the problem in short steps, one calculation per step. Separate the steps with a blank line, "
-    "do not number them, and end with the step 'The answer is N.' where N is the final number."
-)
-
-# Worked examples in the exact step format: one operation per step, steps separated by the delimiter.
-FEWSHOT_EXAMPLES = [
-    ("Tom has 3 boxes with 4 apples in each box. He eats 2 apples. How many apples does he have left?",
-     ["Tom has 3 * 4 = 12 apples.", "After eating 2, he has 12 - 2 = 10 apples.", "The answer is 10."]),
-    ("A book costs 7 dollars. Mia buys 5 books and pays with a 50 dollar bill. How much change does she get?",
-     ["The books cost 5 * 7 = 35 dollars.", "Her change is 50 - 35 = 15 dollars.", "The answer is 15."]),
-    ("There are 24 students. They sit in groups of 6, and each group gets 3 pencils. How many pencils are needed?",
-     ["There are 24 / 6 = 4 groups.", "The groups need 4 * 3 = 12 pencils.", "The answer is 12."]),
-    ("Sam had 15 stickers. He got 8 more and then gave 9 to his sister. How many stickers does he have now?",
-     ["After getting more, Sam has 15 + 8 = 23 stickers.", "After giving some away, he has 23 - 9 = 14 stickers.",
-      "The answer is 14."]),
-]
-# In few-shot mode the model, done with its answer, starts a question of its own: that is its EOS.
-FEWSHOT_END_MARKERS = ["\nQuestion:"]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -174,14 +155,8 @@ class TransformersLM:
 
     def prompt(self, question: str) -> str:
         if self.prompt_style == "fewshot":
-            shots = "".join(self._fewshot_block(q, steps) for q, steps in FEWSHOT_EXAMPLES)
-            return f"{self.bos}{shots}Question: {question.strip()}\nAnswer:\n"
-        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question.strip()}]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-    def _fewshot_block(self, question: str, steps: list[str]) -> str:
-        # Every step, the last one too, ends with the delimiter, as generation with stop=[delim] leaves it.
-        return f"Question: {question}\nAnswer:\n" + "".join(s + self.delimiter for s in steps) + "\n"
+            return fewshot_prompt(question, self.delimiter, self.bos)
+        return chat_prompt(self.tokenizer, question)
 
     # --- generation ------------------------------------------------------------------------------
 
