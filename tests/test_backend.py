@@ -32,7 +32,9 @@ def test_greedy_is_deterministic_and_its_n_copies_are_equal(embedded_lm):
     first = embedded_lm.complete([prompt], n=3, max_new_tokens=12, temperature=0)[0]
     again = embedded_lm.complete([prompt], n=1, max_new_tokens=12, temperature=0)[0]
     assert len(first) == 3 and len({c.text for c in first}) == 1
-    assert again[0].text == first[0].text and again[0].logprob == pytest.approx(first[0].logprob)
+    # The second call reads the prompt's keys and values from the prefix cache instead of recomputing
+    # them: the same numbers up to float32 summation order.
+    assert again[0].text == first[0].text and again[0].logprob == pytest.approx(first[0].logprob, abs=1e-4)
 
 
 @slow
