@@ -65,8 +65,9 @@ def effective_status(run: m.Run) -> str:
     return run.status
 
 
-def _summaries(session, where=None) -> list[RunSummary]:
-    counts = (
+def _result_counts():
+    """Per run: problems done, right, graded (one grouped subquery, joined to runs)."""
+    return (
         select(
             m.Result.run_id,
             func.count(m.Result.id).label("done"),
@@ -76,24 +77,32 @@ def _summaries(session, where=None) -> list[RunSummary]:
         .group_by(m.Result.run_id)
         .subquery()
     )
-    query = select(m.Run, counts.c.done, counts.c.correct, counts.c.graded).join(
+
+
+def _runs_with_counts(counts):
+    return select(m.Run, counts.c.done, counts.c.correct, counts.c.graded).join(
         counts, counts.c.run_id == m.Run.id, isouter=True
     )
+
+
+def _summary(run: m.Run, done, correct, graded) -> RunSummary:
+    done, correct, graded = done or 0, correct or 0, graded or 0
+    return RunSummary(
+        id=run.id, name=run.name, strategy=run.strategy, n=run.params.get("n"),
+        model=run.model_name or run.model_id, verifier=run.verifier, dataset=run.dataset,
+        status=effective_status(run), created_at=run.created_at, finished_at=run.finished_at,
+        problems_done=done, problems_total=run.n_problems, correct=correct, graded=graded,
+        accuracy=(correct / graded) if graded else None, tokens=run.tokens, model_calls=run.model_calls,
+        verifier_calls=run.verifier_calls, wall_seconds=run.wall_seconds, seed=run.seed,
+        evaluation_only=run.evaluation_only, error=run.error,
+    )
+
+
+def _summaries(session, where=None) -> list[RunSummary]:
+    query = _runs_with_counts(_result_counts())
     if where is not None:
         query = query.where(where)
-    out = []
-    for run, done, correct, graded in session.exec(query.order_by(m.Run.created_at.desc())).all():
-        done, correct, graded = done or 0, correct or 0, graded or 0
-        out.append(RunSummary(
-            id=run.id, name=run.name, strategy=run.strategy, n=run.params.get("n"),
-            model=run.model_name or run.model_id, verifier=run.verifier, dataset=run.dataset,
-            status=effective_status(run), created_at=run.created_at, finished_at=run.finished_at,
-            problems_done=done, problems_total=run.n_problems, correct=correct, graded=graded,
-            accuracy=(correct / graded) if graded else None, tokens=run.tokens, model_calls=run.model_calls,
-            verifier_calls=run.verifier_calls, wall_seconds=run.wall_seconds, seed=run.seed,
-            evaluation_only=run.evaluation_only, error=run.error,
-        ))
-    return out
+    return [_summary(*row) for row in session.exec(query.order_by(m.Run.created_at.desc())).all()]
 
 
 def list_runs(url: str) -> list[RunSummary]:
@@ -225,34 +234,16 @@ def library_runs(url: str, filters: LibraryFilter | None = None, sort: str = "cr
 def _library_page(session, where, sort: str, descending: bool, offset: int, limit: int) -> list[RunSummary]:
     from sqlalchemy import Float
 
-    counts = (
-        select(m.Result.run_id, func.count(m.Result.id).label("done"),
-               func.sum(cast(m.Result.correct, Integer)).label("correct"),
-               func.count(m.Result.correct).label("graded"))
-        .group_by(m.Result.run_id).subquery()
-    )
+    counts = _result_counts()
     accuracy = cast(counts.c.correct, Float) / func.nullif(counts.c.graded, 0)
     key = {"created_at": m.Run.created_at, "name": func.lower(m.Run.name), "accuracy": accuracy,
            "tokens": m.Run.tokens, "wall_seconds": m.Run.wall_seconds}[sort]
     order = (key.desc() if descending else key.asc()).nulls_last()
-    query = select(m.Run, counts.c.done, counts.c.correct, counts.c.graded).join(
-        counts, counts.c.run_id == m.Run.id, isouter=True)
+    query = _runs_with_counts(counts)
     if where is not None:
         query = query.where(where)
     query = query.order_by(order, m.Run.created_at.desc(), m.Run.id).offset(max(0, offset)).limit(max(1, limit))
-    out = []
-    for run, done, correct, graded in session.exec(query).all():
-        done, correct, graded = done or 0, correct or 0, graded or 0
-        out.append(RunSummary(
-            id=run.id, name=run.name, strategy=run.strategy, n=run.params.get("n"),
-            model=run.model_name or run.model_id, verifier=run.verifier, dataset=run.dataset,
-            status=effective_status(run), created_at=run.created_at, finished_at=run.finished_at,
-            problems_done=done, problems_total=run.n_problems, correct=correct, graded=graded,
-            accuracy=(correct / graded) if graded else None, tokens=run.tokens, model_calls=run.model_calls,
-            verifier_calls=run.verifier_calls, wall_seconds=run.wall_seconds, seed=run.seed,
-            evaluation_only=run.evaluation_only, error=run.error,
-        ))
-    return out
+    return [_summary(*row) for row in session.exec(query).all()]
 
 
 def library_facets(url: str) -> dict[str, list[str]]:
