@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages.common import share_box
 from reasoning.curves import efficiency, frontier, list_sweeps, load_curves, points_csv
 from reasoning.errors import UserError
 from store.db import get_engine, resolve_url
@@ -111,6 +112,7 @@ fig = budget_figure(curves.points, x, frontier=best, by=by, title=curves.title, 
 if x == "flops" and all(p.flops is None for p in curves.points):
     st.warning("The model's parameter count is unknown for these runs, so there is no FLOPs axis.")
 st.plotly_chart(fig, key="budget_chart", width="stretch")
+share_box()
 
 if x == "flops":
     st.subheader("Where the FLOPs go")

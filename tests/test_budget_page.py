@@ -76,6 +76,7 @@ def test_one_sweep_shows_every_curve_with_bands_frontier_and_efficiency(sweep_id
     subtitle = fig["layout"]["title"]["subtitle"]["text"]
     assert "model: scripted" in subtitle and "problems: 4" in subtitle and "seed: 0" in subtitle
     assert at.query_params["sweep"] == sweep_id
+    assert any(f"sweep={sweep_id}" in code.value for code in at.code)  # the share link
     frontier, gains = at.dataframe[0].value, at.dataframe[1].value
     assert list(frontier["budget (samples N)"]) == [1, 2, 4]
     # sample 0 is right and scored highest: weighted best-of-N is perfect at every N, so it matches itself at 1
