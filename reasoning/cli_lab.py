@@ -1,6 +1,7 @@
 """`lab` commands: train the System-2 lab pair (reasoner, then PRM) and print its targets table.
 
-    python -m reasoning lab train [--out DIR] [--seed S] [--steps K] [--prm-steps K]
+    python -m reasoning lab train [--out DIR] [--seed S] [--steps K] [--prm-steps K] [--levels 1,1,2,...]
+        [--resume-from DIR]   (continue a saved reasoner with a warm restart at step --steps)
     python -m reasoning lab eval [--full]
 """
 from __future__ import annotations
@@ -23,6 +24,10 @@ def train(
     prm_steps: Optional[int] = typer.Option(None, "--prm-steps", help="PRM optimizer steps (default: the card's)."),
     prm_problems: Optional[int] = typer.Option(None, "--prm-problems", help="Problems whose sampled paths train the PRM."),
     threads: int = typer.Option(1, "--threads", help="Torch threads (1 is fastest on a shared 2-core machine)."),
+    levels: Optional[str] = typer.Option(None, "--levels", help="Reasoner batch levels, comma-separated; repeat a "
+                                         "level to weight it (default 1,2,3,4,5)."),
+    resume_from: Optional[Path] = typer.Option(None, "--resume-from", help="Reasoner folder to continue: its "
+                                               "weights start a warm restart at step --steps (fresh data)."),
 ):
     """Train the reasoner, then the PRM on the reasoner's own samples; save both as HF folders."""
     from reasoning.errors import UserError
@@ -38,6 +43,15 @@ def train(
         reasoner_cfg.steps = steps
     if restart_steps is not None:
         reasoner_cfg.restart_steps = restart_steps
+    if levels is not None:
+        try:
+            reasoner_cfg.levels = tuple(int(x) for x in levels.split(","))
+        except ValueError:
+            raise UserError(f"--levels must be comma-separated integers (got {levels!r})") from None
+        if not all(1 <= x <= 5 for x in reasoner_cfg.levels):
+            raise UserError(f"--levels must be between 1 and 5 (got {levels!r})")
+    if resume_from is not None and not (resume_from / "config.json").exists():
+        raise UserError(f"--resume-from {resume_from} is not a saved reasoner folder")
     if prm_steps is not None:
         prm_cfg.steps = prm_steps
     if prm_problems is not None:
@@ -46,7 +60,7 @@ def train(
                         (reasoner_cfg.restart_steps + 1, "--restart-steps")):
         if value < 1:
             raise UserError(f"{flag} must be at least 1 (got {value})")
-    _, _, info = train_reasoner(reasoner_cfg, out / "reasoner", log=typer.echo)
+    _, _, info = train_reasoner(reasoner_cfg, out / "reasoner", log=typer.echo, resume_from=resume_from)
     typer.echo(f"reasoner saved to {out / 'reasoner'} ({info['train_seconds']:.0f} s)")
     _, _, info = train_prm(out / "reasoner", prm_cfg, out / "prm", log=typer.echo)
     typer.echo(f"PRM saved to {out / 'prm'} ({info['train_seconds']:.0f} s)")
