@@ -19,7 +19,7 @@ from store.db import session_scope
 from store.queries import run_results, run_summary, tree_nodes
 from test_tree_search_e2e import CONFIG as TREE_CONFIG
 from test_tree_search_e2e import check_beam_search
-from tree_checks import assert_valid_tree
+from tree_checks import assert_chain_tree, assert_valid_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 VLLM_PY = ROOT / ".venv-vllm" / "bin" / "python"
@@ -98,20 +98,8 @@ def test_chain_strategies_run_end_to_end_on_vllm_and_store_their_trees(vllm_runs
         assert 100_000_000 < run.model_params < 200_000_000  # counted from the safetensors headers
     for result in run_results(url, run_id):
         nodes = tree_nodes(url, run_id, result.problem_id)
-        by_seq = {node.seq: node for node in nodes}
-        assert nodes[0].parent_seq is None and nodes[0].text == result.question
-        assert all(node.parent_seq in by_seq for node in nodes[1:])
-        leaves = [node for node in nodes if node.seq not in {x.parent_seq for x in nodes}]
-        assert len(leaves) == n  # one chain per sample
-        assert all(leaf.finish_reason in ("eos", "length", "stop") for leaf in leaves)
-        assert sum(node.tokens for node in nodes) == result.tokens > 0
-        assert all(node.logprob is None or node.logprob <= 0 for node in nodes)
-        selected = [node for node in nodes if node.status == "selected"]
-        assert selected and selected[-1].seq == result.node_seq
-        chosen = by_seq[result.node_seq]
-        assert result.correct == bool(chosen.correct) and chosen.answer == result.answer
-        if verifier:
-            assert all(node.score is not None and 0 <= node.score <= 1 for node in nodes[1:])
+        assert nodes[0].text == result.question
+        assert_chain_tree(nodes, result, n, scored=bool(verifier))
 
 
 def test_beam_search_runs_on_vllm_with_its_prefixes_served_from_the_cache(vllm_runs):

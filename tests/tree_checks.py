@@ -31,3 +31,18 @@ def assert_valid_tree(nodes, result) -> None:
     # every generated token is on a node (lookahead rollouts are not nodes: their tokens are in meta)
     lookahead = sum(n.meta.get("lookahead_tokens", 0) for n in nodes)
     assert sum(n.tokens for n in nodes) + lookahead == result.tokens
+
+
+def assert_chain_tree(nodes, result, n: int, scored: bool) -> None:
+    """A chain strategy's tree (cot, self_consistency, best_of_n): a valid tree with one chain per sample."""
+    assert_valid_tree(nodes, result)
+    parents = {node.parent_seq for node in nodes}
+    leaves = [node for node in nodes if node.seq not in parents]
+    assert len(leaves) == n
+    assert all(leaf.finish_reason in ("eos", "length", "stop") for leaf in leaves)
+    assert result.tokens > 0 and all(node.logprob is None or node.logprob <= 0 for node in nodes)
+    chosen = next(node for node in nodes if node.seq == result.node_seq)
+    assert result.correct == bool(chosen.correct)
+    if scored:
+        assert all(node.score is not None and 0 <= node.score <= 1 for node in nodes[1:])
+        assert all(node.path_score is not None for node in nodes[1:])

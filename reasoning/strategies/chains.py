@@ -78,4 +78,6 @@ def vote(leaves: list[Node], rule: str) -> Outcome:
         return Outcome(None, leaves[0].seq if leaves else None, votes)
     carriers = [leaf for leaf in leaves if leaf.answer is not None and is_equiv(leaf.answer, winner)]
     best = max(carriers, key=lambda leaf: (leaf.path_score or 0.0, -leaf.seq))
-    return Outcome(winner, best.seq, votes)
+    # The chosen chain's own wording of the winning answer ("5.0" where the vote table says "5"), so the
+    # result and the node it points at always agree.
+    return Outcome(best.answer, best.seq, votes)
