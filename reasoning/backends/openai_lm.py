@@ -28,7 +28,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
-from reasoning.backends.prompts import FEWSHOT_END_MARKERS, chat_prompt, fewshot_prompt
+from reasoning.backends.prompts import FEWSHOT_END_MARKERS, render
 from reasoning.errors import UserError
 from reasoning.types import DEFAULT_DELIMITER, Completion
 
@@ -74,9 +74,7 @@ class OpenAILM:
     # --- prompts ---------------------------------------------------------------------------------
 
     def prompt(self, question: str) -> str:
-        if self.prompt_style == "fewshot":
-            return fewshot_prompt(question, self.delimiter)
-        return chat_prompt(self.tokenizer, question)
+        return render(self.prompt_style, question, self.tokenizer, self.delimiter)
 
     # --- the start-up check ----------------------------------------------------------------------
 

@@ -38,3 +38,17 @@ def chat_prompt(tokenizer, question: str) -> str:
     """The model's own chat template with our system prompt (a transformers tokenizer; no torch)."""
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question.strip()}]
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def leading_bos(tokenizer) -> str:
+    """The BOS text a model expects at the start when its tokenizer would add one: prompts are rendered
+    in full (tokenization adds nothing), so few-shot mode puts it there itself."""
+    probe = tokenizer("a").input_ids
+    return tokenizer.bos_token if probe and probe[0] == tokenizer.bos_token_id else ""
+
+
+def render(style: str, question: str, tokenizer=None, delimiter: str = DEFAULT_DELIMITER, bos: str = "") -> str:
+    """A question as the model sees it: "fewshot" (worked examples) or "chat" (its chat template)."""
+    if style == "fewshot":
+        return fewshot_prompt(question, delimiter, bos)
+    return chat_prompt(tokenizer, question)

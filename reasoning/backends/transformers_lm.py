@@ -25,7 +25,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import sdpa_mask
 
 from reasoning.backends import free_cores
-from reasoning.backends.prompts import FEWSHOT_END_MARKERS, chat_prompt, fewshot_prompt
+from reasoning.backends.prompts import FEWSHOT_END_MARKERS, leading_bos, render
 from reasoning.errors import UserError
 from reasoning.types import DEFAULT_DELIMITER, Completion
 
@@ -141,8 +141,7 @@ class TransformersLM:
         self.internal_stops = FEWSHOT_END_MARKERS if prompt_style == "fewshot" else []
         # Prompts are rendered in full by `prompt`, so tokenization adds nothing; a model that expects
         # a BOS token gets it from the chat template, or from here in few-shot mode.
-        probe = self.tokenizer("a").input_ids
-        self.bos = self.tokenizer.bos_token if probe and probe[0] == self.tokenizer.bos_token_id else ""
+        self.bos = leading_bos(self.tokenizer)
         self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20))
         # Splicing cached keys into a batch needs caches that only grow (no sliding windows).
         self.share_prefixes = all(type(layer) is DynamicLayer
@@ -154,9 +153,7 @@ class TransformersLM:
     # --- prompts ---------------------------------------------------------------------------------
 
     def prompt(self, question: str) -> str:
-        if self.prompt_style == "fewshot":
-            return fewshot_prompt(question, self.delimiter, self.bos)
-        return chat_prompt(self.tokenizer, question)
+        return render(self.prompt_style, question, self.tokenizer, self.delimiter, self.bos)
 
     # --- generation ------------------------------------------------------------------------------
 

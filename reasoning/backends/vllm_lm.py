@@ -21,7 +21,7 @@ import os
 import struct
 from pathlib import Path
 
-from reasoning.backends.prompts import FEWSHOT_END_MARKERS, chat_prompt, fewshot_prompt
+from reasoning.backends.prompts import FEWSHOT_END_MARKERS, leading_bos, render
 from reasoning.errors import UserError
 from reasoning.types import DEFAULT_DELIMITER, Completion
 
@@ -70,17 +70,14 @@ class VLLMLM:
             raise UserError(f"vLLM cannot load model '{model_id}' from {path}: {first}") from exc
         self.tokenizer = self.llm.get_tokenizer()
         self.n_params = count_params(Path(path))
-        probe = self.tokenizer("a").input_ids
-        self.bos = self.tokenizer.bos_token if probe and probe[0] == self.tokenizer.bos_token_id else ""
+        self.bos = leading_bos(self.tokenizer)
         self.internal_stops = FEWSHOT_END_MARKERS if prompt_style == "fewshot" else []
         # prompt_tokens_total = computed + reused (served from vLLM's prefix cache)
         self.stats = dict.fromkeys(("prompt_tokens_total", "prompt_tokens_computed", "prompt_tokens_reused",
                                     "generated_tokens"), 0)
 
     def prompt(self, question: str) -> str:
-        if self.prompt_style == "fewshot":
-            return fewshot_prompt(question, self.delimiter, self.bos)
-        return chat_prompt(self.tokenizer, question)
+        return render(self.prompt_style, question, self.tokenizer, self.delimiter, self.bos)
 
     # --- generation ------------------------------------------------------------------------------
 
