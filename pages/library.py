@@ -123,7 +123,8 @@ if selected:
     from store.bundle import dump_bundle
 
     a2.download_button(f"Export {len(selected)} run{'s' * (len(selected) != 1)} (bundle)", icon=":material/download:",
-                       data=dump_bundle(url, selected), file_name=f"thinktrace-{selected[0][:8]}"
+                       # built only when clicked: a bundle of big runs is costly to make on every rerun
+                       data=lambda ids=tuple(selected): dump_bundle(url, list(ids)), file_name=f"thinktrace-{selected[0][:8]}"
                        f"{'-and-more' if len(selected) > 1 else ''}.thinktrace.gz",
                        mime="application/gzip", key="library_export")
     if not readonly and a3.button(f"Delete {len(selected)} run{'s' * (len(selected) != 1)}…", icon=":material/delete:",
