@@ -85,15 +85,20 @@ def create_run(url: str, request: RunRequest, problems: list[Problem], lm, verif
         if run_id:
             run.id = run_id
         session.add(run)
-        for position, problem in enumerate(problems):
-            row = session.exec(select(m.Problem).where(m.Problem.dataset == problem.dataset,
-                                                       m.Problem.key == problem.key)).first()
-            if row is None:
+        # Problems are shared between runs: look the known ones up in one query, add the rest.
+        datasets = {problem.dataset for problem in problems}
+        known = {(row.dataset, row.key): row
+                 for row in session.exec(select(m.Problem).where(m.Problem.dataset.in_(datasets))).all()}
+        for problem in problems:
+            if (problem.dataset, problem.key) not in known:
                 row = m.Problem(dataset=problem.dataset, key=problem.key, question=problem.question,
                                 answer=problem.answer, difficulty=problem.difficulty, meta=problem.meta)
                 session.add(row)
-                session.flush()
-            session.add(m.RunProblem(run_id=run.id, position=position, problem_id=row.id))
+                known[(problem.dataset, problem.key)] = row
+        session.flush()
+        session.add_all(m.RunProblem(run_id=run.id, position=position,
+                                     problem_id=known[(problem.dataset, problem.key)].id)
+                        for position, problem in enumerate(problems))
         return run.id
 
 
