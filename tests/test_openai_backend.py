@@ -172,10 +172,12 @@ def test_completions_keep_their_stop_string_and_say_why_they_ended():
     assert first.n_tokens == 9 and first.logprob == pytest.approx(-0.9)
     assert first.token_ends[-1] == len(first.text) and first.token_ends == sorted(first.token_ends)
     assert first.token_top_logprobs[0][:3] == [-0.1, -0.5, -1.5] and len(first.token_top_logprobs[0]) == 20
-    body = server.requests[0]
+    # requests go out concurrently, so the server may see them in either order: pair each with its prompt
+    body = next(r for r in server.requests if r["prompt"] == prompts[0])
     assert body["n"] == 2 and body["max_tokens"] == 32 and body["logprobs"] == 20 and body["top_p"] == 1.0
     assert body["stop"] == ["\n\n", "\nQuestion:"]  # the few-shot end marker ends a text too
-    assert [r["seed"] for r in server.requests] == [10, 11]  # one seed per prompt
+    seeds = {r["prompt"]: r["seed"] for r in server.requests}
+    assert [seeds[p] for p in prompts] == [10, 11]  # one seed per prompt, in prompt order
     assert body["prompt"].endswith("Question: What is 2 + 3?\nAnswer:\n") and "The answer is 10." in body["prompt"]
 
 
