@@ -25,13 +25,14 @@ def main() -> None:
     parser.add_argument("--per-level", type=int, default=50, help="problems per level, greedy")
     parser.add_argument("--sample-per-level", type=int, default=25, help="problems per level, 16 samples each")
     parser.add_argument("--beam-problems", type=int, default=10, help="problems per level for beam vs best-of-N")
+    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (the CLI default)")
     parser.add_argument("--record", action="store_true", help="save the samples for the Learn page")
     args = parser.parse_args()
     started = time.time()
     lm, verifier = load_pair()
     report = evaluate(lm, verifier, per_level=200 if args.full else args.per_level,
                       sample_per_level=200 if args.full else args.sample_per_level,
-                      beam_problems=100 if args.full else args.beam_problems,
+                      beam_problems=100 if args.full else args.beam_problems, temperature=args.temperature,
                       record=SAMPLES_FILE if args.record else None,
                       log=lambda line: print(line, file=sys.stderr, flush=True))
     print(format_table(report))

@@ -13,7 +13,7 @@ import streamlit as st
 from pages.common import md_escape
 
 N_SAMPLES = 16
-TEMPERATURE = 1.0
+TEMPERATURE = 0.8  # the CLI's default; the recorded budget samples use it too
 PAGES = {"run": ("pages/run.py", "Run page", "▶️"), "tree": ("pages/tree.py", "Tree page", "🌳"),
          "budget": ("pages/budget.py", "Budget page", "📈")}
 

@@ -2,6 +2,7 @@
 
     python -m reasoning lab train [--out DIR] [--seed S] [--steps K] [--prm-steps K] [--levels 1,1,2,...]
         [--resume-from DIR]   (continue a saved reasoner with a warm restart at step --steps)
+        [--prm-only]          (train only the PRM, on the samples of the reasoner in OUT/reasoner)
     python -m reasoning lab eval [--full]
 """
 from __future__ import annotations
@@ -28,6 +29,8 @@ def train(
                                          "level to weight it (default 1,2,3,4,5)."),
     resume_from: Optional[Path] = typer.Option(None, "--resume-from", help="Reasoner folder to continue: its "
                                                "weights start a warm restart at step --steps (fresh data)."),
+    prm_only: bool = typer.Option(False, "--prm-only", help="Keep the reasoner in OUT/reasoner (default: the "
+                                  "committed one) and train only the PRM on its samples."),
 ):
     """Train the reasoner, then the PRM on the reasoner's own samples; save both as HF folders."""
     from reasoning.errors import UserError
@@ -60,8 +63,12 @@ def train(
                         (reasoner_cfg.restart_steps + 1, "--restart-steps")):
         if value < 1:
             raise UserError(f"{flag} must be at least 1 (got {value})")
-    _, _, info = train_reasoner(reasoner_cfg, out / "reasoner", log=typer.echo, resume_from=resume_from)
-    typer.echo(f"reasoner saved to {out / 'reasoner'} ({info['train_seconds']:.0f} s)")
+    if prm_only:
+        if not (out / "reasoner" / "config.json").exists():
+            raise UserError(f"--prm-only needs a saved reasoner in {out / 'reasoner'}")
+    else:
+        _, _, info = train_reasoner(reasoner_cfg, out / "reasoner", log=typer.echo, resume_from=resume_from)
+        typer.echo(f"reasoner saved to {out / 'reasoner'} ({info['train_seconds']:.0f} s)")
     _, _, info = train_prm(out / "reasoner", prm_cfg, out / "prm", log=typer.echo)
     typer.echo(f"PRM saved to {out / 'prm'} ({info['train_seconds']:.0f} s)")
 
@@ -73,6 +80,7 @@ def eval_(
     full: bool = typer.Option(False, "--full", help="200 problems per level, as in the model card."),
     reasoner: Optional[Path] = typer.Option(None, "--reasoner", help="Reasoner folder (default: the committed one)."),
     prm: Optional[Path] = typer.Option(None, "--prm", help="PRM folder (default: the committed one)."),
+    temperature: float = typer.Option(0.8, "--temperature", "-t", help="Sampling temperature (the CLI's default)."),
 ):
     """Print the targets table of the lab pair on the built-in evaluation problems."""
     from reasoning.lab import PRM_DIR, REASONER_DIR
@@ -81,6 +89,7 @@ def eval_(
     lm, verifier = load_pair(reasoner or REASONER_DIR, prm or PRM_DIR)
     report = evaluate(lm, verifier, per_level=200 if full else per_level,
                       sample_per_level=200 if full else sample_per_level, beam_problems=100 if full else 10,
+                      temperature=temperature,
                       log=lambda line: typer.echo(line, err=True))
     typer.echo(format_table(report))
 

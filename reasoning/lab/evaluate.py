@@ -134,11 +134,12 @@ def throughput(lm, rows: int = 64, level: int = 3) -> float:
 
 
 def evaluate(lm, verifier, per_level: int = 50, sample_per_level: int | None = None, k: int = 16,
-             temperature: float = 1.0, sample_levels=(1, 2, 3, 4, 5), beam_levels=(3, 4), beam_ns=(2, 4, 8),
+             temperature: float = 0.8, sample_levels=(1, 2, 3, 4, 5), beam_levels=(3, 4), beam_ns=(2, 4, 8),
              beam_problems: int = 20, record: Path | None = None, log=print) -> dict:
     """Every number of the targets table: greedy on `per_level` problems per level; k samples on
     `sample_per_level` (default: the same) of them; beam search vs best-of-N on `beam_problems`.
-    `record` saves the samples for the Learn page's budget lesson."""
+    `record` saves the samples for the Learn page's budget lesson. The temperature is the CLI's default
+    (SearchConfig), so the table says what `run --strategy best_of_n` gets."""
     sample_per_level = sample_per_level or per_level
     report: dict = {"per_level": per_level, "sample_per_level": sample_per_level, "k": k,
                     "temperature": temperature, "levels": {}, "beam": {}, "beam_problems": beam_problems}

@@ -9,8 +9,9 @@ path still reach the gold answer by valid steps?"), without their cost or their 
 reaches the gold answer through a wrong step is labelled wrong from that step on.
 
 Data: for each training problem (seeds disjoint from the evaluation sets), `samples` paths sampled
-from the reasoner at temperature 1, plus one copy of the gold path with one step corrupted (a wrong
-result, or an operand taken from the wrong place), so the PRM also sees clean near-miss negatives.
+from the reasoner at the search temperatures, plus gold paths with one step slipped the way the
+reasoner slips (a digit changed, a carry missed, an operand misread), so the PRM also sees clean
+near-miss negatives whose only fault is the arithmetic it has to check.
 
 Model: the reasoner's weights, fine-tuned as a causal LM that predicts "+" or "-" after the step tag
 `ки` of the Math-Shepherd calling convention (reasoning/verifiers/prm_conventions.py), so the PRM
@@ -37,14 +38,19 @@ from reasoning.types import DEFAULT_DELIMITER, Problem
 
 @dataclass
 class PRMConfig(TrainConfig):
-    steps: int = 200
+    """The committed PRM's settings (model card: third checkpoint)."""
+
+    steps: int = 2000
     restart_steps: int = 0
     lr: float = 1e-3
     min_lr: float = 1e-4
-    warmup: int = 30
-    problems: int = 200  # training problems whose sampled paths label the PRM
-    samples: int = 4  # reasoner samples per problem
-    temperature: float = 1.0
+    warmup: int = 50
+    problems: int = 3000  # training problems whose sampled paths label the PRM
+    levels: tuple[int, ...] = (1, 2, 3, 3, 4, 4, 5, 5)  # where the reasoner errs, more problems
+    samples: int = 4  # reasoner samples per problem, split over `temperatures`
+    temperatures: tuple[float, ...] = (0.7, 1.0)  # search samples at 0.7-1.0: the PRM should know both
+    corruptions: int = 2  # gold paths with one slipped step, per problem
+    log_every: int = 100
     max_new_tokens: int = 320
     model: ModelConfig = field(default_factory=ModelConfig)
 
@@ -74,29 +80,53 @@ def _matches(step: str, op: Op) -> bool:
     return sym == op.op and operands_ok and c == op.c
 
 
-def corrupt(problem: Problem, rng: random.Random) -> list[str]:
-    """The canonical solution with one step wrong: its result off by a little, or an operand swapped
-    for a number from elsewhere; later steps carry the wrong value on, arithmetic done right."""
-    steps = list(problem.meta["solution"])
+def corrupt(problem: Problem, rng: random.Random, path: list[str] | None = None) -> list[str]:
+    """A gold path (`path`, a valid solution such as data.varied_solution; default the canonical one)
+    with one step wrong, the way the reasoner slips: its result with a digit changed, added or dropped,
+    off by a power of ten (a carry) or by 1-2, or an operand read wrong in the equation. Later steps
+    carry the wrong value on with right arithmetic, so only the PRM's check of that step can tell."""
+    steps = list(path or problem.meta["solution"])
     ops = canonical_ops(problem)
     i = rng.randrange(len(ops))
     value = None
     for j, op in enumerate(ops):
         a = op.a if value is None else value
         b = op.b
+        c = _apply(op.op, a, b)
         if j == i:
-            if rng.random() < 0.5 or op.op not in COMMUTATIVE:
-                c = max(0, _apply(op.op, a, b) + rng.choice([-10, -2, -1, 1, 2, 10]))
-            else:  # an operand read wrong, the arithmetic on it right
-                b = b + rng.choice([1, 2, 3])
+            if rng.random() < 0.2:  # an operand read wrong, the arithmetic on it right
+                b = b + rng.choice([1, 2, 3, 10])
                 c = _apply(op.op, a, b)
-        else:
-            c = _apply(op.op, a, b)
-        if j >= i:
+            else:
+                c = slip(c, rng)
+        if j >= i:  # (a later subtraction may go below zero: rare, kept so the committed data reproduces)
             steps[j] = _rewrite(steps[j], op, a, b, c)
         value = c
     steps[-1] = f"The answer is {value}."
     return steps
+
+
+def slip(c: int, rng: random.Random) -> int:
+    """A wrong result near `c` of the kinds the reasoner's samples show (173 -> 273, 108 -> 138, 30 -> 300)."""
+    digits = str(c)
+    for _ in range(20):
+        kind = rng.choice(["digit", "digit", "carry", "small", "length"])
+        if kind == "digit":
+            k = rng.randrange(len(digits))
+            wrong = digits[:k] + rng.choice([d for d in "0123456789" if d != digits[k]]) + digits[k + 1:]
+        elif kind == "carry":
+            wrong = str(c + rng.choice([-1, 1]) * 10 ** rng.randrange(max(1, len(digits))))
+        elif kind == "small":
+            wrong = str(c + rng.choice([-2, -1, 1, 2]))
+        elif len(digits) > 1 and rng.random() < 0.5:  # a digit dropped
+            k = rng.randrange(len(digits))
+            wrong = digits[:k] + digits[k + 1:]
+        else:  # a digit doubled
+            k = rng.randrange(len(digits))
+            wrong = digits[:k + 1] + digits[k:]
+        if wrong.isdigit() and (wrong == "0" or not wrong.startswith("0")) and int(wrong) != c:
+            return int(wrong)
+    return c + 1
 
 
 def _apply(sym: str, a: int, b: int) -> int:
@@ -104,11 +134,17 @@ def _apply(sym: str, a: int, b: int) -> int:
 
 
 def _rewrite(step: str, op: Op, a: int, b: int, c: int) -> str:
-    """Put new numbers into a canonical step: its running total (twice) and its equation."""
-    head, _, tail = step.partition(", so ")
-    head = head.replace(f" {op.a} ", f" {a} ", 1).replace(f" {op.b} ", f" {b} ", 1) if a != op.a or b != op.b else head
-    tail = tail.replace(f"{op.a} {op.op} {op.b} = {op.c}", f"{a} {op.op} {b} = {c}")
-    return f"{head}, so {tail}"
+    """Put new numbers into a gold step of either wording: the running total `a` where the text
+    states it (long wording: "has A apples and ...") and the equation, in the step's operand order.
+    An operand read wrong changes only the equation (the text still quotes the question)."""
+    m = EQUATION_RE.search(step)
+    x = int(m.group(1))
+    swapped = x != op.a and op.op in COMMUTATIVE and x == op.b
+    first, second = (b, a) if swapped else (a, b)
+    head = step[:m.start()]
+    if a != op.a and ", so " in head:
+        head = head.replace(f" {op.a} ", f" {a} ", 1)
+    return f"{head}{first} {op.op} {second} = {c}{step[m.end():]}"
 
 
 # --- the reasoner's own samples -----------------------------------------------------------------------
@@ -173,13 +209,16 @@ def prm_loss(model, batch, good_id: int, bad_id: int) -> torch.Tensor:
 # --- training -----------------------------------------------------------------------------------------
 
 def build_prm_data(lm, cfg: PRMConfig, log=print) -> list[tuple[str, list[str], list[bool]]]:
-    """Labelled paths: reasoner samples plus one corrupted gold path per problem."""
+    """Labelled paths: reasoner samples plus `corruptions` slipped gold paths per problem."""
     levels = cfg.levels
     seed = cfg.seed + 1000  # other problems than the reasoner trained on (still outside the eval sets)
     problems = [data.training_problem(i, levels[i % len(levels)], seed) for i in range(cfg.problems)]
-    paths = sample_paths(lm, problems, cfg.samples, cfg.temperature, cfg.max_new_tokens, seed, log)
+    paths = []
+    per_temperature = max(1, cfg.samples // len(cfg.temperatures))
+    for k, temperature in enumerate(cfg.temperatures):
+        paths += sample_paths(lm, problems, per_temperature, temperature, cfg.max_new_tokens, seed + k, log)
     rng = random.Random(f"corrupt:{seed}")
-    paths += [(p, corrupt(p, rng)) for p in problems]
+    paths += [(p, corrupt(p, rng, data.varied_solution(p, rng))) for p in problems for _ in range(cfg.corruptions)]
     items = [(p.question, steps, step_labels(p, steps)) for p, steps in paths if steps]
     labels = [x for _, _, ls in items for x in ls]
     if log:
