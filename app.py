@@ -8,8 +8,9 @@ import streamlit as st
 
 st.set_page_config(page_title="ThinkTrace", page_icon=":material/account_tree:", layout="wide")
 
-# A small run that shows a whole search on the embedded model in about a minute on a laptop CPU.
-DEMO = dict(strategy="self_consistency", dataset="arith:1", limit=3, n=4, max_new_tokens=96)
+# A small run that shows a whole search on the lab pair in seconds on a laptop CPU: best-of-8 picked
+# by the lab PRM on level-4 problems, where one greedy answer is right about 60% of the time.
+DEMO = dict(strategy="best_of_n", dataset="arith:4", limit=10, n=8, max_new_tokens=256, model="lab", verifier="prm:lab")
 
 
 def home() -> None:
@@ -31,7 +32,8 @@ def home() -> None:
     runs = list_runs(url)
     left, mid, right = st.columns(3)
     left.metric("Runs in this database", len(runs))
-    mid.metric("Default model", "SmolLM2-135M", help=f"{MODELS['smollm2'].name}: ships with ThinkTrace, no download")
+    mid.metric("Default model", "lab reasoner", help=f"{MODELS['lab'].name}, with its PRM (prm:lab): ships with "
+               f"ThinkTrace, no download. {MODELS['smollm2'].name} is the other embedded model (--model smollm2).")
     right.metric("Running now", sum(r.status == "running" for r in runs))
     st.caption(f"Database: `{describe(url)}` (set `THINKTRACE_DB` to use another)")
 
@@ -40,13 +42,16 @@ def home() -> None:
                 "elsewhere (`python -m reasoning run …` on your own machine).", icon=":material/lock:")
     else:
         st.subheader("Try it")
-        st.markdown(f"Start a small demo: **{DEMO['strategy']}** with {DEMO['n']} samples on {DEMO['limit']} easy "
-                    f"arithmetic problems, on the embedded model. You will watch the trees grow on the Run page.")
+        st.markdown(f"Start a small demo: **best-of-{DEMO['n']}** on {DEMO['limit']} four-step arithmetic problems: "
+                    f"the embedded lab reasoner samples {DEMO['n']} solutions per problem and its process reward "
+                    f"model picks one. It takes seconds; you will watch the trees grow on the Run page, and the "
+                    f"**Learn** page explains what you see.")
         if st.button("Start a demo run", icon=":material/play_arrow:", type="primary"):
             from reasoning.launch import RunSpec, start_run
 
             spec = RunSpec(strategy=DEMO["strategy"], dataset=DEMO["dataset"], limit=DEMO["limit"], n=DEMO["n"],
-                           max_new_tokens=DEMO["max_new_tokens"], name="demo: self-consistency on easy arithmetic")
+                           max_new_tokens=DEMO["max_new_tokens"], model=DEMO["model"], verifier=DEMO["verifier"],
+                           name="demo: best-of-8 with the lab PRM on level-4 arithmetic")
             launch = start_run(spec, url)
             st.switch_page(RUN_PAGE, query_params={"run": launch.run_id})
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from pages.common import TREE_PAGE, db_url, duration, param, problem_label, share_box, short
+from reasoning.backends import DEFAULT_MODEL, DEFAULT_VERIFIERS
 from reasoning.config import AGGREGATES, SELECT_RULES, SearchConfig
 from reasoning.errors import UserError
 from reasoning.launch import RunSpec, child_state, display_command, last_error, log_path, resume_run, start_run, stop_run
@@ -149,20 +150,27 @@ def problems_form(url: str) -> tuple[str | None, int | None]:
     return str(save_problem_file(url, "typed", row.encode())), None
 
 
+MODEL_CHOICES = {"lab (embedded reasoner, fast)": "lab", "smollm2 (embedded chat LLM)": "smollm2",
+                 "Hugging Face id or local folder": None}
+
+
 def model_form() -> str:
-    choice = st.radio("Model", ["smollm2 (embedded)", "Hugging Face id or local folder"], horizontal=True,
-                      key="model_kind", help="The embedded SmolLM2-135M needs no download.")
-    if choice.startswith("smollm2"):
-        return "smollm2"
-    return st.text_input("Model id or folder", key="model_id", placeholder="Qwen/Qwen2.5-0.5B-Instruct").strip() or "smollm2"
+    choice = st.radio("Model", list(MODEL_CHOICES), horizontal=True, key="model_kind",
+                      help="Both embedded models need no download. lab: the ~1M reasoner trained by this repo on "
+                           "its arithmetic problems, with its own PRM (prm:lab); smollm2: SmolLM2-135M-Instruct, "
+                           "a real chat model (weak and slow on a CPU).")
+    if MODEL_CHOICES[choice]:
+        return MODEL_CHOICES[choice]
+    return st.text_input("Model id or folder", key="model_id", placeholder="Qwen/Qwen2.5-0.5B-Instruct").strip() or DEFAULT_MODEL
 
 
-def verifier_form(strategy: str) -> str | None:
+def verifier_form(strategy: str, model: str) -> str | None:
     needs = STRATEGIES[strategy][1]
-    options = ([] if needs else ["none"]) + list(VERIFIERS) + ["other…"]
-    default = options.index("self_eval") if needs and "self_eval" in options else 0
-    choice = st.selectbox("Verifier", options, index=default, key=f"verifier_{'needed' if needs else 'optional'}",
-                          help="Scores every step in [0, 1]. self_eval: the model judges its own steps; "
+    own = DEFAULT_VERIFIERS.get(model)  # the lab reasoner comes with its PRM
+    options = ([] if needs else ["none"]) + ([own] if own else []) + list(VERIFIERS) + ["other…"]
+    default = 0 if own or not needs else options.index("self_eval")
+    choice = st.selectbox("Verifier", options, index=default, key=f"verifier_{'needed' if needs else 'optional'}{'_' + model if own else ''}",
+                          help="Scores every step in [0, 1]. prm:lab: the lab reasoner's process reward model; self_eval: the model judges its own steps; "
                                "oracle: checks the gold answer (evaluation only: accuracy is an upper bound); "
                                "prm:NAME: a process reward model.")
     if choice == "other…":
@@ -195,7 +203,7 @@ def form(url: str) -> None:
         c1, c2, c3 = st.columns(3)
         verifier = None
         with c1:
-            verifier = verifier_form(strategy)
+            verifier = verifier_form(strategy, model)
         seed = int(c2.number_input("Seed", min_value=0, value=0, step=1, key="seed",
                                    help="Same seed, same problems and samples."))
         name = c3.text_input("Name (optional)", key="run_name")

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from reasoning.backends import DEFAULT_MODEL
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
 
@@ -80,9 +81,9 @@ def _print_summary(s, as_json: bool) -> None:
 def run(
     strategy: str = typer.Option(..., "--strategy", "-s", help="cot | self_consistency | best_of_n | beam_search | dvts | mcts | revise | budget_forcing | adaptive_consistency | deepconf_online"),
     n: int = typer.Option(SearchConfig.n, "--n", help="Samples (budget)."),
-    verifier: Optional[str] = typer.Option(None, "--verifier", "-v", help="none | self_eval | oracle (evaluation only) | logprob | entropy | deepconf[:W] | prm:MODEL[@CONVENTION]"),
+    verifier: Optional[str] = typer.Option(None, "--verifier", "-v", help="none | self_eval | oracle (evaluation only) | logprob | entropy | deepconf[:W] | prm:MODEL[@CONVENTION]; strategies that need one get prm:lab with --model lab."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Let a PRM run model code shipped with its checkpoint (Qwen2.5-Math-PRM needs it)."),
-    model: str = typer.Option("smollm2", "--model", "-m", help="smollm2 (embedded), an HF model id or a local folder; with --backend openai, the name the server serves."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="lab (the embedded lab reasoner, with its PRM prm:lab), smollm2 (embedded SmolLM2-135M chat model), an HF model id or a local folder; with --backend openai, the name the server serves."),
     backend: str = typer.Option("transformers", "--backend", help="transformers | vllm (pip install vllm==0.32.0) | openai (an OpenAI-compatible server at --base-url; key from $THINKTRACE_API_KEY or $OPENAI_API_KEY)."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="openai backend: the server's API root, e.g. http://127.0.0.1:8000/v1."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="transformers / vllm: float32 | bfloat16 | float16 (default: bf16 on GPUs, fp32 on CPUs)."),
@@ -137,7 +138,7 @@ def run(
     problems = load_problems(dataset, limit=limit, seed=seed)
     url = resolve_url(db)
     precheck(url)
-    lm, verifier_obj = _load_models(model, verifier, trust_remote_code, backend, backend_options)
+    lm, verifier_obj = _load_models(model, request.verifier, trust_remote_code, backend, backend_options)
     rid = create_run(url, request, problems, lm, verifier_obj, run_id=run_id)
     if not as_json:
         typer.echo(f"run {rid}")

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from reasoning.backends import DEFAULT_MODEL
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
 
@@ -39,8 +40,9 @@ def sweep(
     dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D, arith:A-B, FILE.jsonl or hf:NAME"),
     limit: Optional[int] = typer.Option(None, "--limit", "-k", help="Use the first K problems."),
     verifier: Optional[str] = typer.Option(None, "--verifier", "-v",
-                                           help="none | self_eval | oracle (evaluation only) | prm:MODEL"),
-    model: str = typer.Option("smollm2", "--model", "-m"),
+                                           help="none | self_eval | oracle (evaluation only) | prm:MODEL; "
+                                                "strategies that need one get prm:lab with --model lab"),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="lab (default), smollm2, an HF id or a folder."),
     seed: int = typer.Option(0, "--seed", help="One seed for every run: same problems, same draws."),
     temperature: float = typer.Option(SearchConfig.temperature, "--temperature", "-t"),
     max_new_tokens: int = typer.Option(SearchConfig.max_new_tokens, "--max-new-tokens"),

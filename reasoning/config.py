@@ -15,7 +15,7 @@ class SearchConfig:
     n: int = 4  # samples (chains) or beams: the budget
     temperature: float = 0.8  # sampling temperature; cot is always greedy
     top_p: float = 1.0
-    max_new_tokens: int = 192  # per whole chain
+    max_new_tokens: int = 256  # per whole chain (a level-5 lab solution is up to ~220 tokens)
     select: str = "weighted"  # best_of_n / tree search: naive | weighted | majority
     aggregate: str = "last"  # per-path score from step scores: last | min | prod | mean
     delimiter: str = DEFAULT_DELIMITER

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from reasoning.backends import DEFAULT_MODEL
+
 ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = ".thinktrace-logs"
 
@@ -32,7 +34,7 @@ class RunSpec:
 
     strategy: str
     dataset: str
-    model: str = "smollm2"
+    model: str = DEFAULT_MODEL
     verifier: str | None = None
     limit: int | None = None
     n: int | None = None

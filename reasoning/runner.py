@@ -18,7 +18,7 @@ from sqlmodel import select
 
 import reasoning
 from reasoning.answers import is_equiv
-from reasoning.backends import check_backend
+from reasoning.backends import DEFAULT_MODEL, check_backend, default_verifier
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
 from reasoning.strategies import check_config, check_strategy, get_strategy
@@ -35,8 +35,8 @@ class RunRequest:
 
     strategy: str
     dataset: str
-    model: str = "smollm2"
-    verifier: str | None = None
+    model: str = DEFAULT_MODEL
+    verifier: str | None = None  # None: the model's own verifier where the strategy needs one
     # transformers | vllm | openai, and its settings (base_url, gpu_memory_utilization, dtype, ...):
     # stored with the run so `resume` loads the model the same way. Never an API key.
     backend: str = "transformers"
@@ -47,6 +47,7 @@ class RunRequest:
     config: SearchConfig = field(default_factory=SearchConfig)
 
     def validate(self) -> "RunRequest":
+        self.verifier = default_verifier(self.strategy, self.model, self.verifier)
         check_strategy(self.strategy, self.verifier)
         check_verifier_spec(self.verifier)
         check_config(self.strategy, self.config)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields, replace
 from sqlmodel import select
 
 from reasoning.config import SearchConfig
+from reasoning.backends import DEFAULT_MODEL, default_verifier
 from reasoning.errors import UserError
 from reasoning.strategies import STRATEGIES, check_config, check_strategy
 from reasoning.verifiers import check_verifier_spec
@@ -64,7 +65,7 @@ class SweepSpec:
     dataset: str
     limit: int | None = None
     seed: int = 0
-    model: str = "smollm2"
+    model: str = DEFAULT_MODEL
     verifier: str | None = None
     config: SearchConfig = field(default_factory=SearchConfig)
     name: str = ""
@@ -78,6 +79,8 @@ class SweepSpec:
             raise UserError(f"budgets must be at least 1 (got {','.join(map(str, self.budgets))})")
         if len(set(self.strategies)) != len(self.strategies):
             raise UserError(f"--strategies names a strategy twice: {','.join(self.strategies)}")
+        for name in self.strategies:  # the model's own verifier (lab: prm:lab) when one is needed
+            self.verifier = default_verifier(name, self.model, self.verifier)
         for name in self.strategies:
             check_strategy(name, self.verifier)
         check_verifier_spec(self.verifier)
@@ -133,7 +136,7 @@ def tree_config(cfg: SearchConfig, budget: int, strategy: str = "") -> SearchCon
 
 
 def run_sweep(url: str, strategies: list[str], budgets: list[int], dataset: str, limit: int | None = None,
-              seed: int = 0, model: str = "smollm2", verifier: str | None = None,
+              seed: int = 0, model: str = DEFAULT_MODEL, verifier: str | None = None,
               cfg: SearchConfig | None = None, *, name: str = "", sweep_id: str | None = None,
               lm=None, verifier_obj=None, progress: bool | None = None) -> str:
     """Create (or continue, when `sweep_id` names an existing sweep with the same settings) a sweep

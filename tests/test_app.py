@@ -239,8 +239,12 @@ def test_run_form_shows_only_the_strategy_knobs_and_the_equivalent_command(db):
     at.selectbox(key="strategy").set_value("best_of_n").run()
     labels = {w.label for w in at.number_input} | {w.label for w in at.selectbox}
     assert {"n", "temperature", "select", "aggregate"} <= labels and "beam width" not in labels
-    assert "none" not in at.selectbox(key="verifier_needed").options  # best-of-N needs a verifier
-    assert "--verifier self_eval" in at.code[0].value
+    # best-of-N needs a verifier: the default lab reasoner brings its own PRM, SmolLM2 judges itself
+    assert "none" not in at.selectbox(key="verifier_needed_lab").options
+    assert "--model lab" in at.code[0].value and "--verifier prm:lab" in at.code[0].value
+    at.radio(key="model_kind").set_value("smollm2 (embedded chat LLM)").run()
+    assert at.selectbox(key="verifier_needed").value == "self_eval"
+    assert "--model smollm2" in at.code[0].value and "--verifier self_eval" in at.code[0].value
     at.selectbox(key="strategy").set_value("beam_search").run()
     labels = {w.label for w in at.number_input}
     assert {"beam width", "max steps"} <= labels and "select" not in {w.label for w in at.selectbox}
@@ -297,8 +301,9 @@ def test_demo_button_starts_a_run_and_opens_the_run_page(db, monkeypatch):
     monkeypatch.setattr(launch, "start_run", fake_start)
     at = open_page()
     at.button[0].click().run()
-    assert seen["spec"].strategy == "self_consistency" and seen["spec"].dataset == "arith:1"
-    assert seen["spec"].n == 4 and seen["spec"].limit == 3 and seen["spec"].max_new_tokens == 96
+    assert seen["spec"].strategy == "best_of_n" and seen["spec"].dataset == "arith:4"
+    assert seen["spec"].n == 8 and seen["spec"].limit == 10 and seen["spec"].max_new_tokens == 256
+    assert seen["spec"].model == "lab" and seen["spec"].verifier == "prm:lab"
     assert at.query_params["run"] == ids["cot"] and at.title[0].value == "Run"
 
 
@@ -306,7 +311,7 @@ def test_display_command_repeats_the_run(tmp_path):
     spec = launch.RunSpec(strategy="best_of_n", dataset="arith:2", limit=5, verifier="self_eval", n=8, seed=3,
                           temperature=0.7, max_new_tokens=64, knobs={"select": "naive"}, name="my run")
     line = launch.display_command(spec, f"sqlite:///{tmp_path}/x.db")
-    assert line == (f"python -m reasoning run --strategy best_of_n --dataset arith:2 --limit 5 --model smollm2 "
+    assert line == (f"python -m reasoning run --strategy best_of_n --dataset arith:2 --limit 5 --model lab "
                     f"--verifier self_eval --n 8 --seed 3 --temperature 0.7 --max-new-tokens 64 --select naive "
                     f"--name 'my run' --db {tmp_path}/x.db")
     multi = launch.display_command(spec, f"sqlite:///{tmp_path}/x.db", multiline=True)

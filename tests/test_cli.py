@@ -35,7 +35,7 @@ def assert_user_error(proc, fragment: str):
         (["run", "--strategy", "tree_of_thoughts"], "unknown strategy 'tree_of_thoughts'"),
         (["run", "--strategy", "cot", "--verifier", "crystal_ball"], "unknown verifier 'crystal_ball'"),
         (["run", "--strategy", "self_consistency", "--n", "0"], "--n must be at least 1"),
-        (["run", "--strategy", "best_of_n"], "needs a verifier"),
+        (["run", "--strategy", "best_of_n", "--model", "smollm2"], "needs a verifier"),
         (["run", "--strategy", "cot", "--dataset", "missing.jsonl"], "missing.jsonl"),
         (["run", "--strategy", "cot", "--dataset", "arith:9"], "difficulty 9 is out of range"),
         (["run", "--strategy", "cot", "--limit", "0"], "--limit must be at least 1"),
@@ -103,3 +103,16 @@ def test_runs_on_an_empty_database_says_what_to_do(tmp_path):
 def test_usage_errors_exit_2():
     proc = cli("run", "--n", "notanumber", "--strategy", "cot")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_the_default_model_is_the_lab_reasoner_with_its_prm_where_a_verifier_is_needed(tmp_path):
+    db = tmp_path / "t.db"
+    proc = cli("run", "--strategy", "best_of_n", "--dataset", "arith:3", "--limit", "2", "--n", "4", "--json", db=db)
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads(proc.stdout)
+    shown = json.loads(cli("show", run["id"], "--json", db=db).stdout)
+    assert shown["model"].startswith("ThinkTrace lab reasoner") and shown["verifier"] == "prm:lab" and shown["problems_done"] == 2
+    proc = cli("run", "--strategy", "self_consistency", "--dataset", "arith:1", "--limit", "1", "--n", "2",
+               "--json", db=db)  # a strategy that needs no verifier gets none
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(cli("show", json.loads(proc.stdout)["id"], "--json", db=db).stdout)["verifier"] is None

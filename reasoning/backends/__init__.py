@@ -36,6 +36,12 @@ def _lab_folder() -> Path:
     return REASONER_DIR
 
 
+# The default model: the lab reasoner runs every strategy in seconds on a laptop CPU and comes with
+# its own PRM (prm:lab); SmolLM2 stays one flag away (`--model smollm2`) as a real chat LLM.
+DEFAULT_MODEL = "lab"
+# A model's own verifier, the default for strategies that need one when --verifier is not given.
+DEFAULT_VERIFIERS = {"lab": "prm:lab"}
+
 MODELS = {
     # SmolLM2 does far better with worked examples than with its chat template (22.5% vs 7.5% greedy).
     "smollm2": Entry(_embedded_folder, "SmolLM2-135M-Instruct (embedded)", "fewshot"),
@@ -54,6 +60,16 @@ BACKENDS = {
 }
 
 
+def default_verifier(strategy: str, model: str, verifier: str | None) -> str | None:
+    """`verifier` as given, or the model's own verifier when the strategy needs one and none was given
+    (`--model lab --strategy best_of_n` means best-of-N with the lab PRM)."""
+    from reasoning.strategies import STRATEGIES
+
+    if verifier in (None, "") and strategy in STRATEGIES and STRATEGIES[strategy][1]:
+        return DEFAULT_VERIFIERS.get(model, verifier)
+    return verifier
+
+
 def check_backend(backend: str, options: dict) -> None:
     """Refuse an unknown backend, a setting it does not take, or openai without a server URL."""
     if backend not in BACKENDS:
@@ -66,7 +82,7 @@ def check_backend(backend: str, options: dict) -> None:
         raise UserError("--backend openai needs --base-url, e.g. http://127.0.0.1:8000/v1")
 
 
-def load_model(spec: str = "smollm2", *, device: str | None = None, dtype: str | None = None,
+def load_model(spec: str = DEFAULT_MODEL, *, device: str | None = None, dtype: str | None = None,
                backend: str = "transformers", **options) -> LanguageModel:
     """Load a registry name, a local HF folder or a hub id (from the local cache first) on a backend.
     vllm takes `options` gpu_memory_utilization, tensor_parallel_size, max_model_len,
