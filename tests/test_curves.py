@@ -245,7 +245,7 @@ def test_sweep_refuses_bad_requests_before_creating_anything(db_url):
         with pytest.raises(UserError, match=message):
             sweep(db_url, strategies, budgets)
     with pytest.raises(UserError, match="needs a verifier"):
-        run_sweep(db_url, ["best_of_n"], [1], "arith:1", verifier=None, lm=arith_lm(), progress=False)
+        run_sweep(db_url, ["best_of_n"], [1], "arith:1", model="smollm2", verifier=None, lm=arith_lm(), progress=False)
     with session_scope(db_url) as session:
         assert session.exec(select(m.Sweep)).all() == []
 
@@ -313,3 +313,10 @@ def test_sweep_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
 def test_curves_of_an_unknown_id_is_a_user_error(tmp_path):
     proc = cli("curves", "feedface", db=tmp_path / "x.db")
     assert proc.returncode == 2 and "no run or sweep" in proc.stderr
+
+
+def test_a_sweep_on_the_default_lab_model_gets_its_prm_where_a_strategy_needs_a_verifier():
+    spec = SweepSpec(strategies=["self_consistency", "best_of_n"], budgets=[1, 2], dataset="arith:1").validate()
+    assert spec.model == "lab" and spec.verifier == "prm:lab"
+    spec = SweepSpec(strategies=["self_consistency"], budgets=[1, 2], dataset="arith:1").validate()
+    assert spec.verifier is None  # voting needs no verifier

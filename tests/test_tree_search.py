@@ -351,9 +351,11 @@ def test_bad_settings_are_refused_before_a_run_and_by_the_strategy(strategy, cfg
 def test_tree_strategies_need_a_verifier_and_sequential_ones_do_not():
     for name in ("beam_search", "dvts", "mcts"):
         with pytest.raises(UserError, match="needs a verifier"):
-            runner.RunRequest(strategy=name, dataset="unit").validate()
+            runner.RunRequest(strategy=name, dataset="unit", model="smollm2").validate()
+        # the default model, the lab reasoner, brings its own PRM
+        assert runner.RunRequest(strategy=name, dataset="unit").validate().verifier == "prm:lab"
     for name in ("revise", "budget_forcing"):
-        runner.RunRequest(strategy=name, dataset="unit").validate()
+        assert runner.RunRequest(strategy=name, dataset="unit").validate().verifier is None
 
 
 # --- through the runner and the store ----------------------------------------------------------------
