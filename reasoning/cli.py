@@ -10,6 +10,9 @@ from typing import Optional
 import typer
 
 from reasoning.backends import DEFAULT_MODEL
+from reasoning.cli_backend import (BackendOption, BaseUrlOption, DtypeOption, GpuMemoryOption, MaxModelLenOption,
+                                   TensorParallelOption)
+from reasoning.cli_backend import backend_options as backend_options_of
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
 
@@ -84,12 +87,12 @@ def run(
     verifier: Optional[str] = typer.Option(None, "--verifier", "-v", help="none | self_eval | oracle (evaluation only) | logprob | entropy | deepconf[:W] | prm:MODEL[@CONVENTION]; strategies that need one get prm:lab with --model lab."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Let a PRM run model code shipped with its checkpoint (Qwen2.5-Math-PRM needs it)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="lab (the embedded lab reasoner, with its PRM prm:lab), smollm2 (embedded SmolLM2-135M chat model), an HF model id or a local folder; with --backend openai, the name the server serves."),
-    backend: str = typer.Option("transformers", "--backend", help="transformers | vllm (pip install vllm==0.32.0) | openai (an OpenAI-compatible server at --base-url; key from $THINKTRACE_API_KEY or $OPENAI_API_KEY)."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="openai backend: the server's API root, e.g. http://127.0.0.1:8000/v1."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="transformers / vllm: float32 | bfloat16 | float16 (default: bf16 on GPUs, fp32 on CPUs)."),
-    gpu_memory_utilization: Optional[float] = typer.Option(None, "--gpu-memory-utilization", help="vllm: share of GPU memory for weights + KV cache (default 0.9; lower it to fit a PRM beside the policy)."),
-    tensor_parallel_size: Optional[int] = typer.Option(None, "--tensor-parallel-size", help="vllm: GPUs to split the model across."),
-    max_model_len: Optional[int] = typer.Option(None, "--max-model-len", help="vllm: context length (smaller leaves more memory for the KV cache)."),
+    backend: str = BackendOption,
+    base_url: Optional[str] = BaseUrlOption,
+    dtype: Optional[str] = DtypeOption,
+    gpu_memory_utilization: Optional[float] = GpuMemoryOption,
+    tensor_parallel_size: Optional[int] = TensorParallelOption,
+    max_model_len: Optional[int] = MaxModelLenOption,
     dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D (D=1..5), arith:A-B, FILE.jsonl or hf:NAME[:split]"),
     limit: Optional[int] = typer.Option(None, "--limit", "-k", help="Use the first K problems."),
     seed: int = typer.Option(0, "--seed", help="Seed for problems and sampling: same seed, same run."),
@@ -129,9 +132,8 @@ def run(
                        c_puct=c_puct, parallel=parallel, think_tokens=think_tokens, batch=batch,
                        stop_threshold=stop_threshold, warmup=warmup, keep_percent=keep_percent,
                        conf_window=conf_window, chunk_tokens=chunk_tokens)
-    backend_options = {k: v for k, v in dict(base_url=base_url, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
-                                             tensor_parallel_size=tensor_parallel_size,
-                                             max_model_len=max_model_len).items() if v is not None}
+    backend_options = backend_options_of(base_url=base_url, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
+                                         tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len)
     request = RunRequest(strategy=strategy, dataset=dataset, model=model, verifier=verifier, limit=limit,
                          seed=seed, name=name, config=cfg, backend=backend,
                          backend_options=backend_options).validate()

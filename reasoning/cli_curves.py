@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 
 from reasoning.backends import DEFAULT_MODEL
+from reasoning.cli_backend import (BackendOption, BaseUrlOption, DtypeOption, GpuMemoryOption, MaxModelLenOption,
+                                   TensorParallelOption, backend_options)
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
 
@@ -42,7 +44,13 @@ def sweep(
     verifier: Optional[str] = typer.Option(None, "--verifier", "-v",
                                            help="none | self_eval | oracle (evaluation only) | prm:MODEL; "
                                                 "strategies that need one get prm:lab with --model lab"),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="lab (default), smollm2, an HF id or a folder."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="lab (default), smollm2, an HF id or a folder; with --backend openai, the name the server serves."),
+    backend: str = BackendOption,
+    base_url: Optional[str] = BaseUrlOption,
+    dtype: Optional[str] = DtypeOption,
+    gpu_memory_utilization: Optional[float] = GpuMemoryOption,
+    tensor_parallel_size: Optional[int] = TensorParallelOption,
+    max_model_len: Optional[int] = MaxModelLenOption,
     seed: int = typer.Option(0, "--seed", help="One seed for every run: same problems, same draws."),
     temperature: float = typer.Option(SearchConfig.temperature, "--temperature", "-t"),
     max_new_tokens: int = typer.Option(SearchConfig.max_new_tokens, "--max-new-tokens"),
@@ -70,7 +78,10 @@ def sweep(
             cfg = SearchConfig(temperature=temperature, max_new_tokens=max_new_tokens, aggregate=aggregate,
                                beam_width=beam_width)
             sid = run_sweep(url, parse_strategies(strategies), parse_budgets(budgets), dataset, limit=limit,
-                            seed=seed, model=model, verifier=verifier, cfg=cfg, name=name, sweep_id=sweep_id)
+                            seed=seed, model=model, verifier=verifier, cfg=cfg, name=name, sweep_id=sweep_id,
+                            backend=backend, backend_options=backend_options(
+                                base_url=base_url, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
+                                tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len))
     except SweepInterrupted as exc:
         typer.echo(f"interrupted: finish the sweep with `python -m reasoning sweep --resume {exc.sweep_id}`",
                    err=True)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, fields, replace
 from sqlmodel import select
 
 from reasoning.config import SearchConfig
-from reasoning.backends import DEFAULT_MODEL, default_verifier
+from reasoning.backends import DEFAULT_MODEL, check_backend, default_verifier
 from reasoning.errors import UserError
 from reasoning.strategies import STRATEGIES, check_config, check_strategy
 from reasoning.verifiers import check_verifier_spec
@@ -69,6 +69,9 @@ class SweepSpec:
     verifier: str | None = None
     config: SearchConfig = field(default_factory=SearchConfig)
     name: str = ""
+    # As for a run (RunRequest): stored so that --resume loads the model the same way. Never a key.
+    backend: str = "transformers"
+    backend_options: dict = field(default_factory=dict)
 
     def validate(self) -> "SweepSpec":
         if not self.strategies:
@@ -84,6 +87,7 @@ class SweepSpec:
         for name in self.strategies:
             check_strategy(name, self.verifier)
         check_verifier_spec(self.verifier)
+        check_backend(self.backend, self.backend_options)
         if self.limit is not None and self.limit < 1:
             raise UserError(f"--limit must be at least 1 (got {self.limit})")
         self.budgets = sorted(set(self.budgets))
@@ -109,14 +113,17 @@ class SweepSpec:
     def to_params(self) -> dict:
         return {"strategies": self.strategies, "budgets": self.budgets, "dataset": self.dataset,
                 "limit": self.limit, "seed": self.seed, "model": self.model, "verifier": self.verifier,
-                "config": self.config.to_dict(), "name": self.name}
+                "config": self.config.to_dict(), "name": self.name, "backend": self.backend,
+                "backend_options": self.backend_options}
 
     @classmethod
     def from_params(cls, params: dict) -> "SweepSpec":
         return cls(strategies=list(params["strategies"]), budgets=list(params["budgets"]),
                    dataset=params["dataset"], limit=params.get("limit"), seed=params.get("seed", 0),
                    model=params.get("model", "smollm2"), verifier=params.get("verifier"),
-                   config=SearchConfig.from_dict(params.get("config", {})), name=params.get("name", ""))
+                   config=SearchConfig.from_dict(params.get("config", {})), name=params.get("name", ""),
+                   backend=params.get("backend", "transformers"),
+                   backend_options=dict(params.get("backend_options") or {}))
 
 
 def beam_width_for(budget: int, cap: int | None = None) -> int:
@@ -138,13 +145,15 @@ def tree_config(cfg: SearchConfig, budget: int, strategy: str = "") -> SearchCon
 def run_sweep(url: str, strategies: list[str], budgets: list[int], dataset: str, limit: int | None = None,
               seed: int = 0, model: str = DEFAULT_MODEL, verifier: str | None = None,
               cfg: SearchConfig | None = None, *, name: str = "", sweep_id: str | None = None,
-              lm=None, verifier_obj=None, progress: bool | None = None) -> str:
+              lm=None, verifier_obj=None, progress: bool | None = None, backend: str = "transformers",
+              backend_options: dict | None = None) -> str:
     """Create (or continue, when `sweep_id` names an existing sweep with the same settings) a sweep
-    and execute every run it is missing. `lm` / `verifier_obj` skip loading `model` / `verifier`
-    (tests pass a scripted model). Returns the sweep id."""
+    and execute every run it is missing, on `backend` (transformers | vllm | openai, with its
+    options as for `run`). `lm` / `verifier_obj` skip loading `model` / `verifier` (tests pass a
+    scripted model). Returns the sweep id."""
     spec = SweepSpec(strategies=list(strategies), budgets=list(budgets), dataset=dataset, limit=limit,
                      seed=seed, model=model, verifier=verifier or None, config=cfg or SearchConfig(),
-                     name=name).validate()
+                     name=name, backend=backend, backend_options=dict(backend_options or {})).validate()
     if sweep_id is not None:
         stored = _stored_spec(url, sweep_id)
         if stored is not None:
@@ -218,7 +227,8 @@ def _execute(url, sweep_id, spec: SweepSpec, lm, verifier_obj, progress) -> str:
         from reasoning.backends import load_model
         from reasoning.verifiers import load_verifier
 
-        lm = load_model(spec.model)
+        options = dict(spec.backend_options)
+        lm = load_model(spec.model, backend=spec.backend, dtype=options.pop("dtype", None), **options)
         verifier_obj = load_verifier(spec.verifier, lm)
     problems = load_problems(spec.dataset, limit=spec.limit, seed=spec.seed)
     runs_bar = tqdm(total=len(states), initial=len(states) - len(todo), unit="run", desc="sweep",
@@ -230,7 +240,8 @@ def _execute(url, sweep_id, spec: SweepSpec, lm, verifier_obj, progress) -> str:
             if run_id is None:
                 request = runner.RunRequest(
                     strategy=planned.strategy, dataset=spec.dataset, model=spec.model, verifier=spec.verifier,
-                    limit=spec.limit, seed=spec.seed, config=planned.config,
+                    limit=spec.limit, seed=spec.seed, config=planned.config, backend=spec.backend,
+                    backend_options=spec.backend_options,
                     name=f"{spec.name or 'sweep'}: {planned.strategy} n={planned.n}").validate()
                 run_id = runner.create_run(url, request, problems, lm, verifier_obj)
                 with session_scope(url) as session:

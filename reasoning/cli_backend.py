@@ -1,0 +1,16 @@
+"""The backend flags `run` and `sweep` share (one definition, so their names and help never drift)."""
+from __future__ import annotations
+
+import typer
+
+BackendOption = typer.Option("transformers", "--backend", help="transformers | vllm (pip install vllm==0.32.0) | openai (an OpenAI-compatible server at --base-url; key from $THINKTRACE_API_KEY or $OPENAI_API_KEY).")
+BaseUrlOption = typer.Option(None, "--base-url", help="openai backend: the server's API root, e.g. http://127.0.0.1:8000/v1.")
+DtypeOption = typer.Option(None, "--dtype", help="transformers / vllm: float32 | bfloat16 | float16 (default: bf16 on GPUs, fp32 on CPUs).")
+GpuMemoryOption = typer.Option(None, "--gpu-memory-utilization", help="vllm: share of GPU memory for weights + KV cache (default 0.9; lower it to fit a PRM beside the policy).")
+TensorParallelOption = typer.Option(None, "--tensor-parallel-size", help="vllm: GPUs to split the model across.")
+MaxModelLenOption = typer.Option(None, "--max-model-len", help="vllm: context length (smaller leaves more memory for the KV cache).")
+
+
+def backend_options(**given) -> dict:
+    """The backend settings that were given (stored with a run or sweep; checked by check_backend)."""
+    return {name: value for name, value in given.items() if value is not None}
