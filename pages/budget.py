@@ -15,8 +15,8 @@ from store.db import get_engine, resolve_url
 from store.queries import list_runs
 from viz.curves import budget_figure, group_label
 
-SWEEP_COMMAND = ("python -m reasoning sweep --strategies self_consistency,best_of_n --budgets 1,2,4 "
-                 "--dataset arith:1 --limit 6 --verifier self_eval")
+SWEEP_COMMAND = ("python -m reasoning sweep --strategies self_consistency,best_of_n,beam_search --budgets 1,2,4,8 "
+                 "--dataset arith:4 --limit 20")  # the lab pair: ~35 s on a 2-core CPU
 X_AXES = {"samples": "samples N", "tokens": "tokens / problem", "flops": "FLOPs"}
 FACETS = {"none": "none", "difficulty": "built-in difficulty", "pass1": "pass@1 bins"}
 
