@@ -111,3 +111,21 @@ def goto(page, base: str, path: str) -> None:
     page.goto(f"{base}/{path}")
     page.wait_for_selector("h1", timeout=30_000)
     settle(page)
+
+
+def pick_option(page, widget_text: str, option_text: str, attempts: int = 4) -> None:
+    """Open a select/multiselect (found by its label) and click one option. A rerun that lands while
+    the dropdown opens closes it again, so open it again until the option shows (then fail loudly)."""
+    box = page.locator("[data-testid=stMultiSelect], [data-testid=stSelectbox]").filter(has_text=widget_text)
+    option = page.get_by_role("option").filter(has_text=option_text)
+    for attempt in range(attempts):
+        settle(page)
+        box.first.click()
+        try:
+            option.first.wait_for(state="visible", timeout=5_000)
+            break
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")
+    option.first.click()

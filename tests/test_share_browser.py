@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from helpers_browser import browser  # noqa: F401  (the fixture)
-from helpers_browser import expect, goto, needs_chromium, serve_app, settle
+from helpers_browser import expect, goto, needs_chromium, pick_option, serve_app, settle
 
 from reasoning.report import write_report
 from store.queries import list_runs, run_problems, tree_nodes
@@ -30,8 +30,7 @@ def test_a_bundle_from_one_app_opens_the_same_tree_in_another_through_the_share_
         goto(page, base_a, "library")
         expect(page.get_by_test_id("stSidebar")).to_contain_text("read-only")
         assert page.locator("[data-testid=stFileUploader]").count() == 0
-        page.locator("[data-testid=stMultiSelect]").filter(has_text="Select runs").click()
-        page.get_by_role("option").filter(has_text=run_id[:8]).click()
+        pick_option(page, "Select runs", run_id[:8])
         page.keyboard.press("Escape")
         settle(page)
         with page.expect_download() as download:
