@@ -150,6 +150,11 @@ if state:
     show_path(top.steps, top.prm, top.truth)
     misses = fooled(samples)
     st.subheader("Where the verifier is fooled")
+    st.markdown("The lab PRM has learnt the *size* of a result, not its digits: a result ten times too big "
+                "scores lower than the right one in 96% of hand-made twins, a result off by one in only 56% "
+                "(the model card has the numbers). The reasoner's slips are mostly wrong digits, so this PRM "
+                "can only do about as well as the vote, not better: a verifier pays off only when it checks "
+                "better than the model it judges.")
     if misses:
         st.markdown(f"{len(misses)} steps where the PRM disagrees with the exact check (a wrong step scored "
                     "above 0.5, or a right one below):")
