@@ -164,6 +164,23 @@ def model_form() -> str:
     return st.text_input("Model id or folder", key="model_id", placeholder="Qwen/Qwen2.5-0.5B-Instruct").strip() or DEFAULT_MODEL
 
 
+BACKEND_CHOICES = {"transformers": "this machine (transformers)", "vllm": "vLLM (GPU; pip install vllm==0.32.0)",
+                   "openai": "an OpenAI-compatible server"}
+
+
+def backend_form() -> tuple[str, dict]:
+    """Where the model runs: here (default), vLLM, or a server (its URL). Stored with the run."""
+    with st.expander("Backend: where the model runs (default: this machine)"):
+        backend = st.radio("Run the model on", list(BACKEND_CHOICES), format_func=BACKEND_CHOICES.get,
+                           horizontal=True, key="backend",
+                           help="The same as `--backend` of the CLI; the server's API key comes from "
+                                "$THINKTRACE_API_KEY or $OPENAI_API_KEY of the app's process, never from this page.")
+        if backend == "openai":
+            url = st.text_input("Server URL", key="base_url", placeholder="http://127.0.0.1:8000/v1").strip()
+            return backend, {"base_url": url} if url else {}
+    return backend, {}
+
+
 def verifier_form(strategy: str, model: str) -> str | None:
     needs = STRATEGIES[strategy][1]
     own = DEFAULT_VERIFIERS.get(model)  # the lab reasoner comes with its PRM
@@ -199,6 +216,7 @@ def form(url: str) -> None:
     with left:
         dataset, limit = problems_form(url)
         model = model_form()
+        backend, backend_options = backend_form()
         strategy, values = strategy_form(flags)
         c1, c2, c3 = st.columns(3)
         verifier = None
@@ -212,14 +230,15 @@ def form(url: str) -> None:
         knobs = {k: v for k, v in values.items() if k not in ("n", "temperature", "max_new_tokens")}
         spec = RunSpec(strategy=strategy, dataset=dataset, model=model, verifier=verifier, limit=limit,
                        n=values.get("n"), seed=seed, temperature=values.get("temperature"),
-                       max_new_tokens=values.get("max_new_tokens"), name=name.strip(), knobs=knobs)
+                       max_new_tokens=values.get("max_new_tokens"), name=name.strip(), knobs=knobs,
+                       backend=backend, backend_options=backend_options)
     with right:
         st.markdown("**The same run from a terminal**")
         if spec is None:
             st.caption("Choose the problems first.")
         else:
             st.code(display_command(spec, url, multiline=True), language="bash")
-        problem = validate(strategy, verifier, values)
+        problem = validate(strategy, verifier, values, backend, backend_options)
         if problem:
             st.error(problem)
         if st.button("Start run", icon=":material/play_arrow:", type="primary", disabled=spec is None or bool(problem), key="start"):
@@ -229,9 +248,13 @@ def form(url: str) -> None:
             st.rerun()
 
 
-def validate(strategy: str, verifier: str | None, values: dict) -> str | None:
+def validate(strategy: str, verifier: str | None, values: dict, backend: str = "transformers",
+             backend_options: dict | None = None) -> str | None:
     """Check the settings before a process is spawned: a bad combination is one message, not a log."""
     try:
+        from reasoning.backends import check_backend
+
+        check_backend(backend, backend_options or {})
         check_strategy(strategy, verifier)
         check_verifier_spec(verifier)
         cfg = SearchConfig.from_dict(values)

@@ -43,6 +43,8 @@ class RunSpec:
     max_new_tokens: int | None = None
     name: str = ""
     knobs: dict = field(default_factory=dict)
+    backend: str = "transformers"
+    backend_options: dict = field(default_factory=dict)  # base_url, dtype, ...: `--base-url URL`, ...
 
     def args(self) -> list[str]:
         """The arguments after `python -m reasoning run`, without --db and --run-id."""
@@ -50,6 +52,11 @@ class RunSpec:
         if self.limit is not None:
             out += ["--limit", str(self.limit)]
         out += ["--model", self.model]
+        if self.backend != "transformers":
+            out += ["--backend", self.backend]
+        for name, value in self.backend_options.items():
+            if value not in (None, ""):
+                out += ["--" + name.replace("_", "-"), _arg(value)]
         if self.verifier not in (None, "", "none"):
             out += ["--verifier", self.verifier]
         for flag, value in (("--n", self.n), ("--seed", self.seed), ("--temperature", self.temperature),

@@ -462,3 +462,20 @@ def test_read_only_refuses_to_spawn_a_run_even_if_asked(read_only_db):
     url, _ = read_only_db
     with pytest.raises(UserError, match="read-only"):
         launch.start_run(launch.RunSpec(strategy="cot", dataset="arith:1", limit=1), url)
+
+
+def test_the_run_form_starts_runs_on_a_server_and_refuses_one_without_its_url(db):
+    at = open_page("pages/run.py")
+    assert "--backend" not in at.code[0].value  # this machine by default: the command stays short
+    at.radio(key="backend").set_value("openai").run()
+    assert "needs --base-url" in at.error[0].value and at.button(key="start").disabled
+    at.text_input(key="base_url").input("http://127.0.0.1:8000/v1").run()
+    assert not at.error and not at.button(key="start").disabled
+    assert "--backend openai" in at.code[0].value and "--base-url http://127.0.0.1:8000/v1" in at.code[0].value
+
+
+def test_a_run_spec_on_a_server_repeats_as_the_cli_command(tmp_path):
+    spec = launch.RunSpec(strategy="cot", dataset="arith:1", backend="openai",
+                          backend_options={"base_url": "http://gpu-box:8000/v1"})
+    line = launch.display_command(spec, f"sqlite:///{tmp_path}/x.db")
+    assert "--model lab --backend openai --base-url http://gpu-box:8000/v1 --seed 0" in line
