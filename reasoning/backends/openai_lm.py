@@ -28,7 +28,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
-from reasoning.backends.prompts import FEWSHOT_END_MARKERS, render
+from reasoning.backends.prompts import RenderedPrompts, check_prompt_style
 from reasoning.errors import UserError
 from reasoning.types import DEFAULT_DELIMITER, Completion
 
@@ -41,7 +41,7 @@ def api_key_from_env() -> str | None:
     return next((os.environ[k] for k in API_KEY_ENV if os.environ.get(k)), None)
 
 
-class OpenAILM:
+class OpenAILM(RenderedPrompts):
     backend = "openai"
     dtype = ""  # chosen by the server
 
@@ -49,8 +49,7 @@ class OpenAILM:
                  tokenizer=None, delimiter: str = DEFAULT_DELIMITER, api_key: str | None = None,
                  timeout: float = 300.0, max_retries: int = 4, backoff_s: float = 0.5, concurrency: int = 8,
                  top_logprobs: int = 20, n_params: int = 0):
-        if prompt_style not in ("fewshot", "chat"):
-            raise ValueError(f"prompt_style must be 'fewshot' or 'chat', not {prompt_style!r}")
+        check_prompt_style(prompt_style)
         if prompt_style == "chat" and tokenizer is None:
             raise ValueError("prompt_style 'chat' needs the model's tokenizer (for its chat template)")
         parsed = urlparse(base_url)
@@ -66,15 +65,10 @@ class OpenAILM:
         # k of Completion.token_top_logprobs; vLLM allows 20 by default (--max-logprobs), OpenAI 5.
         self.top_logprobs = top_logprobs
         self.n_params = n_params  # unknown to the API: FLOPs axes need it passed in
-        self.internal_stops = FEWSHOT_END_MARKERS if prompt_style == "fewshot" else []
+        self._prompts_ready()
         # prompt tokens sent / served from the server's prefix cache (when it reports them), generated
         self.stats = dict.fromkeys(("prompt_tokens_total", "prompt_tokens_reused", "generated_tokens"), 0)
         self.served = self._check()
-
-    # --- prompts ---------------------------------------------------------------------------------
-
-    def prompt(self, question: str) -> str:
-        return render(self.prompt_style, question, self.tokenizer, self.delimiter)
 
     # --- the start-up check ----------------------------------------------------------------------
 

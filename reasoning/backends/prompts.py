@@ -52,3 +52,31 @@ def render(style: str, question: str, tokenizer=None, delimiter: str = DEFAULT_D
     if style == "fewshot":
         return fewshot_prompt(question, delimiter, bos)
     return chat_prompt(tokenizer, question)
+
+
+PROMPT_STYLES = ("fewshot", "chat")
+
+
+def check_prompt_style(style: str) -> None:
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"prompt_style must be 'fewshot' or 'chat', not {style!r}")
+
+
+class RenderedPrompts:
+    """What every backend shares to prompt exactly as the others do: `prompt()` renders a question in
+    the backend's style, and `internal_stops` end a few-shot text where the model starts a question of
+    its own. A backend sets `prompt_style`, `delimiter` and `tokenizer` (None: few-shot without one),
+    then calls `_prompts_ready()`."""
+
+    prompt_style: str
+    delimiter: str
+    tokenizer = None
+    bos = ""
+    internal_stops: list[str] = []
+
+    def _prompts_ready(self) -> None:
+        self.bos = leading_bos(self.tokenizer) if self.tokenizer is not None else ""
+        self.internal_stops = FEWSHOT_END_MARKERS if self.prompt_style == "fewshot" else []
+
+    def prompt(self, question: str) -> str:
+        return render(self.prompt_style, question, self.tokenizer, self.delimiter, self.bos)

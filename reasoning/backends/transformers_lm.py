@@ -25,7 +25,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import sdpa_mask
 
 from reasoning.backends import free_cores
-from reasoning.backends.prompts import FEWSHOT_END_MARKERS, leading_bos, render
+from reasoning.backends.prompts import RenderedPrompts, check_prompt_style
 from reasoning.errors import UserError
 from reasoning.types import DEFAULT_DELIMITER, Completion
 
@@ -109,7 +109,7 @@ class PrefixCache:
         self.entries.clear()
 
 
-class TransformersLM:
+class TransformersLM(RenderedPrompts):
     backend = "transformers"
     # k of Completion.token_top_logprobs (0: none). One topk over the log_softmax already computed per
     # step: small next to the forward pass.
@@ -118,8 +118,7 @@ class TransformersLM:
     def __init__(self, path: str | Path, *, name: str, model_id: str, prompt_style: str = "chat",
                  device: str | None = None, dtype: str | None = None, max_batch_rows: int = 32,
                  delimiter: str = DEFAULT_DELIMITER, prefix_cache_mb: float = PREFIX_CACHE_MB):
-        if prompt_style not in ("fewshot", "chat"):
-            raise ValueError(f"prompt_style must be 'fewshot' or 'chat', not {prompt_style!r}")
+        check_prompt_style(prompt_style)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         # bf16 on GPUs; fp32 on CPUs, where bf16 is slower without AVX-512 and fp16 kernels are slow.
         self.dtype = dtype or ("bfloat16" if self.device.startswith("cuda") else "float32")
@@ -138,10 +137,9 @@ class TransformersLM:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         # Any control token ends a text: instruct models emit <|im_end|>, base-style text <|endoftext|>.
         self.end_ids = set(self.tokenizer.all_special_ids)
-        self.internal_stops = FEWSHOT_END_MARKERS if prompt_style == "fewshot" else []
         # Prompts are rendered in full by `prompt`, so tokenization adds nothing; a model that expects
         # a BOS token gets it from the chat template, or from here in few-shot mode.
-        self.bos = leading_bos(self.tokenizer)
+        self._prompts_ready()
         self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20))
         # Splicing cached keys into a batch needs caches that only grow (no sliding windows).
         self.share_prefixes = all(type(layer) is DynamicLayer
@@ -149,11 +147,6 @@ class TransformersLM:
         # prompt_tokens_total = computed (run through the model) + reused (taken from a KV cache).
         self.stats = dict.fromkeys(("prompt_tokens_total", "prompt_tokens_computed", "prompt_tokens_reused",
                                     "generated_tokens"), 0)
-
-    # --- prompts ---------------------------------------------------------------------------------
-
-    def prompt(self, question: str) -> str:
-        return render(self.prompt_style, question, self.tokenizer, self.delimiter, self.bos)
 
     # --- generation ------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import os
 import struct
 from pathlib import Path
 
-from reasoning.backends.prompts import FEWSHOT_END_MARKERS, leading_bos, render
+from reasoning.backends.prompts import RenderedPrompts, check_prompt_style
 from reasoning.errors import UserError
 from reasoning.types import DEFAULT_DELIMITER, Completion
 
@@ -31,7 +31,7 @@ INSTALL_HINT = ("install the vllm extra: pip install vllm==0.32.0 (on a machine 
 CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 
 
-class VLLMLM:
+class VLLMLM(RenderedPrompts):
     backend = "vllm"
     top_logprobs = 20  # k of Completion.token_top_logprobs, and the engine's max_logprobs
 
@@ -40,8 +40,7 @@ class VLLMLM:
                  tensor_parallel_size: int | None = None, max_model_len: int | None = None,
                  enable_prefix_caching: bool = True, enforce_eager: bool | None = None,
                  delimiter: str = DEFAULT_DELIMITER):
-        if prompt_style not in ("fewshot", "chat"):
-            raise ValueError(f"prompt_style must be 'fewshot' or 'chat', not {prompt_style!r}")
+        check_prompt_style(prompt_style)
         try:
             import vllm
             from vllm.platforms import current_platform
@@ -70,14 +69,10 @@ class VLLMLM:
             raise UserError(f"vLLM cannot load model '{model_id}' from {path}: {first}") from exc
         self.tokenizer = self.llm.get_tokenizer()
         self.n_params = count_params(Path(path))
-        self.bos = leading_bos(self.tokenizer)
-        self.internal_stops = FEWSHOT_END_MARKERS if prompt_style == "fewshot" else []
+        self._prompts_ready()
         # prompt_tokens_total = computed + reused (served from vLLM's prefix cache)
         self.stats = dict.fromkeys(("prompt_tokens_total", "prompt_tokens_computed", "prompt_tokens_reused",
                                     "generated_tokens"), 0)
-
-    def prompt(self, question: str) -> str:
-        return render(self.prompt_style, question, self.tokenizer, self.delimiter, self.bos)
 
     # --- generation ------------------------------------------------------------------------------
 
