@@ -12,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from pages.common import TREE_PAGE, db_url, duration, param, problem_label, share_box, short
-from reasoning.backends import DEFAULT_MODEL, DEFAULT_VERIFIERS
+from reasoning.backends import DEFAULT_MODEL, DEFAULT_VERIFIERS, check_backend
 from reasoning.config import AGGREGATES, SELECT_RULES, SearchConfig
 from reasoning.errors import UserError
 from reasoning.launch import RunSpec, child_state, display_command, last_error, log_path, resume_run, start_run, stop_run
@@ -252,8 +252,6 @@ def validate(strategy: str, verifier: str | None, values: dict, backend: str = "
              backend_options: dict | None = None) -> str | None:
     """Check the settings before a process is spawned: a bad combination is one message, not a log."""
     try:
-        from reasoning.backends import check_backend
-
         check_backend(backend, backend_options or {})
         check_strategy(strategy, verifier)
         check_verifier_spec(verifier)

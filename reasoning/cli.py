@@ -65,8 +65,7 @@ def _load_models(model: str, verifier_spec: str | None, trust_remote_code: bool 
     from reasoning.backends import load_model
     from reasoning.verifiers import load_verifier
 
-    options = dict(backend_options or {})
-    lm = load_model(model, backend=backend, dtype=options.pop("dtype", None), **options)
+    lm = load_model(model, backend=backend, **(backend_options or {}))  # dtype is one of them
     return lm, load_verifier(verifier_spec, lm, trust_remote_code=trust_remote_code)
 
 

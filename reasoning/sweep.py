@@ -84,7 +84,6 @@ class SweepSpec:
             raise UserError(f"--strategies names a strategy twice: {','.join(self.strategies)}")
         for name in self.strategies:  # the model's own verifier (lab: prm:lab) when one is needed
             self.verifier = default_verifier(name, self.model, self.verifier)
-        for name in self.strategies:
             check_strategy(name, self.verifier)
         check_verifier_spec(self.verifier)
         check_backend(self.backend, self.backend_options)
@@ -227,8 +226,7 @@ def _execute(url, sweep_id, spec: SweepSpec, lm, verifier_obj, progress) -> str:
         from reasoning.backends import load_model
         from reasoning.verifiers import load_verifier
 
-        options = dict(spec.backend_options)
-        lm = load_model(spec.model, backend=spec.backend, dtype=options.pop("dtype", None), **options)
+        lm = load_model(spec.model, backend=spec.backend, **spec.backend_options)
         verifier_obj = load_verifier(spec.verifier, lm)
     problems = load_problems(spec.dataset, limit=spec.limit, seed=spec.seed)
     runs_bar = tqdm(total=len(states), initial=len(states) - len(todo), unit="run", desc="sweep",
