@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+from reasoning.config import SearchConfig  # noqa: E402
 from reasoning.lab.evaluate import evaluate, format_table, load_pair  # noqa: E402
 from reasoning.lab.lesson import SAMPLES_FILE  # noqa: E402
 
@@ -25,7 +26,8 @@ def main() -> None:
     parser.add_argument("--per-level", type=int, default=50, help="problems per level, greedy")
     parser.add_argument("--sample-per-level", type=int, default=25, help="problems per level, 16 samples each")
     parser.add_argument("--beam-problems", type=int, default=10, help="problems per level for beam vs best-of-N")
-    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (the CLI default)")
+    parser.add_argument("--temperature", type=float, default=SearchConfig.temperature,
+                        help="sampling temperature (the CLI default)")
     parser.add_argument("--record", action="store_true", help="save the samples for the Learn page")
     args = parser.parse_args()
     started = time.time()

@@ -11,9 +11,10 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.common import md_escape
+from reasoning.config import SearchConfig
 
 N_SAMPLES = 16
-TEMPERATURE = 0.8  # the CLI's default; the recorded budget samples use it too
+TEMPERATURE = SearchConfig.temperature  # the CLI's default; the recorded budget samples use it too
 PAGES = {"run": ("pages/run.py", "Run page", "▶️"), "tree": ("pages/tree.py", "Tree page", "🌳"),
          "budget": ("pages/budget.py", "Budget page", "📈")}
 

@@ -12,6 +12,8 @@ from typing import Optional
 
 import typer
 
+from reasoning.config import SearchConfig
+
 lab = typer.Typer(no_args_is_help=True, help="The System-2 lab: a tiny reasoner and PRM trained by this repo.")
 
 
@@ -80,7 +82,7 @@ def eval_(
     full: bool = typer.Option(False, "--full", help="200 problems per level, as in the model card."),
     reasoner: Optional[Path] = typer.Option(None, "--reasoner", help="Reasoner folder (default: the committed one)."),
     prm: Optional[Path] = typer.Option(None, "--prm", help="PRM folder (default: the committed one)."),
-    temperature: float = typer.Option(0.8, "--temperature", "-t", help="Sampling temperature (the CLI's default)."),
+    temperature: float = typer.Option(SearchConfig.temperature, "--temperature", "-t", help="Sampling temperature (the CLI's default)."),
 ):
     """Print the targets table of the lab pair on the built-in evaluation problems."""
     from reasoning.lab import PRM_DIR, REASONER_DIR

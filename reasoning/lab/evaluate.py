@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reasoning.answers import extract_answer, is_equiv
+from reasoning.config import SearchConfig
 from reasoning.problems import load_problems
 from reasoning.tree import split_steps
 from reasoning.types import DEFAULT_DELIMITER, Problem
@@ -134,7 +135,7 @@ def throughput(lm, rows: int = 64, level: int = 3) -> float:
 
 
 def evaluate(lm, verifier, per_level: int = 50, sample_per_level: int | None = None, k: int = 16,
-             temperature: float = 0.8, sample_levels=(1, 2, 3, 4, 5), beam_levels=(3, 4), beam_ns=(2, 4, 8),
+             temperature: float = SearchConfig.temperature, sample_levels=(1, 2, 3, 4, 5), beam_levels=(3, 4), beam_ns=(2, 4, 8),
              beam_problems: int = 20, record: Path | None = None, log=print) -> dict:
     """Every number of the targets table: greedy on `per_level` problems per level; k samples on
     `sample_per_level` (default: the same) of them; beam search vs best-of-N on `beam_problems`.
