@@ -80,3 +80,12 @@ class RenderedPrompts:
 
     def prompt(self, question: str) -> str:
         return render(self.prompt_style, question, self.tokenizer, self.delimiter, self.bos)
+
+    def _first_token(self, prompt: str, choice: str) -> int:
+        """The choice's first token as the tokenizer splits it after this prompt ("Yes" vs " Yes"):
+        what self_eval reads the next-token distribution at (backends with a local tokenizer)."""
+        base = self.tokenizer(prompt, add_special_tokens=False).input_ids
+        full = self.tokenizer(prompt + choice, add_special_tokens=False).input_ids
+        if full[:len(base)] == base and len(full) > len(base):
+            return full[len(base)]
+        return self.tokenizer(choice, add_special_tokens=False).input_ids[0]

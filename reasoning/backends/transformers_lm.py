@@ -344,14 +344,6 @@ class TransformersLM(RenderedPrompts):
                 probs.append((q / q.sum()).tolist())
         return probs
 
-    def _first_token(self, prompt: str, choice: str) -> int:
-        """The choice's first token as the tokenizer splits it after this prompt ("Yes" vs " Yes")."""
-        base = self.tokenizer(prompt, add_special_tokens=False).input_ids
-        full = self.tokenizer(prompt + choice, add_special_tokens=False).input_ids
-        if full[:len(base)] == base and len(full) > len(base):
-            return full[len(base)]
-        return self.tokenizer(choice, add_special_tokens=False).input_ids[0]
-
     def _left_pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(map(len, rows))
         ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)

@@ -150,13 +150,6 @@ class VLLMLM(RenderedPrompts):
             probs.append([x / total for x in p] if total > 0 else [1 / len(choices)] * len(choices))
         return probs
 
-    def _first_token(self, prompt: str, choice: str) -> int:
-        base = self.tokenizer(prompt, add_special_tokens=False).input_ids
-        full = self.tokenizer(prompt + choice, add_special_tokens=False).input_ids
-        if full[:len(base)] == base and len(full) > len(base):
-            return full[len(base)]
-        return self.tokenizer(choice, add_special_tokens=False).input_ids[0]
-
 
 def count_params(folder: Path) -> int:
     """Parameters in a folder's safetensors files, read from their headers (no weights loaded): the
