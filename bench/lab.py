@@ -29,9 +29,10 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=SearchConfig.temperature,
                         help="sampling temperature (the CLI default)")
     parser.add_argument("--record", action="store_true", help="save the samples for the Learn page")
+    parser.add_argument("--no-checker", action="store_true", help="score with the PRM alone, without its arithmetic checker")
     args = parser.parse_args()
     started = time.time()
-    lm, verifier = load_pair()
+    lm, verifier = load_pair(checker=not args.no_checker)
     report = evaluate(lm, verifier, per_level=200 if args.full else args.per_level,
                       sample_per_level=200 if args.full else args.sample_per_level,
                       beam_problems=100 if args.full else args.beam_problems, temperature=args.temperature,

@@ -42,12 +42,15 @@ def link(page: str, why: str) -> None:
         st.caption(f"{label}: {why}")
 
 
-def show_path(steps: list[str], scores: list[float] | None = None, truth: list[bool] | None = None) -> None:
+def show_path(steps: list[str], scores: list[float] | None = None, truth: list[bool] | None = None,
+              checks: list[float] | None = None) -> None:
     lines = []
     for i, step in enumerate(steps):
         tags = []
         if scores:
             tags.append(f"PRM {scores[i]:.2f}")
+        if checks:
+            tags.append(f"arithmetic {checks[i]:.2f}")
         if truth:
             tags.append("✓" if truth[i] else "✗")
         lines.append(f"{i + 1}. {md_escape(step)}" + (f"  `{' · '.join(tags)}`" if tags else ""))
@@ -132,8 +135,11 @@ if state:
     st.header("3 · A verifier and best-of-N")
     st.markdown("A process reward model scores every step: the probability that the path so far is still "
                 "on a right track. *Weighted best-of-N* sums the last-step scores per answer, so a rare "
-                "right answer with confident steps can beat a popular wrong one. The PRM is learnt, so it "
-                "can be wrong: below, its scores sit next to an exact check of each step's arithmetic.")
+                "right answer with confident steps can beat a popular wrong one. The lab PRM has two learnt "
+                "parts: a PRM that reads the whole path (is this the right operation on the right numbers?) "
+                "and an arithmetic checker that recomputes each step's equation; a step's score is the PRM's "
+                "times the checker's verdicts so far. Both are learnt, so they can be wrong: below, the "
+                "scores sit next to an exact check of each step.")
     wb, wb_ok = winner(samples, weighted=True)
     c1, c2, c3 = st.columns(3)
     c1.metric("Greedy", "right" if greedy.correct else "wrong")
@@ -147,15 +153,22 @@ if state:
                   for i in ranked], hide_index=True, width="stretch")
     top = samples[ranked[0]]
     st.markdown(f"**The PRM's favourite path** (sample {ranked[0] + 1}, {'right' if top.correct else 'wrong'}): "
-                "PRM score per step, ✓/✗ from the exact check")
-    show_path(top.steps, top.prm, top.truth)
+                "PRM score per step, the checker's verdict on that step's arithmetic, ✓/✗ from the exact check")
+    show_path(top.steps, top.prm, top.truth, top.checks)
+    slipped = next((s for s in samples if s.checks and min(s.checks) < 0.5), None)
+    if slipped:
+        st.markdown(f"**A path the checker stopped** (sample {samples.index(slipped) + 1}): one wrong digit, and "
+                    "every later step's score falls with it")
+        show_path(slipped.steps, slipped.prm, slipped.truth, slipped.checks)
     misses = fooled(samples)
     st.subheader("Where the verifier is fooled")
-    st.markdown("The lab PRM has learnt the *size* of a result, not its digits: a result ten times too big "
-                "scores lower than the right one in 96% of hand-made twins, a result off by one in only 56% "
-                "(the model card has the numbers). The reasoner's slips are mostly wrong digits, so this PRM "
-                "can only do about as well as the vote, not better: a verifier pays off only when it checks "
-                "better than the model it judges.")
+    st.markdown("A verifier pays off only when it checks better than the model it judges. Alone, the lab "
+                "PRM learnt the *size* of a result, not its digits (a result off by one scored lower than the "
+                "right one in 56% of hand-made twins), and the reasoner's slips are mostly wrong digits, so "
+                "best-of-N did no better than the vote. The checker reads each equation in a layout where "
+                "digits line up and catches those slips. What still fools the pair: a number copied wrong "
+                "from the question with right arithmetic on it (the checker sees a true equation), and the "
+                "PRM's doubts about long paths (the model card has the numbers).")
     if misses:
         st.markdown(f"{len(misses)} steps where the PRM disagrees with the exact check (a wrong step scored "
                     "above 0.5, or a right one below):")

@@ -1,9 +1,12 @@
-"""`lab` commands: train the System-2 lab pair (reasoner, then PRM) and print its targets table.
+"""`lab` commands: train the System-2 lab pair (reasoner, then PRM and its arithmetic checker) and
+print its targets table.
 
-    python -m reasoning lab train [--out DIR] [--seed S] [--steps K] [--prm-steps K] [--levels 1,1,2,...]
+    python -m reasoning lab train [--out DIR] [--seed S] [--steps K] [--prm-steps K] [--checker-steps K]
+        [--levels 1,1,2,...]
         [--resume-from DIR]   (continue a saved reasoner with a warm restart at step --steps)
         [--prm-only]          (train only the PRM, on the samples of the reasoner in OUT/reasoner)
-    python -m reasoning lab eval [--full]
+        [--checker-only]      (train only the PRM's arithmetic checker, into OUT/prm/checker)
+    python -m reasoning lab eval [--full] [--no-checker]
 """
 from __future__ import annotations
 
@@ -33,10 +36,16 @@ def train(
                                                "weights start a warm restart at step --steps (fresh data)."),
     prm_only: bool = typer.Option(False, "--prm-only", help="Keep the reasoner in OUT/reasoner (default: the "
                                   "committed one) and train only the PRM on its samples."),
+    checker_steps: Optional[int] = typer.Option(None, "--checker-steps", help="Arithmetic checker optimizer steps "
+                                                "(default: the card's)."),
+    checker_only: bool = typer.Option(False, "--checker-only", help="Train only the PRM's arithmetic checker "
+                                      "(it needs neither model: it learns from random equations)."),
 ):
-    """Train the reasoner, then the PRM on the reasoner's own samples; save both as HF folders."""
+    """Train the reasoner, then the PRM on the reasoner's own samples, then the PRM's arithmetic
+    checker; save them as HF folders (OUT/reasoner, OUT/prm, OUT/prm/checker)."""
     from reasoning.errors import UserError
     from reasoning.lab import MODELS_DIR
+    from reasoning.lab.checker import CheckerConfig, train_checker
     from reasoning.lab.prm import PRMConfig, train_prm
     from reasoning.lab.train import TrainConfig, train_reasoner
 
@@ -61,10 +70,19 @@ def train(
         prm_cfg.steps = prm_steps
     if prm_problems is not None:
         prm_cfg.problems = prm_problems
+    checker_cfg = CheckerConfig(seed=seed, threads=threads)
+    if checker_steps is not None:
+        checker_cfg.steps = checker_steps
     for value, flag in ((reasoner_cfg.steps, "--steps"), (prm_cfg.steps, "--prm-steps"), (prm_cfg.problems, "--prm-problems"),
-                        (reasoner_cfg.restart_steps + 1, "--restart-steps")):
+                        (reasoner_cfg.restart_steps + 1, "--restart-steps"), (checker_cfg.steps, "--checker-steps")):
         if value < 1:
             raise UserError(f"{flag} must be at least 1 (got {value})")
+    if prm_only and checker_only:
+        raise UserError("--prm-only and --checker-only exclude each other: drop both to train everything")
+    if checker_only:
+        _, info = train_checker(checker_cfg, out / "prm" / "checker", log=typer.echo)
+        typer.echo(f"checker saved to {out / 'prm' / 'checker'} ({info['train_seconds']:.0f} s)")
+        return
     if prm_only:
         if not (out / "reasoner" / "config.json").exists():
             raise UserError(f"--prm-only needs a saved reasoner in {out / 'reasoner'}")
@@ -73,6 +91,9 @@ def train(
         typer.echo(f"reasoner saved to {out / 'reasoner'} ({info['train_seconds']:.0f} s)")
     _, _, info = train_prm(out / "reasoner", prm_cfg, out / "prm", log=typer.echo)
     typer.echo(f"PRM saved to {out / 'prm'} ({info['train_seconds']:.0f} s)")
+    if not prm_only:
+        _, info = train_checker(checker_cfg, out / "prm" / "checker", log=typer.echo)
+        typer.echo(f"checker saved to {out / 'prm' / 'checker'} ({info['train_seconds']:.0f} s)")
 
 
 @lab.command("eval")
@@ -83,12 +104,13 @@ def eval_(
     reasoner: Optional[Path] = typer.Option(None, "--reasoner", help="Reasoner folder (default: the committed one)."),
     prm: Optional[Path] = typer.Option(None, "--prm", help="PRM folder (default: the committed one)."),
     temperature: float = typer.Option(SearchConfig.temperature, "--temperature", "-t", help="Sampling temperature (the CLI's default)."),
+    no_checker: bool = typer.Option(False, "--no-checker", help="Score with the PRM alone, without its arithmetic checker."),
 ):
     """Print the targets table of the lab pair on the built-in evaluation problems."""
     from reasoning.lab import PRM_DIR, REASONER_DIR
     from reasoning.lab.evaluate import evaluate, format_table, load_pair
 
-    lm, verifier = load_pair(reasoner or REASONER_DIR, prm or PRM_DIR)
+    lm, verifier = load_pair(reasoner or REASONER_DIR, prm or PRM_DIR, checker=not no_checker)
     report = evaluate(lm, verifier, per_level=200 if full else per_level,
                       sample_per_level=200 if full else sample_per_level, beam_problems=100 if full else 10,
                       temperature=temperature,

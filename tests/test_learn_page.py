@@ -43,3 +43,18 @@ def test_lesson_one_answers_greedily_and_samples_live():
     # The next lessons build on the same samples: votes, and the PRM's ranking.
     assert at.header[1].value.startswith("2") and any("Majority answer" in m.value for m in at.markdown)
     assert "Weighted best-of-N (PRM)" in [m.label for m in at.metric]
+
+
+@pytest.mark.slow
+def test_lesson_three_shows_the_arithmetic_checker_stopping_a_slipped_path():
+    """Level 4, problem 1, seed 0: some of the 16 samples slip a digit (deterministic sampling), and
+    the lesson shows the checker's verdict next to the PRM's score on each step."""
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    at.button(key="learn_run1").click().run()
+    assert not at.exception
+    texts = [m.value for m in at.markdown]
+    stopped = [i for i, t in enumerate(texts) if t.startswith("**A path the checker stopped**")]
+    assert stopped, "no sample with a slipped digit on this problem"
+    path = texts[stopped[0] + 1]
+    assert "arithmetic 0.0" in path and "✗" in path and "PRM " in path

@@ -6,3 +6,4 @@ from pathlib import Path
 MODELS_DIR = Path(__file__).parent / "models"
 REASONER_DIR = MODELS_DIR / "reasoner"
 PRM_DIR = MODELS_DIR / "prm"
+CHECKER_DIR = PRM_DIR / "checker"  # the PRM's arithmetic checker travels with it

@@ -24,15 +24,16 @@ from reasoning.lab import PRM_DIR, REASONER_DIR
 MAX_NEW_TOKENS = 256  # a level-5 solution is up to ~200 tokens
 
 
-def load_pair(reasoner: Path = REASONER_DIR, prm: Path = PRM_DIR, batch_rows: int = 128):
+def load_pair(reasoner: Path = REASONER_DIR, prm: Path = PRM_DIR, batch_rows: int = 128, checker: bool = True):
     """(LanguageModel, Verifier) of the lab pair through the app's own loaders, as `--model lab
-    --verifier prm:lab` get them (a folder other than the committed one is loaded the same way)."""
+    --verifier prm:lab` get them (a folder other than the committed one is loaded the same way).
+    `checker=False` scores with the PRM alone, without its arithmetic checker."""
     from reasoning.backends import load_model
-    from reasoning.verifiers import load_verifier
+    from reasoning.verifiers.prm import load_prm
 
     lm = load_model("lab" if Path(reasoner) == REASONER_DIR else str(reasoner))
     lm.max_batch_rows = batch_rows  # the model is tiny: wide batches are what make it fast
-    verifier = load_verifier("prm:lab" if Path(prm) == PRM_DIR else f"prm:{prm}@math-shepherd", lm)
+    verifier = load_prm("lab" if Path(prm) == PRM_DIR else f"{prm}@math-shepherd", checker=checker)
     verifier.max_batch_rows = batch_rows
     return lm, verifier
 

@@ -25,6 +25,7 @@ class Attempt:
     tokens: int
     prm: list[float] = field(default_factory=list)  # the lab PRM's score of each step
     truth: list[bool] = field(default_factory=list)  # the exact check of each step (prm.step_labels)
+    checks: list[float] = field(default_factory=list)  # the PRM's arithmetic checker on each step alone
 
     @property
     def score(self) -> float:
@@ -38,8 +39,10 @@ def attempts(lm, verifier, problem: Problem, n: int, temperature: float, seed: i
 
     [row] = generate(lm, [problem], n, temperature, seed)
     scores = verifier.score(problem.question, [p.steps for p in row]) if verifier else [[] for _ in row]
-    return [Attempt(p.steps, p.answer, p.correct, p.tokens, s, step_labels(problem, p.steps) if p.steps else [])
-            for p, s in zip(row, scores)]
+    checker = getattr(verifier, "checker", None)
+    checks = checker.step_checks([p.steps for p in row]) if checker else [[] for _ in row]
+    return [Attempt(p.steps, p.answer, p.correct, p.tokens, s, step_labels(problem, p.steps) if p.steps else [], c)
+            for p, s, c in zip(row, scores, checks)]
 
 
 def votes(paths: list[Attempt], weighted: bool = False) -> list[tuple[str, float, bool]]:

@@ -48,8 +48,9 @@ PROBE_QUESTION, PROBE_STEPS = "What is 2 + 3?", ["2 + 3 = 5.", "The answer is 5.
 
 
 def load_prm(spec: str, *, trust_remote_code: bool = False, device: str | None = None,
-             dtype: str | None = None) -> "PRMVerifier":
-    """`spec` is what follows `prm:`: MODEL or MODEL@CONVENTION."""
+             dtype: str | None = None, checker: bool = True) -> "PRMVerifier | CheckedPRM":
+    """`spec` is what follows `prm:`: MODEL or MODEL@CONVENTION. A PRM folder with a `checker/`
+    subfolder (the lab PRM's arithmetic checker) is scored with it unless `checker` is False."""
     from reasoning.backends import resolve
 
     model, explicit = parse_prm_spec(spec)
@@ -58,8 +59,50 @@ def load_prm(spec: str, *, trust_remote_code: bool = False, device: str | None =
     folder = resolve(str(source()) if callable(source) else source)
     config = _read_config(folder)
     convention = pick_convention(model, folder, config, explicit)
-    return PRMVerifier(folder, convention, name=f"prm:{spec}", trust_remote_code=trust_remote_code,
-                       device=device, dtype=dtype)
+    prm = PRMVerifier(folder, convention, name=f"prm:{spec}", trust_remote_code=trust_remote_code,
+                      device=device, dtype=dtype)
+    if checker and (Path(folder) / "checker" / "config.json").is_file():
+        from reasoning.lab.checker import ArithmeticChecker
+
+        return CheckedPRM(prm, ArithmeticChecker(Path(folder) / "checker", device=prm.device))
+    return prm
+
+
+class CheckedPRM:
+    """A PRM whose step scores are multiplied by an arithmetic checker's verdicts on that step and
+    every step before it: a step is good only when the path so far is, so one slipped equation
+    lowers every later score too (reasoning/lab/checker.py says why the lab PRM needs one)."""
+
+    evaluation_only = False
+
+    def __init__(self, prm: "PRMVerifier", checker):
+        self.prm, self.checker = prm, checker
+        self.name = prm.name
+        self.n_params = prm.n_params + checker.n_params
+
+    def score(self, question: str, paths: list[list[str]], gold: str | None = None) -> list[list[float]]:
+        scores = self.prm.score(question, paths, gold)
+        out = []
+        for row, checks in zip(scores, self.checker.step_checks(paths)):
+            running, combined = 1.0, []
+            for score, check in zip(row, checks):
+                running *= check
+                combined.append(score * running)
+            out.append(combined)
+        return out
+
+    @property
+    def max_batch_rows(self) -> int:
+        return self.prm.max_batch_rows
+
+    @max_batch_rows.setter
+    def max_batch_rows(self, rows: int) -> None:
+        self.prm.max_batch_rows = rows
+
+    def __getattr__(self, name):  # convention, tokenizer, nan_scores, ... of the PRM itself
+        if name == "prm":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.prm, name)
 
 
 class PRMVerifier:
