@@ -54,7 +54,7 @@ class CheckerModel:
 class CheckerConfig(TrainConfig):
     """The committed checker's settings (model card)."""
 
-    steps: int = 3000
+    steps: int = 1500  # 100% of 2,000 held-out equations; 97.9% after 700, 99.5% after 1,000
     restart_steps: int = 0
     batch_size: int = 256
     lr: float = 2e-3
