@@ -187,7 +187,7 @@ def verifier_form(strategy: str, model: str) -> str | None:
     options = ([] if needs else ["none"]) + ([own] if own else []) + list(VERIFIERS) + ["other…"]
     default = 0 if own or not needs else options.index("self_eval")
     choice = st.selectbox("Verifier", options, index=default, key=f"verifier_{'needed' if needs else 'optional'}{'_' + model if own else ''}",
-                          help="Scores every step in [0, 1]. prm:lab: the lab reasoner's process reward model; self_eval: the model judges its own steps; "
+                          help="Scores every step in [0, 1]. prm:lab: the lab reasoner's process reward model with its arithmetic checker; self_eval: the model judges its own steps; "
                                "oracle: checks the gold answer (evaluation only: accuracy is an upper bound); "
                                "prm:NAME: a process reward model.")
     if choice == "other…":
