@@ -327,12 +327,16 @@ def live(url: str, run_id: str) -> None:
         if s.error and status in ("interrupted", "failed"):
             st.error(f"The run failed: {s.error}" if status == "failed" else s.error)
     elif status == "running":
-        if b1.button("Stop", icon=":material/stop:", key="stop", help="The run stops as interrupted and can be resumed."):
-            from store import models as m
-            from store.db import session_scope
+        from store import models as m
+        from store.db import session_scope
+        from store.queries import runs_here
 
-            with session_scope(url) as session:
-                pid = session.get(m.Run, run_id).worker_pid
+        with session_scope(url) as session:
+            run = session.get(m.Run, run_id)
+            here, pid, host = runs_here(run), run.worker_pid, run.worker_host
+        if not here:  # its process id means nothing on this machine: never signal it from here
+            st.caption(f"Running on {host}: stop it there (or with Ctrl-C in its terminal).")
+        elif b1.button("Stop", icon=":material/stop:", key="stop", help="The run stops as interrupted and can be resumed."):
             st.toast("Stopping…" if stop_run(pid) else "The run's process is already gone.")
     elif status in ("interrupted", "failed"):
         if s.error:

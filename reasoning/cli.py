@@ -154,7 +154,7 @@ def resume(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."
     from reasoning.runner import request_of
     from store import models as m
     from store.db import resolve_url, session_scope
-    from store.queries import effective_status, resolve_run_id
+    from store.queries import effective_status, resolve_run_id, worker_label
 
     url = resolve_url(db)
     rid = resolve_run_id(url, run_id)
@@ -163,10 +163,11 @@ def resume(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."
         status = effective_status(run)
         request = request_of(run)
         total = run.n_problems
+        worker = worker_label(run)
     if status == m.DONE:
         raise UserError(f"run {rid} is already done")
     if status == m.RUNNING:
-        raise UserError(f"run {rid} is still running (process {run.worker_pid})")
+        raise UserError(f"run {rid} is still running ({worker})")
     lm, verifier = _load_models(request.model, request.verifier, trust_remote_code, request.backend,
                                 request.backend_options)
     _execute(url, rid, lm, verifier, total, as_json)

@@ -6,7 +6,9 @@ seeds, so an interrupted-then-resumed run equals an uninterrupted one.
 """
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 import traceback
 import zlib
@@ -223,6 +225,32 @@ def _set_status(url: str, run_id: str, **values) -> None:
         session.execute(update(m.Run).where(m.Run.id == run_id).values(**values))
 
 
+class Heartbeat:
+    """Writes the run's `heartbeat_at` every `every_s` seconds from a daemon thread while the run
+    works, so a machine that shares the database (and cannot see this process) knows it is alive
+    even during a long model call. A failed beat is logged, never fatal: the run matters more."""
+
+    def __init__(self, url: str, run_id: str, every_s: float | None = None):
+        self.url, self.run_id, self.every_s = url, run_id, every_s or m.HEARTBEAT_S
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id[:8]}", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                _set_status(self.url, self.run_id, heartbeat_at=m.utcnow())
+            except Exception as exc:  # a locked or unreachable database: try again next beat
+                logging.getLogger(__name__).warning("heartbeat of run %s failed: %s", self.run_id, exc)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
 ProblemCallback = Callable[[m.Result, m.Problem], None]
 
 
@@ -236,12 +264,16 @@ def execute(url: str, run_id: str, lm, verifier, on_problem: ProblemCallback | N
         request = request_of(run)
     search = get_strategy(request.strategy)
     discard_partial(url, run_id)
-    _set_status(url, run_id, status=m.RUNNING, worker_pid=os.getpid(), error=None, finished_at=None)
+    from store.queries import HOST
+
+    _set_status(url, run_id, status=m.RUNNING, worker_pid=os.getpid(), worker_host=HOST, heartbeat_at=m.utcnow(),
+                error=None, finished_at=None)
     try:
-        for position, row in pending_problems(url, run_id):
-            result = solve_one(url, run_id, position, row, request, lm, verifier, search)
-            if on_problem:
-                on_problem(result, row)
+        with Heartbeat(url, run_id):
+            for position, row in pending_problems(url, run_id):
+                result = solve_one(url, run_id, position, row, request, lm, verifier, search)
+                if on_problem:
+                    on_problem(result, row)
     except KeyboardInterrupt:
         _set_status(url, run_id, status=m.INTERRUPTED, worker_pid=None)
         raise

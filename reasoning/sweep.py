@@ -194,17 +194,17 @@ class SweepRunState:
     planned: PlannedRun
     run_id: str | None  # None: not created yet
     status: str | None
-    worker_pid: int | None = None
+    worker: str | None = None  # "process 123 [on host]" while it runs
 
 
 def sweep_state(url: str, sweep_id: str) -> list[SweepRunState]:
     """Each planned run of a sweep with its stored run (if any) and status."""
-    from store.queries import effective_status
+    from store.queries import effective_status, worker_label
 
     spec = _stored_spec(url, sweep_id)
     with session_scope(url) as session:
         runs = session.exec(select(m.Run).where(m.Run.sweep_id == sweep_id).order_by(m.Run.created_at)).all()
-        existing = {(r.strategy, r.params.get("n")): (r.id, effective_status(r), r.worker_pid) for r in runs}
+        existing = {(r.strategy, r.params.get("n")): (r.id, effective_status(r), worker_label(r)) for r in runs}
     return [SweepRunState(p, *existing.get((p.strategy, p.n), (None, None, None))) for p in spec.plan()]
 
 
@@ -218,7 +218,7 @@ def _execute(url, sweep_id, spec: SweepSpec, lm, verifier_obj, progress) -> str:
     busy = [s for s in states if s.status == m.RUNNING]
     if busy:
         raise UserError(f"run {busy[0].run_id} of sweep {sweep_id} is still running "
-                        f"(process {busy[0].worker_pid}): wait for it or stop it first")
+                        f"({busy[0].worker}): wait for it or stop it first")
     todo = [s for s in states if s.status != m.DONE]
     if not todo:
         return sweep_id

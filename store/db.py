@@ -10,8 +10,8 @@ guarantees another way: every transaction first takes one transaction-scoped adv
 read-then-write code (a problem looked up then inserted, a run's tags read then written, the schema
 checked then created) stays correct with many writer processes on many hosts, exactly as under
 SQLite's single writer. Timestamps need nothing: SQLModel stores them as TIMESTAMP WITH TIME ZONE and
-reads them back in UTC. A run's `worker_pid` is only meaningful on the host that runs it (see
-docs/scale.md).
+reads them back in UTC. A run's `worker_pid` is only meaningful on its `worker_host`; other machines
+judge a running run by its `heartbeat_at` (see docs/scale.md).
 """
 from __future__ import annotations
 
@@ -141,8 +141,25 @@ def _ensure_schema(engine: Engine, url: str) -> None:
         row = _read_version(engine, conn)
         _refuse_newer(row, describe(url))
         SQLModel.metadata.create_all(conn)
+        _add_missing_columns(conn)
         if row is None:
             conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+
+
+def _add_missing_columns(conn) -> None:
+    """Nullable columns added to a table since a database was created (worker_host, heartbeat_at)
+    are added in place. The schema version stays: an older ThinkTrace reads and writes such a
+    database as before, since it never names the new columns."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(conn)
+    quote = conn.dialect.identifier_preparer.quote
+    for table in SQLModel.metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have and column.nullable and not column.primary_key:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}")
 
 
 def _refuse_newer(row, label: str) -> None:

@@ -17,6 +17,12 @@ SCHEMA_VERSION = 1
 RUNNING, DONE, FAILED, INTERRUPTED = "running", "done", "failed", "interrupted"
 RUN_STATUSES = (RUNNING, DONE, FAILED, INTERRUPTED)
 
+# A running run's worker writes `heartbeat_at` every HEARTBEAT_S seconds. Another machine sharing the
+# database cannot see the worker's process, so it takes the run for alive while the heartbeat is
+# younger than STALE_AFTER_S (hosts' clocks must agree within a minute, as NTP keeps them).
+HEARTBEAT_S = 15.0
+STALE_AFTER_S = 120.0
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -69,6 +75,8 @@ class Run(SQLModel, table=True):
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     notes: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     worker_pid: Optional[int] = None  # process executing the run, so a dead one is noticed
+    worker_host: Optional[str] = None  # the machine of worker_pid (a pid means nothing elsewhere)
+    heartbeat_at: Optional[datetime] = None  # the worker's last sign of life, read from other machines
 
 
 class Problem(SQLModel, table=True):

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import Integer, cast, func
 from sqlmodel import select
@@ -58,11 +59,31 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
-def effective_status(run: m.Run) -> str:
-    """A run whose worker died without saying so (kill -9, power cut) reads as interrupted."""
-    if run.status == m.RUNNING and not _pid_alive(run.worker_pid):
-        return m.INTERRUPTED
-    return run.status
+HOST = socket.gethostname()
+
+
+def runs_here(run: m.Run) -> bool:
+    """Whether the run's worker (if any) is a process of this machine (rows from before worker_host: yes)."""
+    return run.worker_host in (None, HOST)
+
+
+def effective_status(run: m.Run, now: datetime | None = None) -> str:
+    """A run whose worker died without saying so (kill -9, power cut) reads as interrupted: on the
+    worker's machine when its process is gone, elsewhere when its heartbeat is stale."""
+    if run.status != m.RUNNING:
+        return run.status
+    if runs_here(run):
+        return m.RUNNING if _pid_alive(run.worker_pid) else m.INTERRUPTED
+    beat = run.heartbeat_at
+    if beat is not None and beat.tzinfo is None:
+        beat = beat.replace(tzinfo=timezone.utc)  # SQLite gives naive UTC back
+    fresh = beat is not None and ((now or m.utcnow()) - beat).total_seconds() < m.STALE_AFTER_S
+    return m.RUNNING if fresh else m.INTERRUPTED
+
+
+def worker_label(run: m.Run) -> str:
+    """'process 123' here, 'process 123 on host-b' elsewhere: for messages that say where a run runs."""
+    return f"process {run.worker_pid}" + ("" if runs_here(run) else f" on {run.worker_host}")
 
 
 def _result_counts():

@@ -277,6 +277,30 @@ def test_run_page_shows_a_finished_runs_progress(db):
     assert chart_points(at)  # the latest tree is drawn
 
 
+def test_a_run_on_another_machine_shows_where_it_runs_and_no_stop_button(db):
+    """Its pid belongs to another machine (here: this very test process, which a Stop would kill)."""
+    import os
+
+    from store import models as m
+    from store.db import session_scope
+
+    url, ids = db
+    run_id = ids["self_consistency"]
+    with session_scope(url) as session:
+        run = session.get(m.Run, run_id)
+        status = run.status
+        run.status, run.worker_pid, run.worker_host, run.heartbeat_at = "running", os.getpid(), "gpu-box-7", m.utcnow()
+    try:
+        at = open_page("pages/run.py", run=run_id)
+        assert {m.label: m.value for m in at.metric}["Status"] == "running"
+        assert "Running on gpu-box-7: stop it there" in " ".join(c.value for c in at.caption)
+        assert not [b for b in at.button if b.label == "Stop"]
+    finally:
+        with session_scope(url) as session:
+            run = session.get(m.Run, run_id)
+            run.status, run.worker_pid, run.worker_host, run.heartbeat_at = status, None, None, None
+
+
 def test_a_run_that_fails_to_start_shows_the_cli_error(db, tmp_path):
     url, _ = db
     spec = launch.RunSpec(strategy="cot", dataset="nonsense:1", limit=1, max_new_tokens=8)

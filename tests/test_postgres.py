@@ -175,6 +175,49 @@ def test_timestamps_are_utc_whatever_the_server_time_zone(pg_url):
     assert [r.id for r in library_runs(pg_url, today)[0]] == [run_id]
 
 
+def test_a_run_on_another_machine_reads_running_while_its_heartbeat_is_fresh(pg_url):
+    """Two machines, one database: the run's pid is never checked off its host (here it is our own,
+    alive, pid); the heartbeat decides, and resume refuses with the worker's host in the message."""
+    from sqlalchemy import update
+
+    from store import models as m
+    from store.db import session_scope
+
+    run_id = scripted_run(pg_url, "cot")
+
+    def set_worker(beat):
+        with session_scope(pg_url) as session:
+            session.execute(update(m.Run).where(m.Run.id == run_id).values(
+                status="running", worker_pid=os.getpid(), worker_host="gpu-box-7", heartbeat_at=beat))
+
+    set_worker(datetime.now(timezone.utc))
+    listed = cli("runs", "--json", "--db", pg_url)
+    assert listed.returncode == 0, listed.stderr
+    assert [r["status"] for r in json.loads(listed.stdout) if r["id"] == run_id] == ["running"]
+    refused = cli("resume", run_id, "--db", pg_url)
+    assert refused.returncode == 2 and f"process {os.getpid()} on gpu-box-7" in refused.stderr
+    set_worker(datetime.now(timezone.utc) - timedelta(seconds=m.STALE_AFTER_S + 5))
+    listed = cli("runs", "--json", "--db", pg_url)
+    assert [r["status"] for r in json.loads(listed.stdout) if r["id"] == run_id] == ["interrupted"]
+
+
+def test_a_postgres_database_from_before_the_heartbeat_gains_its_columns(pg_url):
+    from sqlalchemy import create_engine, text
+
+    run_id = scripted_run(pg_url, "cot")
+    raw = create_engine(pg_url)
+    with raw.begin() as conn:
+        conn.execute(text("ALTER TABLE run DROP COLUMN worker_host, DROP COLUMN heartbeat_at"))
+    shown = cli("show", run_id, "--json", "--db", pg_url)  # a fresh process opens the old schema
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["status"] == "done"
+    with raw.connect() as conn:
+        columns = {r[0] for r in conn.execute(text(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'run'"))}
+    raw.dispose()
+    assert {"worker_host", "heartbeat_at"} <= columns
+
+
 def test_cli_lists_and_shows_runs_on_a_postgres_url(pg_url):
     run_id = scripted_run(pg_url, "self_consistency")
     listed = cli("runs", "--json", "--db", pg_url)

@@ -128,6 +128,80 @@ def test_a_killed_worker_reads_as_interrupted(db_url):
     assert run_summary(db_url, run_id).status == "interrupted"
 
 
+def test_a_run_of_another_machine_is_judged_by_its_heartbeat_not_its_pid(db_url):
+    """On a shared database a pid means nothing off its own machine: a run another host works on reads
+    running while its heartbeat is fresh, interrupted once it is stale, and our pid check is skipped
+    (the pid below is this very process, alive here, and must not count)."""
+    import os
+    from datetime import timedelta
+
+    from store.queries import effective_status, runs_here, worker_label
+
+    run_id, _, _ = make_run(db_url)
+    with session_scope(db_url) as session:
+        run = session.get(m.Run, run_id)
+        run.worker_pid, run.worker_host, run.heartbeat_at = os.getpid(), "gpu-box-7", m.utcnow()
+    with session_scope(db_url) as session:
+        run = session.get(m.Run, run_id)  # read back: SQLite returns naive UTC
+        assert not runs_here(run) and worker_label(run) == f"process {os.getpid()} on gpu-box-7"
+        now = m.utcnow()
+        assert effective_status(run, now) == "running"
+        assert effective_status(run, now + timedelta(seconds=m.STALE_AFTER_S + 1)) == "interrupted"
+        run.heartbeat_at = None
+        assert effective_status(run, now) == "interrupted"
+    assert run_summary(db_url, run_id).status == "interrupted"
+
+
+def test_a_worker_records_its_machine_and_beats_while_it_works(db_url, monkeypatch):
+    import time
+
+    from store.queries import HOST
+
+    run_id, _, _ = make_run(db_url)
+    with session_scope(db_url) as session:
+        session.get(m.Run, run_id).heartbeat_at = None
+    monkeypatch.setattr(m, "HEARTBEAT_S", 0.05)
+    seen = []
+
+    def slow(result, row):  # long enough per problem for a few beats
+        time.sleep(0.2)
+        with session_scope(db_url) as session:
+            run = session.get(m.Run, run_id)
+            seen.append((run.worker_host, run.worker_pid, run.heartbeat_at))
+
+    runner.execute(db_url, run_id, ScriptedLM(doubling_script), None, on_problem=slow)
+    import os
+
+    assert all(host == HOST and pid == os.getpid() for host, pid, _ in seen)
+    beats = [b for _, _, b in seen]
+    assert all(b is not None for b in beats) and beats == sorted(beats) and beats[-1] > beats[0]
+    assert run_summary(db_url, run_id).status == "done"
+
+
+def test_a_database_from_before_the_heartbeat_gains_its_columns_and_keeps_its_runs(tmp_path):
+    """An existing database without worker_host / heartbeat_at opens, gets them added in place, and
+    its runs read back unchanged (the schema version stays, so older ThinkTrace still opens it)."""
+    import store.db as db
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    run_id, _, _ = make_run(url)
+    runner.execute(url, run_id, ScriptedLM(doubling_script), None)
+    db._engines.pop(url).dispose()
+    con = sqlite3.connect(tmp_path / "old.db")
+    con.execute("ALTER TABLE run DROP COLUMN worker_host")
+    con.execute("ALTER TABLE run DROP COLUMN heartbeat_at")
+    con.commit()
+    assert "heartbeat_at" not in [r[1] for r in con.execute("PRAGMA table_info(run)")]
+    con.close()
+    summary = run_summary(url, run_id)
+    assert summary.status == "done" and summary.problems_done == 4
+    con = sqlite3.connect(tmp_path / "old.db")
+    columns = [r[1] for r in con.execute("PRAGMA table_info(run)")]
+    version = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+    con.close()
+    assert {"worker_host", "heartbeat_at"} <= set(columns) and version == str(m.SCHEMA_VERSION)
+
+
 def test_problems_are_shared_between_runs_not_duplicated(db_url):
     make_run(db_url)
     make_run(db_url)
