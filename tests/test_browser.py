@@ -145,3 +145,30 @@ def test_launch_a_run_watch_it_finish_and_walk_its_tree(app, browser):
     assert page.get_by_text("Which run solved what").is_visible()
     shot(page, "compare")
     page.close()
+
+
+def test_learn_page_runs_its_first_lessons_live_in_the_browser(app, browser):
+    """The Learn page on the lab pair: lesson 1 (greedy vs 16 samples) fills lessons 2-3 (votes, the
+    verifier with its arithmetic checker), then lesson 4 grows a beam-search tree."""
+    base, _ = app
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    goto(page, base, "learn")
+    page.get_by_role("heading", name="Learn: thinking longer, step by step").wait_for()
+    assert "Gold answer" in page.locator("[data-testid=stAlert]").first.inner_text()
+    page.get_by_role("button", name="Answer greedily, then sample 16 paths").click()
+    metric = page.locator("[data-testid=stMetric]").filter(has_text="Samples right")
+    metric.wait_for(timeout=120_000)
+    assert "/ 16" in metric.inner_text()
+    page.locator("[data-testid=stMetric]").filter(has_text="Weighted best-of-N (PRM)").wait_for()
+    page.get_by_text("Majority answer:").wait_for()  # lesson 2 votes on the same samples
+    # Level 4, problem 1, seed 0 (the defaults): a sample slips a digit and the checker stops it.
+    page.get_by_text("A path the checker stopped").wait_for()
+    assert "arithmetic 0.0" in page.locator("body").inner_text()
+    settle(page)
+    page.get_by_role("button", name="Run beam search").click()
+    page.get_by_text("Beam search answer:").wait_for(timeout=120_000)
+    settle(page)
+    assert "generated tokens" in page.get_by_text("Beam search answer:").inner_text()
+    shot(page, "learn")
+    page.close()
