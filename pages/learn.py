@@ -79,7 +79,9 @@ st.markdown(
 
 left, mid, right = st.columns([1, 1, 1])
 level = left.select_slider("Difficulty (operations)", options=[1, 2, 3, 4, 5], value=4, key="learn_level")
-index = mid.number_input("Problem", min_value=1, max_value=200, value=1, key="learn_index") - 1
+# Level 4, problem 2 by default: greedy and the vote are wrong, a few samples are right, and the verifier
+# finds one of them (seed 0); other problems show the other cases (the verifier fooled, voting enough).
+index = mid.number_input("Problem", min_value=1, max_value=200, value=2, key="learn_index") - 1
 seed = right.number_input("Sampling seed", min_value=0, value=0, key="learn_seed")
 problem = problem_of(level, index)
 st.info(f"**Question.** {md_escape(problem.question)}  \n**Gold answer:** {problem.answer}")

@@ -162,7 +162,7 @@ def test_learn_page_runs_its_first_lessons_live_in_the_browser(app, browser):
     assert "/ 16" in metric.inner_text()
     page.locator("[data-testid=stMetric]").filter(has_text="Weighted best-of-N (PRM)").wait_for()
     page.get_by_text("Majority answer:").wait_for()  # lesson 2 votes on the same samples
-    # Level 4, problem 1, seed 0 (the defaults): a sample slips a digit and the checker stops it.
+    # Level 4, problem 2, seed 0 (the defaults): a sample slips a digit and the checker stops it.
     page.get_by_text("A path the checker stopped").wait_for()
     assert "arithmetic 0.0" in page.locator("body").inner_text()
     settle(page)

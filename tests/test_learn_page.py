@@ -47,8 +47,9 @@ def test_lesson_one_answers_greedily_and_samples_live():
 
 @pytest.mark.slow
 def test_lesson_three_shows_the_arithmetic_checker_stopping_a_slipped_path():
-    """Level 4, problem 1, seed 0: some of the 16 samples slip a digit (deterministic sampling), and
-    the lesson shows the checker's verdict next to the PRM's score on each step."""
+    """The defaults (level 4, problem 2, seed 0): greedy and the vote are wrong, some of the 16 samples
+    slip a digit (deterministic sampling), and the verifier picks a right one; the lesson shows the
+    checker's verdict next to the PRM's score on each step."""
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.run()
     at.button(key="learn_run1").click().run()
@@ -58,3 +59,5 @@ def test_lesson_three_shows_the_arithmetic_checker_stopping_a_slipped_path():
     assert stopped, "no sample with a slipped digit on this problem"
     path = texts[stopped[0] + 1]
     assert "arithmetic 0.0" in path and "✗" in path and "PRM " in path
+    verdicts = {m.label: m.delta for m in at.metric}
+    assert verdicts["Majority vote"] == "wrong" and verdicts["Weighted best-of-N (PRM)"] == "right"
