@@ -79,7 +79,7 @@ for o in rows:
     i, j = row_of[o.run_id], col[o.problem_id]
     z[i, j] = outcome_value(o.correct)
     mark = {True: "right", False: "wrong", None: "no gold"}[o.correct]
-    hover[i, j] = (f"#{o.position + 1} {mark}: answer {html.escape(str(o.answer))} (gold {html.escape(str(o.gold))})"
+    hover[i, j] = (f"#{o.position + 1} {mark}: answer {html.escape(str(o.answer))} (gold {'–' if o.gold is None else html.escape(str(o.gold))})"
                    f"<br>{html.escape(short(o.question, 70))}<br>{o.tokens} tokens")
 if positions:
     st.plotly_chart(outcome_matrix_figure([labels[r] for r in chosen], [str(first_pos[p] + 1) for p in positions], z, hover),

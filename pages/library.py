@@ -176,8 +176,7 @@ if len(selected) == 1:
         from reasoning.report import build_report
 
         try:
-            positions = list(range(min(3, max(1, run.problems_total))))
-            st.session_state[report_key] = build_report(url, run.id, positions).encode("utf-8")
+            st.session_state[report_key] = build_report(url, run.id).encode("utf-8")  # the first three trees
         except UserError as exc:
             st.error(str(exc))
     if report_key in st.session_state:

@@ -122,7 +122,7 @@ def run(
 ):
     """Run a strategy over a problem set; every node lands in the store."""
     from reasoning.problems import load_problems
-    from reasoning.runner import RunRequest, create_run
+    from reasoning.runner import RunRequest, check_gold, create_run
     from store.db import precheck, resolve_url
 
     cfg = SearchConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
@@ -137,6 +137,7 @@ def run(
                          seed=seed, name=name, config=cfg, backend=backend,
                          backend_options=backend_options).validate()
     problems = load_problems(dataset, limit=limit, seed=seed)
+    check_gold(request, problems)  # before the slow model load
     url = resolve_url(db)
     precheck(url)
     lm, verifier_obj = _load_models(model, request.verifier, trust_remote_code, backend, backend_options)

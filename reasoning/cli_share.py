@@ -79,8 +79,9 @@ def import_cmd(
 def report_cmd(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
     output: Path = typer.Option(..., "--output", "-o", help="HTML file to write."),
-    problems: str = typer.Option("0,1,2", "--problems",
-                                 help="Positions of the problems whose trees to include, e.g. 0,1,2."),
+    problems: Optional[str] = typer.Option(None, "--problems",
+                                           help="Positions of the problems whose trees to include, e.g. 0,1,2 "
+                                                "(default: the first three, or all of a shorter run)."),
     db: Optional[str] = DbOption,
 ):
     """Write one self-contained HTML report (works offline): summary, budget curve, trees."""
@@ -89,7 +90,7 @@ def report_cmd(
     from store.queries import resolve_run_id
 
     try:
-        positions = [int(p) for p in problems.split(",") if p.strip()]
+        positions = None if problems is None else [int(p) for p in problems.split(",") if p.strip()]
     except ValueError:
         raise UserError(f"--problems must be comma-separated positions like 0,1,2 (got {problems!r})") from None
     url = resolve_url(db)

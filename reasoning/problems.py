@@ -340,13 +340,17 @@ def _row_to_problem(row: Any, where: str, default_key: str, dataset: str) -> Pro
         answer = extract_answer(row["solution"], allow_fallback=False).value
         if answer is None:
             raise UserError(f"{where}: no final answer (\\boxed{{}}) in field 'solution'")
+    elif "answer" in row and row["answer"] is None:
+        answer = None  # said explicitly: a question without a known answer, its runs are not graded
     else:
-        raise UserError(f"{where}: missing field 'answer' (or 'solution')")
-    if not answer.strip():
+        raise UserError(f"{where}: missing field 'answer' (or 'solution'); for a question without a known "
+                        f"answer write \"answer\": null (its runs are then not graded)")
+    if answer is not None and not answer.strip():
         raise UserError(f"{where}: empty answer")
     key = row.get("id", row.get("key"))
     return Problem(key=default_key if key in (None, "") else str(key), question=str(question),
-                   answer=answer.strip(), dataset=dataset, difficulty=_difficulty(row), meta=meta)
+                   answer=None if answer is None else answer.strip(), dataset=dataset, difficulty=_difficulty(row),
+                   meta=meta)
 
 
 def _difficulty(row: dict) -> int | None:

@@ -22,8 +22,9 @@ from store.queries import run_samples, run_summary, tree_nodes
 MAX_LISTED_STEPS = 400  # per problem, in the "all steps" table (the tree shows every node)
 
 
-def build_report(url: str, run_id: str, positions: Sequence[int] = (0, 1, 2)) -> str:
-    """The report's HTML text. `positions` are the run's problem positions whose trees to include."""
+def build_report(url: str, run_id: str, positions: Sequence[int] | None = None) -> str:
+    """The report's HTML text. `positions` are the run's problem positions whose trees to include
+    (default: the first three, or all of a shorter run)."""
     summary = run_summary(url, run_id)
     with session_scope(url) as session:
         run = session.get(m.Run, run_id)
@@ -35,6 +36,8 @@ def build_report(url: str, run_id: str, positions: Sequence[int] = (0, 1, 2)) ->
             .where(m.RunProblem.run_id == run_id).order_by(m.RunProblem.position)
         ).all()
     by_position = {pos: (problem, result) for pos, problem, result in rows}
+    if positions is None:
+        positions = sorted(by_position)[:3]
     missing = [p for p in positions if p not in by_position]
     if missing:
         raise UserError(f"run {run_id[:8]} has no problem at position {missing[0]} "
@@ -55,7 +58,7 @@ def build_report(url: str, run_id: str, positions: Sequence[int] = (0, 1, 2)) ->
     return _PAGE.format(title=title, body="\n".join(sections), run_id=html.escape(run_id))
 
 
-def write_report(url: str, run_id: str, path: str | Path, positions: Sequence[int] = (0, 1, 2)) -> int:
+def write_report(url: str, run_id: str, path: str | Path, positions: Sequence[int] | None = None) -> int:
     """Write the report; returns its size in bytes."""
     text = build_report(url, run_id, positions)
     try:
@@ -119,8 +122,9 @@ def _problem_section(url: str, run_id: str, position: int, problem: m.Problem, r
         outcome = "<p class='muted'>Not finished in this run.</p>"
     else:
         mark = {True: "<span class='right'>right</span>", False: "<span class='wrong'>wrong</span>"}.get(result.correct, "")
+        gold = "none (not graded)" if problem.answer is None else html.escape(str(problem.answer))
         outcome = (f"<p>Answer <b>{html.escape(str(result.answer))}</b> {mark} · gold "
-                   f"<b>{html.escape(str(problem.answer))}</b> · {result.tokens:,} tokens</p>")
+                   f"<b>{gold}</b> · {result.tokens:,} tokens</p>")
     path = path_of(nodes, chosen) if chosen is not None else []
     steps = "".join(f"<li>{_step(n)}</li>" for n in path if n.parent_seq is not None)
     path_html = f"<h3>Chosen path</h3><ol class='steps'>{steps}</ol>" if steps else ""

@@ -59,11 +59,21 @@ class RunRequest:
         return self
 
 
+def check_gold(request: RunRequest, problems: list[Problem]) -> None:
+    """The oracle verifier scores by the gold answer: refuse it on a question that has none (it would
+    score every path 0.5 and select at random while looking like an upper bound)."""
+    missing = next((p for p in problems if p.answer is None), None)
+    if request.verifier == "oracle" and missing is not None:
+        raise UserError(f"the oracle verifier needs gold answers, and problem {missing.key!r} of "
+                        f"{request.dataset} has none: choose another verifier")
+
+
 def create_run(url: str, request: RunRequest, problems: list[Problem], lm, verifier,
                run_id: str | None = None) -> str:
     """Record the run and its problem list; nothing model-related runs here."""
     if not problems:
         raise UserError(f"dataset {request.dataset} has no problems")
+    check_gold(request, problems)
     with session_scope(url) as session:
         run = m.Run(
             name=request.name or default_name(request),

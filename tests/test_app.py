@@ -258,11 +258,15 @@ def test_a_bad_combination_is_refused_before_a_process_starts(db):
     assert at.error and at.button(key="start").disabled
 
 
-def test_typed_question_needs_a_gold_answer_then_becomes_a_problem_file(db):
+def test_a_typed_question_becomes_a_problem_file_graded_only_with_a_gold_answer(db):
     at = open_page("pages/run.py")
     at.radio(key="source").set_value("Type a question").run()
     at.text_area(key="question").input("A farmer has 12 cows and buys 5 more. How many cows?").run()
-    assert at.warning and at.button(key="start").disabled
+    assert not at.button(key="start").disabled  # no gold: the run starts, ungraded
+    assert "will not be graded" in " ".join(c.value for c in at.caption)
+    path = Path(at.code[0].value.split("--dataset ")[1].split()[0])
+    assert json.loads(path.read_text()) == {"question": "A farmer has 12 cows and buys 5 more. How many cows?",
+                                            "answer": None}
     at.text_input(key="gold").input("17").run()
     path = Path(at.code[0].value.split("--dataset ")[1].split()[0])
     assert json.loads(path.read_text()) == {"question": "A farmer has 12 cows and buys 5 more. How many cows?",

@@ -116,3 +116,23 @@ def test_the_default_model_is_the_lab_reasoner_with_its_prm_where_a_verifier_is_
                "--json", db=db)  # a strategy that needs no verifier gets none
     assert proc.returncode == 0, proc.stderr
     assert json.loads(cli("show", json.loads(proc.stdout)["id"], "--json", db=db).stdout)["verifier"] is None
+
+
+def test_a_question_without_a_gold_answer_runs_ungraded_and_curves_say_why_they_cannot(tmp_path):
+    db = tmp_path / "t.db"
+    own = tmp_path / "own.jsonl"
+    own.write_text(json.dumps({"question": "Tom has 12 apples and buys 5 more. How many apples does Tom have now?",
+                               "answer": None}) + "\n")
+    refused = cli("run", "--strategy", "best_of_n", "--verifier", "oracle", "--dataset", str(own), db=db)
+    assert_user_error(refused, "the oracle verifier needs gold answers")
+    proc = cli("run", "--strategy", "best_of_n", "--n", "4", "--dataset", str(own), "--json", db=db)
+    assert proc.returncode == 0, proc.stderr
+    run_id = json.loads(proc.stdout)["id"]
+    shown = json.loads(cli("show", run_id, "--json", db=db).stdout)
+    assert shown["status"] == "done" and shown["problems_done"] == 1 and shown["accuracy"] is None
+    [result] = shown["results"]
+    assert result["gold"] is None and result["correct"] is None and result["answer"] is not None
+    assert_user_error(cli("curves", run_id, db=db), "gold")
+    report = cli("report", run_id, "--output", str(tmp_path / "r.html"), db=db)
+    assert report.returncode == 0, report.stderr
+    assert "gold <b>none (not graded)</b>" in (tmp_path / "r.html").read_text()

@@ -223,6 +223,13 @@ def test_missing_file_is_named(tmp_path):
         load_problems(str(tmp_path / "nope.jsonl"))
 
 
+def test_an_explicit_null_answer_makes_an_ungraded_question_and_a_missing_one_says_how(tmp_path):
+    [problem] = load_problems(write_jsonl(tmp_path / "own.jsonl", [{"question": "Why is the sky blue?", "answer": None}]))
+    assert problem.answer is None and problem.question == "Why is the sky blue?"
+    with pytest.raises(UserError, match=re.escape('write "answer": null')):
+        load_problems(write_jsonl(tmp_path / "typo.jsonl", [{"question": "a", "anwser": "1"}]))
+
+
 @pytest.mark.parametrize("rows, message", [
     ([{"question": "a", "answer": "1"}, "{not json"], "data.jsonl line 2: not valid JSON"),
     ([{"question": "a", "answer": "1"}, "", {"answer": "2"}],
