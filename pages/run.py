@@ -177,7 +177,11 @@ def backend_form() -> tuple[str, dict]:
                                 "$THINKTRACE_API_KEY or $OPENAI_API_KEY of the app's process, never from this page.")
         if backend == "openai":
             url = st.text_input("Server URL", key="base_url", placeholder="http://127.0.0.1:8000/v1").strip()
-            return backend, {"base_url": url} if url else {}
+            size = st.number_input("Model parameters (optional)", min_value=0.0, value=0.0, step=1e9, format="%.3g",
+                                   key="model_params", help="The served model's size, e.g. 7.6e9, for the FLOPs axes "
+                                   "of curves: the server does not say it (lab and smollm2 count their own).")
+            options = {"base_url": url} if url else {}
+            return backend, {**options, **({"model_params": int(size)} if size >= 1 else {})}
     return backend, {}
 
 

@@ -11,7 +11,7 @@ import typer
 
 from reasoning.backends import DEFAULT_MODEL
 from reasoning.cli_backend import (BackendOption, BaseUrlOption, DtypeOption, GpuMemoryOption, MaxModelLenOption,
-                                   TensorParallelOption)
+                                   ModelParamsOption, TensorParallelOption)
 from reasoning.cli_backend import backend_options as backend_options_of
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
@@ -92,6 +92,7 @@ def run(
     gpu_memory_utilization: Optional[float] = GpuMemoryOption,
     tensor_parallel_size: Optional[int] = TensorParallelOption,
     max_model_len: Optional[int] = MaxModelLenOption,
+    model_params: Optional[float] = ModelParamsOption,
     dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D (D=1..5), arith:A-B, FILE.jsonl or hf:NAME[:split]"),
     limit: Optional[int] = typer.Option(None, "--limit", "-k", help="Use the first K problems."),
     seed: int = typer.Option(0, "--seed", help="Seed for problems and sampling: same seed, same run."),
@@ -132,7 +133,8 @@ def run(
                        stop_threshold=stop_threshold, warmup=warmup, keep_percent=keep_percent,
                        conf_window=conf_window, chunk_tokens=chunk_tokens)
     backend_options = backend_options_of(base_url=base_url, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
-                                         tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len)
+                                         tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
+                                         model_params=model_params)
     request = RunRequest(strategy=strategy, dataset=dataset, model=model, verifier=verifier, limit=limit,
                          seed=seed, name=name, config=cfg, backend=backend,
                          backend_options=backend_options).validate()

@@ -9,8 +9,12 @@ DtypeOption = typer.Option(None, "--dtype", help="transformers / vllm: float32 |
 GpuMemoryOption = typer.Option(None, "--gpu-memory-utilization", help="vllm: share of GPU memory for weights + KV cache (default 0.9; lower it to fit a PRM beside the policy).")
 TensorParallelOption = typer.Option(None, "--tensor-parallel-size", help="vllm: GPUs to split the model across.")
 MaxModelLenOption = typer.Option(None, "--max-model-len", help="vllm: context length (smaller leaves more memory for the KV cache).")
+ModelParamsOption = typer.Option(None, "--model-params", help="openai: the served model's parameter count, e.g. 7.6e9, for the FLOPs axes of curves (the API does not say it; the lab and smollm2 models count their own).")
 
 
 def backend_options(**given) -> dict:
-    """The backend settings that were given (stored with a run or sweep; checked by check_backend)."""
+    """The backend settings that were given (stored with a run or sweep; checked by check_backend).
+    A parameter count typed as 7.6e9 is stored as the integer it means."""
+    if given.get("model_params") is not None and float(given["model_params"]).is_integer():
+        given["model_params"] = int(given["model_params"])
     return {name: value for name, value in given.items() if value is not None}

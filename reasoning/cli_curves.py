@@ -9,7 +9,7 @@ import typer
 
 from reasoning.backends import DEFAULT_MODEL
 from reasoning.cli_backend import (BackendOption, BaseUrlOption, DtypeOption, GpuMemoryOption, MaxModelLenOption,
-                                   TensorParallelOption, backend_options)
+                                   ModelParamsOption, TensorParallelOption, backend_options)
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
 
@@ -51,6 +51,7 @@ def sweep(
     gpu_memory_utilization: Optional[float] = GpuMemoryOption,
     tensor_parallel_size: Optional[int] = TensorParallelOption,
     max_model_len: Optional[int] = MaxModelLenOption,
+    model_params: Optional[float] = ModelParamsOption,
     seed: int = typer.Option(0, "--seed", help="One seed for every run: same problems, same draws."),
     temperature: float = typer.Option(SearchConfig.temperature, "--temperature", "-t"),
     max_new_tokens: int = typer.Option(SearchConfig.max_new_tokens, "--max-new-tokens"),
@@ -81,7 +82,8 @@ def sweep(
                             seed=seed, model=model, verifier=verifier, cfg=cfg, name=name, sweep_id=sweep_id,
                             backend=backend, backend_options=backend_options(
                                 base_url=base_url, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
-                                tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len))
+                                tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
+                                model_params=model_params))
     except SweepInterrupted as exc:
         typer.echo(f"interrupted: finish the sweep with `python -m reasoning sweep --resume {exc.sweep_id}`",
                    err=True)

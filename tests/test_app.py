@@ -500,6 +500,9 @@ def test_the_run_form_starts_runs_on_a_server_and_refuses_one_without_its_url(db
     at.text_input(key="base_url").input("http://127.0.0.1:8000/v1").run()
     assert not at.error and not at.button(key="start").disabled
     assert "--backend openai" in at.code[0].value and "--base-url http://127.0.0.1:8000/v1" in at.code[0].value
+    assert "--model-params" not in at.code[0].value  # optional: only when given
+    at.number_input(key="model_params").set_value(7.6e9).run()
+    assert "--model-params 7600000000" in at.code[0].value and not at.button(key="start").disabled
 
 
 def test_a_run_spec_on_a_server_repeats_as_the_cli_command(tmp_path):

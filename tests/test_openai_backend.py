@@ -379,6 +379,33 @@ def test_a_run_records_its_backend_and_server_and_resume_reuses_them(tmp_path):
     assert json.loads(proc.stdout)["problems_done"] == 3
 
 
+def test_a_served_models_size_is_given_or_counted_so_its_runs_have_flops(tmp_path):
+    """The API does not say how big the model is: --model-params says it (stored, so resume keeps it),
+    a registry model counts its own weights, and a size that is not one is refused with one line."""
+    from sqlmodel import select
+
+    from store import models as m
+    from store.db import session_scope
+
+    db = tmp_path / "runs.db"
+    with FakeServer() as server:
+        given = cli(*RUN, "--base-url", server.url, "--model-params", "7.6e9", "--json", db=db)
+        assert given.returncode == 0, given.stderr
+        bad = cli(*RUN, "--base-url", server.url, "--model-params", "0", db=db)
+        assert bad.returncode == 2 and "--model-params must be a parameter count" in bad.stderr
+    wrong_backend = cli("run", "--strategy", "cot", "--model-params", "5", db=db)
+    assert wrong_backend.returncode == 2 and "--model-params cannot be used with --backend transformers" in wrong_backend.stderr
+    with session_scope(f"sqlite:///{db}") as session:
+        run = session.get(m.Run, json.loads(given.stdout)["id"])
+        assert run.model_params == 7_600_000_000 and run.params["backend_options"]["model_params"] == 7_600_000_000
+        assert len(session.exec(select(m.Run)).all()) == 1  # the refusals stored nothing
+    from reasoning.backends import MODELS, _load_openai, count_params
+
+    with FakeServer(models=("lab",)) as server:
+        lm = _load_openai("lab", server.url)
+    assert lm.n_params == count_params(MODELS["lab"].folder()) == 951_552
+
+
 def test_a_sweep_runs_on_the_server_and_stores_its_backend_for_resume(tmp_path):
     from store import models as m
     from store.db import session_scope

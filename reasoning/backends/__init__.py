@@ -5,7 +5,10 @@ imported only by `load_model`.
 """
 from __future__ import annotations
 
+import json
+import math
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -56,7 +59,7 @@ BACKENDS = {
     "transformers": {"dtype"},
     "vllm": {"dtype", "gpu_memory_utilization", "tensor_parallel_size", "max_model_len",
              "enable_prefix_caching", "enforce_eager"},
-    "openai": {"base_url", "timeout", "concurrency"},
+    "openai": {"base_url", "timeout", "concurrency", "model_params"},
 }
 
 
@@ -80,14 +83,17 @@ def check_backend(backend: str, options: dict) -> None:
                         f"{flags(BACKENDS[backend])})")
     if backend == "openai" and not options.get("base_url"):
         raise UserError("--backend openai needs --base-url, e.g. http://127.0.0.1:8000/v1")
+    if options.get("model_params") is not None and not options["model_params"] >= 1:
+        raise UserError(f"--model-params must be a parameter count of at least 1 (got {options['model_params']})")
 
 
 def load_model(spec: str = DEFAULT_MODEL, *, device: str | None = None, dtype: str | None = None,
                backend: str = "transformers", **options) -> LanguageModel:
     """Load a registry name, a local HF folder or a hub id (from the local cache first) on a backend.
     vllm takes `options` gpu_memory_utilization, tensor_parallel_size, max_model_len,
-    enable_prefix_caching, enforce_eager; openai takes base_url (required), timeout, concurrency, and
-    `spec` is then the model name the server serves."""
+    enable_prefix_caching, enforce_eager; openai takes base_url (required), timeout, concurrency,
+    model_params (the served model's size, for FLOPs axes), and `spec` is then the model name the
+    server serves."""
     check_backend(backend, {**options, **({"dtype": dtype} if dtype else {})})
     if backend == "openai":
         return _load_openai(spec, **options)
@@ -108,10 +114,12 @@ def load_model(spec: str = DEFAULT_MODEL, *, device: str | None = None, dtype: s
         raise UserError(f"cannot load model '{spec}' from {folder}: {str(e).splitlines()[0]}") from e
 
 
-def _load_openai(spec: str, base_url: str, **options) -> LanguageModel:
+def _load_openai(spec: str, base_url: str, model_params: int | None = None, **options) -> LanguageModel:
     """A model behind an OpenAI-compatible server. A registry name is prompted as on the local
     backends (the server must serve it under that name: `vllm serve DIR --served-model-name NAME`);
-    any other name gets the plain few-shot prompt, which needs no tokenizer here."""
+    any other name gets the plain few-shot prompt, which needs no tokenizer here. The API does not
+    say how big the model is: `model_params` (--model-params), else a registry model's own count,
+    else 0 (runs then have no FLOPs axes)."""
     from reasoning.backends.openai_lm import OpenAILM
 
     style, tokenizer = "fewshot", None
@@ -119,7 +127,25 @@ def _load_openai(spec: str, base_url: str, **options) -> LanguageModel:
         from transformers import AutoTokenizer
 
         style, tokenizer = "chat", AutoTokenizer.from_pretrained(MODELS[spec].folder())
-    return OpenAILM(base_url, spec, prompt_style=style, tokenizer=tokenizer, **options)
+    if model_params is None and spec in MODELS:
+        model_params = count_params(MODELS[spec].folder())
+    return OpenAILM(base_url, spec, prompt_style=style, tokenizer=tokenizer, n_params=int(model_params or 0),
+                    **options)
+
+
+def count_params(folder: Path) -> int:
+    """Parameters in a folder's safetensors files, read from their headers (no weights loaded): the
+    FLOPs axes need it and vLLM does not say."""
+    total = 0
+    for file in folder.glob("*.safetensors"):
+        with open(file, "rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(size))
+        for key, info in header.items():
+            if key != "__metadata__":
+                total += math.prod(info["shape"])
+    return total
+
 
 
 def resolve(spec: str) -> Path:

@@ -15,12 +15,11 @@ vllm is imported lazily: the rest of ThinkTrace never needs it.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
-import struct
 from pathlib import Path
 
+from reasoning.backends import count_params
 from reasoning.backends.prompts import RenderedPrompts, check_prompt_style
 from reasoning.errors import UserError
 from reasoning.types import DEFAULT_DELIMITER, Completion
@@ -149,17 +148,3 @@ class VLLMLM(RenderedPrompts):
             total = sum(p)
             probs.append([x / total for x in p] if total > 0 else [1 / len(choices)] * len(choices))
         return probs
-
-
-def count_params(folder: Path) -> int:
-    """Parameters in a folder's safetensors files, read from their headers (no weights loaded): the
-    FLOPs axes need it and vLLM does not say."""
-    total = 0
-    for file in folder.glob("*.safetensors"):
-        with open(file, "rb") as f:
-            (size,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(size))
-        for key, info in header.items():
-            if key != "__metadata__":
-                total += math.prod(info["shape"])
-    return total
