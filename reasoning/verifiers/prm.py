@@ -19,6 +19,9 @@ module loads the model and runs the batches.
 - Skywork's value head is not a transformers class: the base model is loaded with AutoModel and the
   head is a `torch.nn.Linear(hidden, 1)` filled from the checkpoint's `v_head.summary.*` weights.
 - CPU runs in float32 and CUDA in bfloat16, like the LM backend; probabilities are computed in float32.
+- A PRM folder with a `checker/` subfolder (the lab PRM's learnt arithmetic checker,
+  reasoning/lab/checker.py) is wrapped in `CheckedPRM`: step score = PRM score x the checker's
+  verdicts on that step and every step before it (`load_prm(..., checker=False)` for the PRM alone).
 - NaN scores (a broken checkpoint, an overflow in half precision) are returned as 0.0, the value
   `reasoning.verifiers.aggregate` gives a NaN, so such a step can never win a selection; each one is
   counted in `nan_scores` and logged as a warning, so a run can report it.
