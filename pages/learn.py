@@ -215,7 +215,9 @@ if state:
 # --- 5 -----------------------------------------------------------------------------------------------
 st.header("5 · Accuracy vs budget, and the compute-optimal choice by difficulty")
 st.markdown("One problem is an anecdote. Over many problems, how much does each extra sample buy? "
-            "pass@k (dashed) is the ceiling: a perfect verifier. Majority vote and weighted best-of-k "
+            "pass@k (dashed) is the ceiling: a perfect answer checker. It also counts right answers reached "
+            "through wrong steps (two slips that cancel), which a step verifier rightly rejects: at level 5 "
+            "that is most of the gap. Majority vote and weighted best-of-k "
             "with the PRM are what you can actually get. Which method is worth its compute depends on "
             "how hard the problem is (Snell et al., 2024).")
 if st.button("Draw the curves", key="learn_run5"):
