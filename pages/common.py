@@ -7,7 +7,7 @@ runs (Compare, Verifier, Library's compare link), `?problem=N` counts from 1 as 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from urllib.parse import quote
 
 import streamlit as st
@@ -61,9 +61,9 @@ def short(text: str, limit: int = 70) -> str:
 def when(moment: datetime | None) -> str:
     if moment is None:
         return "–"
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone().strftime("%b %d %H:%M")
+    from store.models import as_utc
+
+    return as_utc(moment).astimezone().strftime("%b %d %H:%M")
 
 
 def duration(seconds: float | None) -> str:

@@ -310,8 +310,9 @@ def live(url: str, run_id: str) -> None:
     status = "running" if state == "running" and s.status != "done" else s.status
     st.subheader(f"{s.name}")
     now = datetime.now(timezone.utc)
-    created = s.created_at if s.created_at.tzinfo else s.created_at.replace(tzinfo=timezone.utc)
-    finished = s.finished_at.replace(tzinfo=timezone.utc) if s.finished_at and not s.finished_at.tzinfo else s.finished_at
+    from store.models import as_utc
+
+    created, finished = as_utc(s.created_at), as_utc(s.finished_at)
     elapsed = ((finished or now) - created).total_seconds() if status in ("running", "done") else s.wall_seconds
     eta = None
     if status == "running" and s.problems_done:

@@ -79,18 +79,14 @@ def train(
             raise UserError(f"{flag} must be at least 1 (got {value})")
     if prm_only and checker_only:
         raise UserError("--prm-only and --checker-only exclude each other: drop both to train everything")
-    if checker_only:
-        _, info = train_checker(checker_cfg, out / "prm" / "checker", log=typer.echo)
-        typer.echo(f"checker saved to {out / 'prm' / 'checker'} ({info['train_seconds']:.0f} s)")
-        return
-    if prm_only:
-        if not (out / "reasoner" / "config.json").exists():
-            raise UserError(f"--prm-only needs a saved reasoner in {out / 'reasoner'}")
-    else:
+    if prm_only and not (out / "reasoner" / "config.json").exists():
+        raise UserError(f"--prm-only needs a saved reasoner in {out / 'reasoner'}")
+    if not (prm_only or checker_only):
         _, _, info = train_reasoner(reasoner_cfg, out / "reasoner", log=typer.echo, resume_from=resume_from)
         typer.echo(f"reasoner saved to {out / 'reasoner'} ({info['train_seconds']:.0f} s)")
-    _, _, info = train_prm(out / "reasoner", prm_cfg, out / "prm", log=typer.echo)
-    typer.echo(f"PRM saved to {out / 'prm'} ({info['train_seconds']:.0f} s)")
+    if not checker_only:
+        _, _, info = train_prm(out / "reasoner", prm_cfg, out / "prm", log=typer.echo)
+        typer.echo(f"PRM saved to {out / 'prm'} ({info['train_seconds']:.0f} s)")
     if not prm_only:
         _, info = train_checker(checker_cfg, out / "prm" / "checker", log=typer.echo)
         typer.echo(f"checker saved to {out / 'prm' / 'checker'} ({info['train_seconds']:.0f} s)")

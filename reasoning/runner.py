@@ -29,6 +29,7 @@ from reasoning.types import Node, Problem
 from reasoning.verifiers import check_verifier_spec
 from store import models as m
 from store.db import session_scope
+from store.queries import HOST
 
 
 @dataclass
@@ -274,8 +275,6 @@ def execute(url: str, run_id: str, lm, verifier, on_problem: ProblemCallback | N
         request = request_of(run)
     search = get_strategy(request.strategy)
     discard_partial(url, run_id)
-    from store.queries import HOST
-
     _set_status(url, run_id, status=m.RUNNING, worker_pid=os.getpid(), worker_host=HOST, heartbeat_at=m.utcnow(),
                 error=None, finished_at=None)
     try:

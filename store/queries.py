@@ -5,7 +5,7 @@ import json
 import os
 import socket
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import Integer, cast, func
 from sqlmodel import select
@@ -74,9 +74,7 @@ def effective_status(run: m.Run, now: datetime | None = None) -> str:
         return run.status
     if runs_here(run):
         return m.RUNNING if _pid_alive(run.worker_pid) else m.INTERRUPTED
-    beat = run.heartbeat_at
-    if beat is not None and beat.tzinfo is None:
-        beat = beat.replace(tzinfo=timezone.utc)  # SQLite gives naive UTC back
+    beat = m.as_utc(run.heartbeat_at)
     fresh = beat is not None and ((now or m.utcnow()) - beat).total_seconds() < m.STALE_AFTER_S
     return m.RUNNING if fresh else m.INTERRUPTED
 

@@ -116,9 +116,11 @@ def test_the_lab_prm_scores_a_digit_slip_and_every_later_step_low():
 def test_a_tiny_checker_run_is_seeded_and_saves_a_loadable_model(tmp_path):
     import torch
 
-    from reasoning.lab.checker import ArithmeticChecker, CheckerConfig, CheckerModel, train_checker
+    from reasoning.lab.checker import ArithmeticChecker, CheckerConfig, train_checker
+    from reasoning.lab.train import ModelConfig
 
-    cfg = CheckerConfig(steps=3, batch_size=8, warmup=1, model=CheckerModel(d_model=32, n_layers=1, n_heads=2, d_ff=64))
+    cfg = CheckerConfig(steps=3, batch_size=8, warmup=1,
+                        model=ModelConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, max_len=LENGTH))
     model_a, info = train_checker(cfg, tmp_path / "a", log=None)
     model_b, _ = train_checker(cfg, None, log=None)
     for (name, a), (_, b) in zip(model_a.state_dict().items(), model_b.state_dict().items()):

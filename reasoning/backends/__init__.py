@@ -147,7 +147,6 @@ def count_params(folder: Path) -> int:
     return total
 
 
-
 def resolve(spec: str) -> Path:
     """A local folder for `spec`: the folder itself, or the hub snapshot, downloaded when allowed."""
     path = Path(spec).expanduser()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +30,8 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from reasoning.lab.train import TrainConfig, device, train_loop
+from reasoning.lab.data import EQUATION_RE
+from reasoning.lab.train import ModelConfig, TrainConfig, device, train_loop
 
 WIDTH = 4  # operand digits; the result gets one more
 VOCAB = ("<pad>", "<s>", *"0123456789", "+", "*", "=")
@@ -39,15 +39,6 @@ IDS = {token: i for i, token in enumerate(VOCAB)}
 BOS = IDS["<s>"]
 PREFIX = 1 + WIDTH + 1 + WIDTH + 1  # "<s>" x op y "=": the tokens before the result
 LENGTH = PREFIX + WIDTH + 1
-EQUATION_RE = re.compile(r"(\d+) ([-+*/]) (\d+) = (\d+)")
-
-
-@dataclass
-class CheckerModel:
-    d_model: int = 128
-    n_layers: int = 4
-    n_heads: int = 4
-    d_ff: int = 384
 
 
 @dataclass
@@ -61,7 +52,7 @@ class CheckerConfig(TrainConfig):
     min_lr: float = 2e-4
     warmup: int = 100
     log_every: int = 250
-    model: CheckerModel = field(default_factory=CheckerModel)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(max_len=LENGTH))  # the reasoner's shape
 
 
 # --- the layout ---------------------------------------------------------------------------------------
@@ -118,11 +109,11 @@ def batch(step: int, size: int, seed: int) -> dict[str, torch.Tensor]:
 
 # --- training -----------------------------------------------------------------------------------------
 
-def build(cfg: CheckerModel, seed: int) -> LlamaForCausalLM:
+def build(cfg: ModelConfig, seed: int) -> LlamaForCausalLM:
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(VOCAB), hidden_size=cfg.d_model, intermediate_size=cfg.d_ff, num_hidden_layers=cfg.n_layers,
-        num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.n_heads, max_position_embeddings=LENGTH,
+        num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.n_heads, max_position_embeddings=cfg.max_len,
         rope_theta=10000.0, tie_word_embeddings=True, bos_token_id=BOS, eos_token_id=None, pad_token_id=IDS["<pad>"])
     return LlamaForCausalLM(config)
 
