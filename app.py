@@ -16,7 +16,7 @@ DEMO = dict(strategy="best_of_n", dataset="arith:4", limit=10, n=8, max_new_toke
 def home() -> None:
     from pages.common import RUN_PAGE, db_url, duration, tree_link, when
     from reasoning.backends import MODELS
-    from reasoning.settings import read_only
+    from thinktrace.settings import read_only
     from store.db import describe
     from store.queries import list_runs
 
@@ -47,7 +47,7 @@ def home() -> None:
                     f"model picks one. It takes seconds; you will watch the trees grow on the Run page, and the "
                     f"**Learn** page explains what you see.")
         if st.button("Start a demo run", icon=":material/play_arrow:", type="primary"):
-            from reasoning.launch import RunSpec, start_run
+            from thinktrace.launch import RunSpec, start_run
 
             spec = RunSpec(strategy=DEMO["strategy"], dataset=DEMO["dataset"], limit=DEMO["limit"], n=DEMO["n"],
                            max_new_tokens=DEMO["max_new_tokens"], model=DEMO["model"], verifier=DEMO["verifier"],
@@ -76,7 +76,7 @@ def home() -> None:
 
 
 def sidebar() -> None:
-    from reasoning.settings import read_only
+    from thinktrace.settings import read_only
     from store.db import describe, resolve_url
 
     with st.sidebar:

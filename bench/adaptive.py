@@ -2,7 +2,7 @@
 and seed, through the runner into one SQLite file (so the runs can be opened in the app afterwards).
 
 Rows: self-consistency at N (the cap), self-consistency's maj@k at the k nearest the adaptive run's
-mean samples (from the same N-sample run by subsampling, reasoning/curves.py), adaptive_consistency
+mean samples (from the same N-sample run by subsampling, thinktrace/curves.py), adaptive_consistency
 with cap N, and optionally deepconf_online. Accuracy has a 95% bootstrap CI over problems; tokens
 and samples per problem are mean ± std.
 
@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
-from reasoning import runner  # noqa: E402
+from thinktrace import runner  # noqa: E402
 from reasoning.backends import load_model  # noqa: E402
 from reasoning.config import SearchConfig  # noqa: E402
-from reasoning.curves import load_curves  # noqa: E402
+from thinktrace.curves import load_curves  # noqa: E402
 from reasoning.problems import load_problems  # noqa: E402
 from store import models as m  # noqa: E402
 from store.db import session_scope  # noqa: E402

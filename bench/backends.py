@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 def measure(backend: str, args) -> dict:
     """Load the model on `backend`, then time raw complete() and a beam search run."""
-    from reasoning import runner
+    from thinktrace import runner
     from reasoning.backends import load_model
     from reasoning.config import SearchConfig
     from reasoning.problems import load_problems

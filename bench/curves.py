@@ -1,7 +1,7 @@
 """Time `curve_points` on a run the size of a real sweep: 500 problems x 64 samples, every
 estimator at k = 1, 2, 4, ..., 64. Target: under 2 s in total on a 2-core machine.
 The last row times the whole path from the store: the same run written as a sweep to a temp
-SQLite file (two step nodes per chain), then `reasoning.curves.load_curves` (query, leaves,
+SQLite file (two step nodes per chain), then `thinktrace.curves.load_curves` (query, leaves,
 answer classes, estimators, bootstrap CIs).
 
     .venv/bin/python bench/curves.py
@@ -97,7 +97,7 @@ def stored_sweep(problems: list[ProblemSamples], folder: str) -> tuple[str, str]
 
 
 def timed_load(url: str, sweep_id: str, repeats: int = 3) -> float:
-    from reasoning.curves import load_curves
+    from thinktrace.curves import load_curves
 
     times = []
     for _ in range(repeats):

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from reasoning import runner  # noqa: E402
+from thinktrace import runner  # noqa: E402
 from reasoning.backends import load_model  # noqa: E402
 from reasoning.config import SearchConfig  # noqa: E402
 from reasoning.problems import load_problems  # noqa: E402

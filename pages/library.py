@@ -13,7 +13,7 @@ import streamlit as st
 
 from pages.common import compare_link, db_url, duration, md_escape, short, tree_link, when
 from reasoning.errors import UserError
-from reasoning.settings import read_only
+from thinktrace.settings import read_only
 from store.models import RUN_STATUSES
 from store.queries import LibraryFilter, delete_runs, library_facets, library_runs, update_run_info
 
@@ -173,7 +173,7 @@ if len(selected) == 1:
     report_key = f"_library_report_{run.id}"
     if st.button("Build HTML report", key="library_report_build",
                  help="One self-contained file (works offline): summary, budget curve, first three trees."):
-        from reasoning.report import build_report
+        from thinktrace.report import build_report
 
         try:
             st.session_state[report_key] = build_report(url, run.id).encode("utf-8")  # the first three trees

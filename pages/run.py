@@ -15,8 +15,8 @@ from pages.common import TREE_PAGE, db_url, duration, param, problem_label, shar
 from reasoning.backends import DEFAULT_MODEL, DEFAULT_VERIFIERS, check_backend
 from reasoning.config import AGGREGATES, SELECT_RULES, SearchConfig
 from reasoning.errors import UserError
-from reasoning.launch import RunSpec, child_state, display_command, last_error, log_path, resume_run, start_run, stop_run
-from reasoning.settings import read_only
+from thinktrace.launch import RunSpec, child_state, display_command, last_error, log_path, resume_run, start_run, stop_run
+from thinktrace.settings import read_only
 from reasoning.strategies import STRATEGIES, check_strategy
 from reasoning.verifiers import VERIFIERS, check_verifier_spec
 
@@ -58,7 +58,7 @@ def cli_flags() -> set[str]:
     """The options `python -m reasoning run` accepts now (other engineers add knobs as they go)."""
     import typer
 
-    from reasoning import cli
+    from thinktrace import cli
 
     command = typer.main.get_command(cli.app)
     return {opt for p in command.commands["run"].params for opt in p.opts}

@@ -1,3 +1,3 @@
-from reasoning.cli import main
+from thinktrace.cli import main
 
 main()

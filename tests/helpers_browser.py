@@ -72,7 +72,7 @@ def _stop_runs(url: str) -> None:
     """A run the app started would outlive the test: signal every worker the store knows."""
     from sqlmodel import select
 
-    from reasoning.launch import stop_run
+    from thinktrace.launch import stop_run
     from store import models as m
     from store.db import session_scope
 

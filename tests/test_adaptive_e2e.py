@@ -7,7 +7,7 @@ import math
 import pytest
 from sqlmodel import select
 
-from reasoning import runner
+from thinktrace import runner
 from reasoning.config import SearchConfig
 from reasoning.problems import load_problems
 from reasoning.verifiers import load_verifier

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from reasoning import launch, runner
+from thinktrace import launch, runner
 from reasoning.backends.scripted import ScriptedLM
 from reasoning.config import SearchConfig
 from reasoning.strategies import STRATEGIES

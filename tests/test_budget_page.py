@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from reasoning.backends.scripted import ScriptedLM
 from reasoning.problems import load_problems
-from reasoning.sweep import run_sweep
+from thinktrace.sweep import run_sweep
 from reasoning.verifiers import load_verifier
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "budget.py")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import func, select
 
-from reasoning import runner
+from thinktrace import runner
 from reasoning.backends.scripted import ScriptedLM
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError

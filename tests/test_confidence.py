@@ -8,7 +8,7 @@ import pytest
 from reasoning.backends.scripted import ScriptedLM
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
-from reasoning.runner import MeteredLM
+from thinktrace.runner import MeteredLM
 from reasoning.strategies import check_strategy, get_strategy
 from reasoning.strategies.adaptive_consistency import beta_leader_probability, leader_posterior
 from reasoning.strategies.deepconf_online import warmup_threshold
@@ -243,9 +243,9 @@ def test_an_adaptive_run_is_one_point_at_its_mean_spend_with_its_spread(db_url, 
     import sys
     from pathlib import Path
 
-    from reasoning import runner
-    from reasoning.adaptive_curves import load_spreads
-    from reasoning.curves import load_curves
+    from thinktrace import runner
+    from thinktrace.adaptive_curves import load_spreads
+    from thinktrace.curves import load_curves
 
     lm = ScriptedLM(curve_script, n_params=1000)
     ids = []
@@ -295,7 +295,7 @@ def test_deepconf_online_finds_a_backend_end_marker_split_across_chunks():
 def test_tree_search_with_a_confidence_verifier_scores_every_step_from_its_token_data(db_url):
     """beam_search stores the token signals on each step node, so logprob/entropy/deepconf can guide it,
     and those verifier calls are counted in the run's budget."""
-    from reasoning import runner
+    from thinktrace import runner
     from reasoning.backends.scripted import ScriptedLM
     from reasoning.config import SearchConfig
     from reasoning.types import Problem

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from reasoning import runner
+from thinktrace import runner
 from reasoning.backends.scripted import ScriptedLM
 from reasoning.config import SearchConfig
-from reasoning.curves import BudgetPoint, efficiency, frontier, load_curves
+from thinktrace.curves import BudgetPoint, efficiency, frontier, load_curves
 from reasoning.errors import UserError
 from reasoning.problems import load_problems
 from reasoning.strategies import STRATEGIES
-from reasoning.sweep import SweepInterrupted, SweepSpec, beam_width_for, resume_sweep, run_sweep, sweep_state
+from thinktrace.sweep import SweepInterrupted, SweepSpec, beam_width_for, resume_sweep, run_sweep, sweep_state
 from reasoning.types import Problem
 from reasoning.verifiers import load_verifier
 from store import models as m

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reasoning import runner
+from thinktrace import runner
 from reasoning.config import SearchConfig
 from reasoning.problems import load_problems
 from reasoning.verifiers import load_verifier

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from reasoning.errors import UserError
-from reasoning.peers import from_llm_reasoners, from_search_and_learn, import_peer
+from thinktrace.peers import from_llm_reasoners, from_search_and_learn, import_peer
 from store.queries import list_runs, run_results, run_summary, tree_nodes
 
 SAL_ROWS = [

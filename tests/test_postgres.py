@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reasoning import runner  # noqa: E402
+from thinktrace import runner  # noqa: E402
 from reasoning.backends.scripted import ScriptedLM  # noqa: E402
 from reasoning.config import SearchConfig  # noqa: E402
 from reasoning.types import Problem  # noqa: E402

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reasoning.errors import UserError
-from reasoning.report import build_report
+from thinktrace.report import build_report
 from store import models as m
 from store.db import session_scope
 from tests.test_bundle import make_run

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 from sqlmodel import select
 
-from reasoning import runner
+from thinktrace import runner
 from reasoning.backends.scripted import ScriptedLM
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError

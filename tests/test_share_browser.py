@@ -8,7 +8,7 @@ import pytest
 from helpers_browser import browser  # noqa: F401  (the fixture)
 from helpers_browser import expect, goto, needs_chromium, pick_option, serve_app, settle
 
-from reasoning.report import write_report
+from thinktrace.report import write_report
 from store.queries import list_runs, run_problems, tree_nodes
 from tests.test_bundle import make_run
 

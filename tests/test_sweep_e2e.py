@@ -6,9 +6,9 @@ import pytest
 from sqlmodel import select
 
 from reasoning.config import SearchConfig
-from reasoning.curves import load_curves
+from thinktrace.curves import load_curves
 from reasoning.strategies import STRATEGIES
-from reasoning.sweep import run_sweep, sweep_state
+from thinktrace.sweep import run_sweep, sweep_state
 from reasoning.verifiers import load_verifier
 from store import models as m
 from store.db import session_scope

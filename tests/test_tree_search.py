@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from reasoning import runner
+from thinktrace import runner
 from reasoning.backends.scripted import ScriptedLM
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reasoning import runner
+from thinktrace import runner
 from reasoning.config import SearchConfig
 from reasoning.problems import load_problems
 from reasoning.verifiers import load_verifier

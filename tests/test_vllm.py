@@ -36,7 +36,7 @@ OPTIONS = {"max_model_len": 2048, "enforce_eager": True, "dtype": "float32"}
 
 DRIVER = r"""
 import json, sys
-from reasoning import runner
+from thinktrace import runner
 from reasoning.backends import load_model
 from reasoning.config import SearchConfig
 from reasoning.problems import load_problems

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from reasoning.curves import BudgetPoint, FrontierStep
+from thinktrace.curves import BudgetPoint, FrontierStep
 
 AXIS_TITLES = {
     "samples": "budget N (samples or beams, log2)",
@@ -33,7 +33,7 @@ def budget_figure(points: Sequence[BudgetPoint], x: str = "samples", *, frontier
     """Accuracy against `x` ("samples", "tokens" or "flops") for every curve in `points`, one
     panel per facet group (`by` names the facet for panel titles). Points without a value on the
     x axis (FLOPs of a model of unknown size) are left out. `frontier` comes from
-    reasoning.curves.frontier on the same axis."""
+    thinktrace.curves.frontier on the same axis."""
     points = [p for p in points if p.x(x) is not None and p.x(x) > 0]
     groups = sorted({p.group for p in points}, key=lambda g: (g is None, g))
     if not groups:

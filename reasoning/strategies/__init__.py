@@ -29,7 +29,7 @@ STRATEGIES: dict[str, tuple[str, bool, str]] = {
                         "--warmup traces set a confidence bar, later traces stop when below it "
                         "(--keep-percent, --conf-window); confidence-weighted vote"),
 }
-# Strategies whose Result.meta records the samples they chose to spend (reasoning/adaptive_curves.py).
+# Strategies whose Result.meta records the samples they chose to spend (thinktrace/adaptive_curves.py).
 ADAPTIVE = ("adaptive_consistency", "deepconf_online")
 
 

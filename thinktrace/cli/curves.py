@@ -1,5 +1,5 @@
 """`sweep` and `curves` commands: run a budget sweep, print its accuracy-vs-budget points.
-`curves --json` is a list of points with stable keys (see reasoning.curves.BudgetPoint)."""
+`curves --json` is a list of points with stable keys (see thinktrace.curves.BudgetPoint)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from reasoning.backends import DEFAULT_MODEL
-from reasoning.cli_backend import (BackendOption, BaseUrlOption, DtypeOption, GpuMemoryOption, MaxModelLenOption,
+from thinktrace.cli.options import (BackendOption, BaseUrlOption, DtypeOption, GpuMemoryOption, MaxModelLenOption,
                                    ModelParamsOption, TensorParallelOption, backend_options)
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
@@ -65,7 +65,7 @@ def sweep(
 ):
     """Run the runs an accuracy-vs-budget comparison needs: one N = max(budgets) sampling run shared by
     self_consistency and best_of_n (curves by subsampling), one run per budget for tree strategies."""
-    from reasoning.sweep import SweepInterrupted, resume_sweep, run_sweep
+    from thinktrace.sweep import SweepInterrupted, resume_sweep, run_sweep
     from store.db import precheck, resolve_url
 
     url = resolve_url(db)
@@ -101,7 +101,7 @@ def curves(
     db: Optional[str] = typer.Option(None, "--db", help=_DB_HELP),
 ):
     """Accuracy-vs-budget points (with 95% bootstrap CIs over problems) of a sweep or run."""
-    from reasoning.curves import AXES, efficiency, frontier, load_curves
+    from thinktrace.curves import AXES, efficiency, frontier, load_curves
     from store.db import resolve_url
 
     if x not in AXES:

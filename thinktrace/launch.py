@@ -124,7 +124,7 @@ _lock = threading.Lock()
 
 def _spawn(run_id: str, argv: list[str], db_url: str) -> Launch:
     from reasoning.errors import UserError
-    from reasoning.settings import read_only
+    from thinktrace.settings import read_only
 
     if read_only():  # the pages hide these buttons; this holds even if one is missed
         raise UserError("this app is read-only (THINKTRACE_READONLY): runs cannot be started or resumed here")

@@ -9,7 +9,7 @@ Where the points come from:
   - Any other run (beam_search, dvts, mcts, cot, ...) is one point at k = its `n`: the accuracy of
     the answers the strategy chose ("direct"), with a bootstrap CI over problems.
   - An adaptive run (adaptive_consistency, deepconf_online) is one point at the mean samples and
-    tokens it spent per problem, with their spread (reasoning/adaptive_curves.py).
+    tokens it spent per problem, with their spread (thinktrace/adaptive_curves.py).
   - Points use only the problems that every selected run has finished, so all curves average the
     same problems; runs that are not done are reported in `CurveSet.notes`.
 Cost axes: k (samples or beams), generated tokens per problem, and FLOPs = 2 x params x tokens
@@ -33,7 +33,7 @@ import numpy as np
 from sqlalchemy import case, func
 from sqlmodel import select
 
-from reasoning.adaptive_curves import adaptive_points, adaptive_results
+from thinktrace.adaptive_curves import adaptive_points, adaptive_results
 from reasoning.answers import canonical, group_answers
 from reasoning.errors import UserError
 from reasoning.strategies import ADAPTIVE
@@ -59,7 +59,7 @@ ESTIMATOR_INFO = {
              "pass@k: some chain of k is right (oracle coverage, an upper bound, not achievable)"),
     "direct": (None, None, "one run per budget: accuracy of the answers the strategy chose"),
     "adaptive": (None, None, "adaptive run: accuracy of its answers at the mean samples / tokens it chose to "
-                 "spend per problem (spread in the notes; reasoning/adaptive_curves.py)"),
+                 "spend per problem (spread in the notes; thinktrace/adaptive_curves.py)"),
 }
 REFERENCE_ORDER = ("wbon", "bon", "maj")  # the best-of-N baseline for efficiency gains
 

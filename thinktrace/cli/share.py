@@ -57,7 +57,7 @@ def import_cmd(
     as_json: bool = JsonOption,
 ):
     """Import runs into the database, idempotently: runs already present are left as they are."""
-    from reasoning.peers import FORMATS, import_peer
+    from thinktrace.peers import FORMATS, import_peer
     from store.bundle import import_bundle
     from store.db import resolve_url
 
@@ -85,7 +85,7 @@ def report_cmd(
     db: Optional[str] = DbOption,
 ):
     """Write one self-contained HTML report (works offline): summary, budget curve, trees."""
-    from reasoning.report import write_report
+    from thinktrace.report import write_report
     from store.db import resolve_url
     from store.queries import resolve_run_id
 

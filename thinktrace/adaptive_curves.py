@@ -70,7 +70,7 @@ def adaptive_points(run: m.Run, spends: dict[int, Spend], group_of, suffix: str,
                     flops) -> tuple[list, list[Spread]]:
     """One BudgetPoint per facet group at the run's mean spend (k = mean samples, rounded to 0.01),
     with its Spread (standard deviations over problems). `flops` is curves._flops."""
-    from reasoning.curves import BudgetPoint
+    from thinktrace.curves import BudgetPoint
 
     by_group = defaultdict(list)
     for pid, spend in spends.items():
@@ -100,7 +100,7 @@ def adaptive_points(run: m.Run, spends: dict[int, Spend], group_of, suffix: str,
 
 def load_spreads(url: str, run_id: str) -> list[Spread]:
     """The spend of one adaptive run over all its finished problems (for error bars on a page)."""
-    from reasoning.curves import _flops
+    from thinktrace.curves import _flops
     from store.db import session_scope
 
     with session_scope(url) as session:

@@ -10,9 +10,9 @@ from typing import Optional
 import typer
 
 from reasoning.backends import DEFAULT_MODEL
-from reasoning.cli_backend import (BackendOption, BaseUrlOption, DtypeOption, GpuMemoryOption, MaxModelLenOption,
+from thinktrace.cli.options import (BackendOption, BaseUrlOption, DtypeOption, GpuMemoryOption, MaxModelLenOption,
                                    ModelParamsOption, TensorParallelOption)
-from reasoning.cli_backend import backend_options as backend_options_of
+from thinktrace.cli.options import backend_options as backend_options_of
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
 
@@ -33,7 +33,7 @@ def _sigterm_as_interrupt() -> None:
 def _execute(url: str, run_id: str, lm, verifier, total: int, as_json: bool):
     from tqdm import tqdm
 
-    from reasoning import runner
+    from thinktrace import runner
     from store.queries import run_summary
 
     summary = run_summary(url, run_id)
@@ -123,7 +123,7 @@ def run(
 ):
     """Run a strategy over a problem set; every node lands in the store."""
     from reasoning.problems import load_problems
-    from reasoning.runner import RunRequest, check_gold, create_run
+    from thinktrace.runner import RunRequest, check_gold, create_run
     from store.db import precheck, resolve_url
 
     cfg = SearchConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
@@ -154,7 +154,7 @@ def resume(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."
            as_json: bool = JsonOption,
            trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="As for run (not stored with the run).")):
     """Finish an interrupted or failed run; finished problems are kept, the rest redone with the same seeds."""
-    from reasoning.runner import request_of
+    from thinktrace.runner import request_of
     from store import models as m
     from store.db import resolve_url, session_scope
     from store.queries import effective_status, resolve_run_id, worker_label
@@ -230,7 +230,7 @@ def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
 
 # Command groups that live in their own modules: each has `register(app)` and imports heavy things
 # lazily inside its commands, so `python -m reasoning --help` stays fast.
-COMMAND_MODULES: list[str] = ["reasoning.cli_share", "reasoning.cli_curves", "reasoning.cli_lab"]
+COMMAND_MODULES: list[str] = ["thinktrace.cli.share", "thinktrace.cli.curves", "thinktrace.cli.lab"]
 
 
 def _register_commands() -> None:

@@ -14,10 +14,10 @@ What runs (the plan):
     (budget 6 with width 4 gets 3; budget 1 or 2 gets 1 or 2).
   - cot ignores the budget: one run, one point at k = 1.
 Every run uses the sweep's seed, so every run sees the same problems and each problem the same
-per-call seeds (reasoning.runner.problem_seed).
+per-call seeds (thinktrace.runner.problem_seed).
 
 Resuming: the plan is stored with the sweep; re-running with the same sweep id (or `--resume`)
-skips finished runs, resumes interrupted or failed ones through reasoning.runner (finished
+skips finished runs, resumes interrupted or failed ones through thinktrace.runner (finished
 problems are kept) and creates the runs that are missing.
 """
 from __future__ import annotations
@@ -211,7 +211,7 @@ def sweep_state(url: str, sweep_id: str) -> list[SweepRunState]:
 def _execute(url, sweep_id, spec: SweepSpec, lm, verifier_obj, progress) -> str:
     from tqdm import tqdm
 
-    from reasoning import runner
+    from thinktrace import runner
     from reasoning.problems import load_problems
 
     states = sweep_state(url, sweep_id)

@@ -1,0 +1,3 @@
+from thinktrace.cli import main
+
+main()
