@@ -9,7 +9,8 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.common import share_box
-from thinktrace.curves import efficiency, frontier, list_sweeps, load_curves, points_csv
+from reasoning.budget import efficiency, frontier
+from thinktrace.curves import list_sweeps, load_curves, points_csv
 from reasoning.errors import UserError
 from store.db import get_engine, resolve_url
 from store.queries import list_runs

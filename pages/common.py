@@ -22,7 +22,20 @@ def _leave_folder_mode() -> None:
     """A link straight to a page (`/tree?run=…`) on a freshly started server would run that page alone:
     Streamlit treats an app with a `pages/` folder as an old folder-style app until app.py has called
     st.navigation once. Switch that off and rerun: the same page (same URL path, same query) then runs
-    inside app.py, with its menu and sidebar."""
+    inside app.py, with its menu and sidebar.
+
+    This touches a Streamlit internal because Streamlit 1.67 has no supported way to keep a folder
+    named `pages/` beside the entry point without its folder mode (checked in the installed source):
+    `PagesManager.__init__` sets the class flag `uses_pages_directory` from `(entry point's folder /
+    "pages").exists()` when the first session starts; `ScriptRunner` then runs `_mpa_v1` (each
+    `pages/*.py` as a page of its own, app.py not run) instead of app.py; only a call of `st.navigation`
+    clears the flag (commands/navigation.py), and that call happens inside app.py, i.e. too late for
+    the first visitor of a deep link. No config option turns folder mode off
+    (`client.showSidebarNavigation` only hides its menu), the docs say st.navigation may be called only
+    from the entry point, and Streamlit's own guidance (its bundled skill, references/multipage-apps.md)
+    is to name the folder `app_pages/`, not `pages/`. Renaming the folder is the supported fix; until
+    then this guard stays, and does nothing once Streamlit drops folder mode (the ImportError, or the
+    flag already False)."""
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # a future Streamlit without folder mode

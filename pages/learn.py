@@ -121,14 +121,9 @@ if state:
                 "agree and wrong ones scatter. It does not help when the model's errors are systematic "
                 "(most samples make the same slip), or when the right answer is rare: voting cannot use "
                 "a right path that the majority does not share.")
-    table = votes(samples)
-    import plotly.graph_objects as go
+    from viz.lesson import votes_figure
 
-    fig = go.Figure(go.Bar(x=[a for a, _, _ in table], y=[v for _, v, _ in table],
-                           marker_color=["#1a9850" if ok else "#d73027" for _, _, ok in table]))
-    fig.update_layout(height=260, margin=dict(t=30, b=30), xaxis_title="answer (green = right)",
-                      yaxis_title="votes", xaxis_type="category", title="Votes per answer")
-    st.plotly_chart(fig, key="learn_votes")
+    st.plotly_chart(votes_figure(votes(samples)), key="learn_votes")
     maj, maj_ok = winner(samples)
     st.write(f"Majority answer: **{maj}** ({'right' if maj_ok else 'wrong'}); greedy was "
              f"{'right' if greedy.correct else 'wrong'}.")
@@ -227,29 +222,10 @@ if st.button("Draw the curves", key="learn_run5"):
         st.error("No recorded samples: run `python bench/lab.py` to record them.")
     else:
         from reasoning.lab.lesson import best_method, budget_points
+        from viz.lesson import budget_by_level_figure
 
         recorded, points = budget_points()
-        import plotly.graph_objects as go
-        from plotly.subplots import make_subplots
-
-        levels = sorted({p.group for p in points})
-        fig = make_subplots(rows=1, cols=len(levels), shared_yaxes=True,
-                            subplot_titles=[f"level {g}" for g in levels])
-        styles = {"pass": ("pass@k (oracle)", "#888", "dash"), "maj": ("majority", "#1f77b4", "solid"),
-                  "wbon": ("weighted best-of-k (PRM)", "#ff7f0e", "solid")}
-        for col, g in enumerate(levels, start=1):
-            for est, (name, color, dash) in styles.items():
-                pts = sorted((p for p in points if p.group == g and p.estimator == est), key=lambda p: p.k)
-                fig.add_trace(go.Scatter(x=[p.k for p in pts], y=[p.accuracy for p in pts], name=name,
-                                         line=dict(color=color, dash=dash), showlegend=col == 1,
-                                         error_y=dict(type="data", symmetric=False,
-                                                      array=[p.ci_high - p.accuracy for p in pts],
-                                                      arrayminus=[p.accuracy - p.ci_low for p in pts])),
-                              row=1, col=col)
-            fig.update_xaxes(type="log", title_text="samples k", row=1, col=col)
-        fig.update_yaxes(range=[0, 1.02], title_text="accuracy", row=1, col=1)
-        fig.update_layout(height=360, margin=dict(t=50), legend=dict(orientation="h", y=-0.25))
-        st.plotly_chart(fig, key="learn_budget")
+        st.plotly_chart(budget_by_level_figure(points), key="learn_budget")
         st.caption(f"From {recorded['n']} recorded samples (T={recorded['temperature']}) on each of the first "
                    f"{recorded['per_level']} built-in problems per level, written by the lab pair "
                    "(`python bench/lab.py` records them); curves by subsampling, 95% bootstrap CIs.")

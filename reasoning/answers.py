@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -225,3 +226,31 @@ def majority(values: list[str | None],
         return None, {}
     winner = max(votes, key=lambda cls: (votes[cls], -cls))
     return representatives[winner], {representatives[cls]: total for cls, total in votes.items()}
+
+
+@dataclass(frozen=True)
+class Vote:
+    """The outcome of a vote: the winning answer (None when no ballot has one), the vote table
+    {representative: votes or summed weight} and the index of the ballot chosen to carry the winner
+    (None when there is no winner)."""
+
+    winner: str | None
+    table: dict[str, float]
+    chosen: int | None
+
+
+def vote(values: list[str | None], weights: list[float] | None = None,
+         rank: Sequence | None = None) -> Vote:
+    """The one vote every strategy and lesson uses: `majority` over equivalent answers (weighted when
+    `weights` are given), then, among the ballots whose answer is equivalent to the winner, the one
+    with the highest `rank` (any comparable keys, e.g. (path score, -seq); default: the weights, else
+    all equal), the earliest on ties. The chosen ballot's own wording of the answer ("5.0" where the
+    table says "5") is what a caller should report, so an outcome and the node it points at agree."""
+    winner, table = majority(values, weights)
+    if winner is None:
+        return Vote(None, table, None)
+    if rank is None:
+        rank = weights if weights is not None else [0.0] * len(values)
+    carriers = [i for i, value in enumerate(values) if value is not None and is_equiv(value, winner)]
+    chosen = max(carriers, key=lambda i: (rank[i], -i))
+    return Vote(winner, table, chosen)

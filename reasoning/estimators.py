@@ -5,7 +5,7 @@ over every k-subset of the N samples rather than just the first k (Snell et al. 
 LLM Test-Time Compute Optimally"; HF search-and-learn), with bootstrap confidence intervals over
 problems.
 
-Estimators (names as they appear in `CurvePoint.estimator`):
+Estimators (names as they appear in `BudgetPoint.estimator`, reasoning/budget.py):
   pass  pass@k, the oracle coverage upper bound: some sample of the k is correct. Unbiased closed
         form 1 - C(n-c, k) / C(n, k) (Chen et al. 2021, "Evaluating Large Language Models Trained
         on Code"), computed as a product so it never overflows.
@@ -43,6 +43,8 @@ from itertools import combinations
 
 import numpy as np
 
+from reasoning.budget import ESTIMATOR_INFO, BudgetPoint
+
 ESTIMATORS = ("pass", "maj", "bon", "wbon")
 NEEDS_SCORES = frozenset({"bon", "wbon"})
 # Relative tolerance under which two weighted vote sums count as a tie (see the module docstring).
@@ -62,18 +64,6 @@ class ProblemSamples:
     key: str
     samples: list[Sample]
     difficulty: int | None = None
-
-
-@dataclass(frozen=True)
-class CurvePoint:
-    estimator: str
-    k: int
-    accuracy: float  # mean over graded problems of the expected accuracy at k samples
-    ci_low: float
-    ci_high: float
-    tokens_per_problem: float  # expected generated tokens of k samples, mean over problems
-    n_problems: int
-    group: Hashable | None = None  # the facet value when `curve_points(by=...)` is used
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,11 +150,12 @@ def curve_points(
     n_boot: int = 1000,
     seed: int = 0,
     by: Callable[[ProblemSamples], Hashable] | None = None,
-) -> list[CurvePoint]:
+) -> list[BudgetPoint]:
     """Accuracy-vs-budget points for every estimator and k (default: powers of two up to N,
     plus N), with percentile bootstrap CIs over problems. `by` facets the curves, e.g.
     `by=lambda p: p.difficulty`: one set of points per group value (sorted, None last), sharing
-    one computation of the per-problem accuracies."""
+    one computation of the per-problem accuracies. Points carry their estimator's label and pass@k
+    is marked as an upper bound; a stored run adds its cost and provenance (thinktrace.curves)."""
     run = _Run.encode(problems)
     if not run.graded.any():
         raise ValueError("no problem has known correctness: accuracy curves need gold answers")
@@ -182,8 +173,11 @@ def curve_points(
             for column, k in enumerate(ks):
                 values = matrix[rows, column]
                 low, high = bootstrap_ci(values, n_boot=n_boot, seed=seed)
+                strategy, label, _ = ESTIMATOR_INFO[name]
                 points.append(
-                    CurvePoint(
+                    BudgetPoint(
+                        curve=label,
+                        strategy=strategy,
                         estimator=name,
                         k=k,
                         accuracy=float(values.mean()),
@@ -192,6 +186,7 @@ def curve_points(
                         tokens_per_problem=float(k * mean_tokens[rows].mean()),
                         n_problems=int(rows.sum()),
                         group=group,
+                        upper_bound=name == "pass",
                     )
                 )
     return points
@@ -209,6 +204,28 @@ def bootstrap_ci(
     resampled_means = values[rng.integers(0, values.size, (n_boot, values.size))].mean(axis=1)
     low, high = np.quantile(resampled_means, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
+
+
+def scored_outcomes(scores: Sequence[float | None], labels: Sequence[bool | None]) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, labels) as arrays without the pairs that lack a score or a known outcome."""
+    s = np.array([np.nan if v is None else float(v) for v in scores], dtype=float)
+    y = np.array([np.nan if v is None else float(bool(v)) for v in labels], dtype=float)
+    keep = np.isfinite(s) & np.isfinite(y)
+    return s[keep], y[keep].astype(bool)
+
+
+def roc_auc(scores: Sequence[float | None], labels: Sequence[bool | None]) -> float | None:
+    """ROC AUC of a verifier's scores against right/wrong labels: P(a right item outscores a wrong
+    one), ties counting one half (the Mann-Whitney statistic from average ranks). Pairs without a
+    score or a label are left out. None when only one class is present: AUC is undefined there, not
+    0.5 (shown as "n/a")."""
+    s, y = scored_outcomes(scores, labels)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    values, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]  # tied scores share their mean rank
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def pass1_difficulty_bins(problems: Sequence[ProblemSamples], n_bins: int = 5) -> dict[str, int]:

@@ -25,6 +25,9 @@ DEFAULT_COUNT = 20
 _CAPS = {1: 20, 2: 50, 3: 100, 4: 200, 5: 500}
 _MAX_FACTOR = 5  # multiplications and divisions use small factors only
 _SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+# One operation of an arith solution step as written ("5 + 3 = 8"): how the lab reads its training
+# solutions, labels steps, and how the arithmetic checker finds the equations to check.
+EQUATION_RE = re.compile(r"(\d+) ([-+*/]) (\d+) = (\d+)")
 _CONNECTORS = ("Then", "Later", "After that", "Next")
 
 NAMES = (("Tom", "he"), ("Mia", "she"), ("Ravi", "he"), ("Lena", "she"), ("Omar", "he"),

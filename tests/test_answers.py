@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from reasoning.answers import Extracted, canonical, extract_answer, group_answers, is_equiv, majority
+from reasoning.answers import Extracted, canonical, extract_answer, group_answers, is_equiv, majority, Vote, vote
 
 
 # --- extraction ---------------------------------------------------------------------------------
@@ -145,6 +145,17 @@ def test_samples_without_answer_do_not_vote_and_all_missing_gives_no_winner():
     assert majority([None, "4", None]) == ("4", {"4": 1.0})
     assert majority([None, None]) == (None, {})
     assert majority([]) == (None, {})
+
+
+def test_the_vote_picks_the_best_ranked_ballot_carrying_the_winner_in_its_own_wording():
+    """The one vote of the strategies and the Learn page: majority over equivalent answers, weighted
+    when weights are given, and the carrier of the winner ranked highest (earliest on ties)."""
+    result = vote(["5", "7", "5.0", None], rank=[0.2, 0.9, 0.8, 1.0])
+    assert (result.winner, result.table, result.chosen) == ("5", {"5": 2.0, "7": 1.0}, 2)  # "5.0" carries it
+    weighted = vote(["5", "7", "5.0"], weights=[0.2, 0.9, 0.3])
+    assert (weighted.winner, weighted.chosen) == ("7", 1) and weighted.table == pytest.approx({"5": 0.5, "7": 0.9})
+    assert vote(["4", "4.0"]).chosen == 0  # no rank: the earliest carrier
+    assert vote([None, None]) == vote([]) == Vote(None, {}, None)
 
 
 def test_grouping_64_samples_is_fast():

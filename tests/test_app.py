@@ -21,7 +21,7 @@ from reasoning.strategies import STRATEGIES
 from reasoning.types import Problem
 from reasoning.verifiers import load_verifier
 from store.queries import final_paths, run_problems, run_results, tree_nodes
-from viz.scores import roc_auc
+from reasoning.estimators import roc_auc
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ["pages/run.py", "pages/tree.py", "pages/verifier.py", "pages/compare.py"]

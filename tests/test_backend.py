@@ -137,3 +137,16 @@ def test_an_unknown_hub_id_offline_says_how_to_get_it(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UserError, match=r"not in the local Hugging Face cache.*hf download nonexistent-org/"):
         load_model("nonexistent-org/nonexistent-model-xyz")
+
+
+def test_every_torch_model_takes_its_device_and_dtype_from_one_table(monkeypatch):
+    """The transformers backend, PRM verifiers and the arithmetic checker share one dtype table, one
+    default (bf16 on GPUs, fp32 on CPUs) and one message for a dtype it does not know."""
+    from reasoning.backends.torch_device import DTYPES, placement
+
+    monkeypatch.setenv("THINKTRACE_THREADS", "1")
+    assert set(DTYPES) == {"float32", "bfloat16", "float16"}
+    assert placement("cpu", None) == ("cpu", "float32") and placement("cuda:1", None) == ("cuda:1", "bfloat16")
+    assert placement("cpu", "bfloat16") == ("cpu", "bfloat16")
+    with pytest.raises(UserError, match="^unknown dtype 'int8': use one of float32, bfloat16, float16$"):
+        placement("cpu", "int8")

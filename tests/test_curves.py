@@ -14,7 +14,8 @@ from sqlmodel import select
 from thinktrace import runner
 from reasoning.backends.scripted import ScriptedLM
 from reasoning.config import SearchConfig
-from thinktrace.curves import BudgetPoint, efficiency, frontier, load_curves
+from reasoning.budget import BudgetPoint, efficiency, frontier
+from thinktrace.curves import load_curves
 from reasoning.errors import UserError
 from reasoning.problems import load_problems
 from reasoning.strategies import STRATEGIES

@@ -20,6 +20,7 @@ from reasoning.estimators import (
     pass1_difficulty_bins,
     pass_at_k,
     per_problem_accuracy,
+    roc_auc,
     wbon_at_k,
 )
 
@@ -269,3 +270,14 @@ def test_pass1_bins_put_the_easiest_problems_in_bin_1():
     same = [problem(f"q{i}", ["A", "B"], "A") for i in range(4)]
     no_gold = ProblemSamples("x", [Sample("A", None, None, 1)])
     assert pass1_difficulty_bins(same + [no_gold]) == {f"q{i}": 1 for i in range(4)}
+
+
+def test_roc_auc_is_the_chance_a_right_item_outscores_a_wrong_one_and_undefined_with_one_class():
+    """One AUC for the Verifier page and the lab's step AUC: ties count one half, pairs without a
+    score or a label are left out, and a single class gives None (shown as n/a), never NaN or 0.5."""
+    assert roc_auc([0.9, 0.8, 0.1], [True, True, False]) == 1.0
+    assert roc_auc([0.1, 0.9], [True, False]) == 0.0
+    assert roc_auc([0.5, 0.5, 0.2, 0.7], [True, False, False, True]) == pytest.approx(
+        np.mean([a > b or 0.5 * (a == b) for a in (0.5, 0.7) for b in (0.5, 0.2)]))
+    assert roc_auc([0.3, None, 0.6], [False, True, None]) is None  # one scored, labelled pair left
+    assert roc_auc([0.3, 0.6], [True, True]) is None and roc_auc([], []) is None

@@ -8,7 +8,7 @@ import pytest
 
 from reasoning.lab.data import (EVAL_HOLDOUT, canonical_ops, completion_text, eval_questions, training_problem,
                                 varied_solution)
-from reasoning.lab.data import EQUATION_RE
+from reasoning.problems import EQUATION_RE
 from reasoning.lab.prm import corrupt, step_labels
 from reasoning.lab.tokenizer import EOS, prompt_text
 from reasoning.problems import generate_arith, load_problems

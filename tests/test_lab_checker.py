@@ -7,9 +7,10 @@ import random
 
 import pytest
 
-from reasoning.lab.checker import LENGTH, PREFIX, WIDTH, encode, random_equation, restate
+from reasoning.lab.checker import random_equation
 from reasoning.lab.data import canonical_ops
 from reasoning.problems import generate_arith, load_problems
+from reasoning.verifiers.arith_checker import LENGTH, PREFIX, WIDTH, encode, restate
 
 from tests.test_cli import assert_user_error, cli
 
@@ -42,7 +43,7 @@ def test_a_restated_equation_holds_exactly_when_the_written_one_does():
 
 
 def test_numbers_are_written_least_significant_digit_first_at_fixed_width():
-    from reasoning.lab.checker import VOCAB
+    from reasoning.verifiers.arith_checker import VOCAB
 
     ids = encode(173, "+", 58, 231)
     assert len(ids) == LENGTH and PREFIX == 2 * WIDTH + 3 and VOCAB[ids[0]] == "<s>"
@@ -57,7 +58,7 @@ def test_numbers_are_written_least_significant_digit_first_at_fixed_width():
 @pytest.fixture(scope="module")
 def checker():
     from reasoning.lab import CHECKER_DIR
-    from reasoning.lab.checker import ArithmeticChecker
+    from reasoning.verifiers.arith_checker import ArithmeticChecker
 
     return ArithmeticChecker(CHECKER_DIR, device="cpu")
 
@@ -116,7 +117,8 @@ def test_the_lab_prm_scores_a_digit_slip_and_every_later_step_low():
 def test_a_tiny_checker_run_is_seeded_and_saves_a_loadable_model(tmp_path):
     import torch
 
-    from reasoning.lab.checker import ArithmeticChecker, CheckerConfig, train_checker
+    from reasoning.lab.checker import CheckerConfig, train_checker
+    from reasoning.verifiers.arith_checker import ArithmeticChecker
     from reasoning.lab.train import ModelConfig
 
     cfg = CheckerConfig(steps=3, batch_size=8, warmup=1,

@@ -61,3 +61,23 @@ def test_lesson_three_shows_the_arithmetic_checker_stopping_a_slipped_path():
     assert "arithmetic 0.0" in path and "✗" in path and "PRM " in path
     verdicts = {m.label: m.delta for m in at.metric}
     assert verdicts["Majority vote"] == "wrong" and verdicts["Weighted best-of-N (PRM)"] == "right"
+
+
+def test_lesson_five_draws_the_budget_figure_by_level_from_the_recorded_samples():
+    """The Budget page's figure (viz.curves.budget_figure), one panel per level in one row: pass@k
+    as a dashed upper bound, majority and weighted best-of-k solid; no model is loaded."""
+    import json
+
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    at.button(key="learn_run5").click().run()
+    assert not at.exception
+    [chart] = at.get("plotly_chart")  # lesson 1 has not run: the budget figure is the only one
+    spec = json.loads(chart.proto.spec)
+    names = {t["name"] for t in spec["data"] if t.get("showlegend", True) is not False and "CI" not in t["name"]}
+    assert {"majority (self-consistency)", "best-of-N weighted", "pass@k oracle coverage (upper bound)"} <= names
+    titles = [a["text"] for a in spec["layout"]["annotations"]]
+    assert titles == [f"difficulty {level}" for level in range(1, 6)]
+    assert "xaxis5" in spec["layout"] and "xaxis6" not in spec["layout"]  # five panels, one row
+    dashed = {t["name"] for t in spec["data"] if t.get("line", {}).get("dash") == "dash"}
+    assert dashed == {"pass@k oracle coverage (upper bound)"}

@@ -49,7 +49,9 @@ def test_the_report_is_self_contained_with_summary_curve_and_three_trees(db_url,
     figs = figures(page)
     assert [f["id"] for f in figs] == ["fig0", "fig1", "fig2", "fig3"]  # curve + trees of problems 0, 1, 2
     curve_names = {t.get("name") for t in figs[0]["data"]}
-    assert {"majority vote@k", "best-of-k (verifier)", "weighted best-of-k (verifier)"} <= curve_names
+    # the Budget page's figure and labels (viz.curves.budget_figure, reasoning.budget.ESTIMATOR_INFO)
+    assert {"majority (self-consistency)", "best-of-N naive", "best-of-N weighted",
+            "pass@k oracle coverage (upper bound)"} <= curve_names
     tree_seqs = [s for t in figs[1]["data"] if t.get("customdata") is not None for s in t["customdata"]]
     assert len(tree_seqs) == 1 + 3 * 3  # every node of problem 0 is a clickable point
     assert "What is 2 + 2?" in page and "Chosen path" in page

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlmodel import select
 
+from reasoning.budget import BudgetPoint, flops
 from reasoning.estimators import bootstrap_ci
 from store import models as m
 
@@ -66,12 +67,10 @@ class Spread:
                 f"{self.tokens_mean:.0f} ± {self.tokens_std:.0f} tokens per problem; stopped: {reasons}")
 
 
-def adaptive_points(run: m.Run, spends: dict[int, Spend], group_of, suffix: str, n_boot: int, seed: int,
-                    flops) -> tuple[list, list[Spread]]:
+def adaptive_points(run: m.Run, spends: dict[int, Spend], group_of, suffix: str, n_boot: int,
+                    seed: int) -> tuple[list[BudgetPoint], list[Spread]]:
     """One BudgetPoint per facet group at the run's mean spend (k = mean samples, rounded to 0.01),
-    with its Spread (standard deviations over problems). `flops` is curves._flops."""
-    from thinktrace.curves import BudgetPoint
-
+    with its Spread (standard deviations over problems)."""
     by_group = defaultdict(list)
     for pid, spend in spends.items():
         if spend.correct is not None:
@@ -84,7 +83,8 @@ def adaptive_points(run: m.Run, spends: dict[int, Spend], group_of, suffix: str,
         samples = np.array([s.samples for s in spent], float)
         tokens = np.array([s.tokens for s in spent], float)
         low, high = bootstrap_ci(values, n_boot=n_boot, seed=seed)
-        total, verifier = flops(run, float(tokens.mean()), float(tokens.mean()))
+        total, verifier = flops(run.model_params, float(tokens.mean()), run.verifier, run.verifier_params,
+                                float(tokens.mean()))
         points.append(BudgetPoint(
             curve=label, strategy=run.strategy, estimator="adaptive", k=round(float(samples.mean()), 2),
             tokens_per_problem=float(tokens.mean()), flops=total, verifier_flops=verifier,
@@ -100,11 +100,10 @@ def adaptive_points(run: m.Run, spends: dict[int, Spend], group_of, suffix: str,
 
 def load_spreads(url: str, run_id: str) -> list[Spread]:
     """The spend of one adaptive run over all its finished problems (for error bars on a page)."""
-    from thinktrace.curves import _flops
     from store.db import session_scope
 
     with session_scope(url) as session:
         run = session.get(m.Run, run_id)
         pids = session.exec(select(m.Result.problem_id).where(m.Result.run_id == run_id)).all()
         spends = adaptive_results(session, run, list(pids))
-        return adaptive_points(run, spends, {str(p): None for p in pids}, "", 1, 0, _flops)[1]
+        return adaptive_points(run, spends, {str(p): None for p in pids}, "", 1, 0)[1]

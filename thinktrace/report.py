@@ -50,7 +50,7 @@ def build_report(url: str, run_id: str, positions: Sequence[int] | None = None) 
         figures.append(div)
         return div
 
-    sections = [_summary_section(summary, run), _curve_section(url, run_id, summary, add_figure)]
+    sections = [_summary_section(summary, run), _curve_section(url, run, summary, add_figure)]
     for position in positions:
         problem, result = by_position[position]
         sections.append(_problem_section(url, run_id, position, problem, result, add_figure))
@@ -87,12 +87,13 @@ def _summary_section(s, run: m.Run) -> str:
             f"<details><summary>Settings to reproduce this run</summary><pre>{params}</pre></details></section>")
 
 
-def _curve_section(url: str, run_id: str, summary, add_figure) -> str:
+def _curve_section(url: str, run: m.Run, summary, add_figure) -> str:
     """The budget curve when every problem has the same N > 1 parallel samples."""
     from reasoning.estimators import curve_points
-    from viz.report import budget_figure
+    from thinktrace.curves import run_points
+    from viz.curves import budget_figure
 
-    samples = run_samples(url, run_id)
+    samples = run_samples(url, run.id)
     sizes = {len(p.samples) for p in samples}
     if not samples or sizes == {1}:
         return ""
@@ -103,7 +104,11 @@ def _curve_section(url: str, run_id: str, summary, add_figure) -> str:
         points = curve_points(samples, n_boot=500)
     except ValueError as exc:
         return f"<section><h2>Accuracy vs budget</h2><p class='muted'>No budget curve: {html.escape(str(exc))}</p></section>"
-    div = add_figure(budget_figure(points))
+    points = run_points(run, points)
+    caption = html.escape(f"model: {summary.model} · verifier: {summary.verifier or 'none'} · problems: "
+                          f"{points[0].n_problems} ({summary.dataset}) · seed: {summary.seed} · 95% bootstrap CIs "
+                          "over problems")
+    div = add_figure(budget_figure(points, "samples", caption=caption, height=460))
     return ("<section><h2>Accuracy vs budget</h2><p class='muted'>Had we sampled only k of the "
             f"{sizes.pop()} samples per problem: expected accuracy over many k-subsets, with 95% bootstrap "
             f"intervals over {points[0].n_problems} graded problems.</p>{div}</section>")

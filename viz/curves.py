@@ -8,6 +8,7 @@ curve whose verifier saw the gold answers.
 from __future__ import annotations
 
 import math
+from html import escape
 from collections import defaultdict
 from typing import Hashable, Sequence
 
@@ -15,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from thinktrace.curves import BudgetPoint, FrontierStep
+from reasoning.budget import BudgetPoint, FrontierStep
 
 AXIS_TITLES = {
     "samples": "budget N (samples or beams, log2)",
@@ -29,16 +30,18 @@ MAX_FACET_COLUMNS = 3
 
 
 def budget_figure(points: Sequence[BudgetPoint], x: str = "samples", *, frontier: Sequence[FrontierStep] = (),
-                  by: str | None = None, title: str = "", caption: str = "", height: int | None = None) -> go.Figure:
+                  by: str | None = None, title: str = "", caption: str = "", height: int | None = None,
+                  columns: int = MAX_FACET_COLUMNS) -> go.Figure:
     """Accuracy against `x` ("samples", "tokens" or "flops") for every curve in `points`, one
-    panel per facet group (`by` names the facet for panel titles). Points without a value on the
-    x axis (FLOPs of a model of unknown size) are left out. `frontier` comes from
-    thinktrace.curves.frontier on the same axis."""
+    panel per facet group (`by` names the facet for panel titles), at most `columns` panels a row.
+    Points without a value on the x axis (FLOPs of a model of unknown size) are left out.
+    `frontier` comes from reasoning.budget.frontier on the same axis (none: no frontier drawn).
+    The Budget page, `curves --html`, the HTML report and the Learn page all draw this figure."""
     points = [p for p in points if p.x(x) is not None and p.x(x) > 0]
     groups = sorted({p.group for p in points}, key=lambda g: (g is None, g))
     if not groups:
         groups = [None]
-    columns = min(len(groups), MAX_FACET_COLUMNS)
+    columns = min(len(groups), columns)
     rows = math.ceil(len(groups) / columns)
     template = FACET_TITLES.get(by or "", "{}")
     subplot_titles = [template.format(g) if g is not None else ("no level" if by else "") for g in groups]
@@ -93,12 +96,18 @@ def _rgba(color: str, alpha: float) -> str:
 
 
 def _hover(p: BudgetPoint) -> str:
+    """Names come from users and models (a run's model, a verifier spec): escaped, as in viz.tree."""
     flops = "-" if p.flops is None else f"{p.flops:.3g} (verifier {p.verifier_flops:.3g})"
     bound = "<br><b>upper bound</b>: uses the gold answers" if p.upper_bound else ""
-    return (f"<b>{p.curve}</b><br>estimator {p.estimator}, N = {p.k}<br>accuracy {100 * p.accuracy:.1f}% "
+    return (f"<b>{escape(p.curve)}</b><br>estimator {p.estimator}, N = {p.k}<br>accuracy {100 * p.accuracy:.1f}% "
             f"[{100 * p.ci_low:.1f}, {100 * p.ci_high:.1f}]<br>tokens/problem {p.tokens_per_problem:.0f}<br>"
-            f"FLOPs {flops}<br>{p.n_problems} problems · {p.model} · verifier {p.verifier or 'none'} · "
-            f"seed {p.seed}{bound}")
+            f"FLOPs {flops}<br>{' · '.join(_provenance(p))}{bound}")
+
+
+def _provenance(p: BudgetPoint) -> list[str]:
+    parts = [f"{p.n_problems} problems"] + ([escape(p.model)] if p.model else [])
+    parts.append(f"verifier {escape(p.verifier or 'none')}")
+    return parts + ([f"seed {p.seed}"] if p.seed is not None else [])
 
 
 def _curve_traces(name: str, members: list[BudgetPoint], x: str, color: str, show_legend: bool) -> list[go.Scatter]:
@@ -127,7 +136,7 @@ def _frontier_trace(best: list[BudgetPoint], x: str, show_legend: bool) -> go.Sc
         name="compute-optimal frontier", legendgroup="frontier", showlegend=show_legend,
         line=dict(color=FRONTIER_COLOR, width=1.5, dash="dot"),
         marker=dict(symbol="circle-open", size=14, color=FRONTIER_COLOR, line=dict(width=2)),
-        hovertext=[f"frontier: <b>{p.curve}</b> at N = {p.k}, {100 * p.accuracy:.1f}%" for p in best],
+        hovertext=[f"frontier: <b>{escape(p.curve)}</b> at N = {p.k}, {100 * p.accuracy:.1f}%" for p in best],
         hoverinfo="text")
 
 

@@ -1,7 +1,7 @@
 """How good is the verifier? Score distributions, ROC AUC, calibration and score trajectories.
 
 Inputs are plain arrays: a score in [0, 1] per final path and whether that path's answer is right.
-ROC AUC is computed here with numpy (the Mann-Whitney statistic, ties counted half), no sklearn.
+ROC AUC comes from the engine (reasoning.estimators.roc_auc), like every number a figure shows.
 """
 from __future__ import annotations
 
@@ -12,39 +12,16 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from reasoning.estimators import roc_auc, scored_outcomes
+
 RIGHT, WRONG = "#1a9850", "#d73027"
 PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
 MAX_TRAJECTORIES = 400  # lines drawn per outcome; more is ink, not information
 
 
-def _clean(scores: Sequence[float | None], labels: Sequence[bool | None]) -> tuple[np.ndarray, np.ndarray]:
-    """Drop paths without a score or without a known outcome."""
-    s = np.array([np.nan if v is None else float(v) for v in scores], dtype=float)
-    y = np.array([np.nan if v is None else float(bool(v)) for v in labels], dtype=float)
-    keep = np.isfinite(s) & np.isfinite(y)
-    return s[keep], y[keep].astype(bool)
-
-
-def roc_auc(scores: Sequence[float | None], labels: Sequence[bool | None]) -> float | None:
-    """P(score of a right path > score of a wrong one), ties counting one half. None when only one
-    class is present (AUC is undefined, not 0.5)."""
-    s, y = _clean(scores, labels)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    sorted_s = s[order]
-    # average ranks over ties
-    _, first, counts = np.unique(sorted_s, return_index=True, return_counts=True)
-    avg = first + (counts + 1) / 2.0
-    ranks[order] = np.repeat(avg, counts)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
 def roc_curve(scores, labels) -> tuple[np.ndarray, np.ndarray]:
     """False and true positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
-    s, y = _clean(scores, labels)
+    s, y = scored_outcomes(scores, labels)
     if len(s) == 0 or y.all() or (~y).all():
         return np.array([0.0, 1.0]), np.array([0.0, 1.0])
     order = np.argsort(-s, kind="mergesort")
@@ -57,7 +34,7 @@ def roc_curve(scores, labels) -> tuple[np.ndarray, np.ndarray]:
 
 def calibration(scores, labels, bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean score, fraction right and count per equal-width score bin (empty bins dropped)."""
-    s, y = _clean(scores, labels)
+    s, y = scored_outcomes(scores, labels)
     idx = np.clip((s * bins).astype(int), 0, bins - 1)
     counts = np.bincount(idx, minlength=bins)
     mean_score = np.bincount(idx, weights=s, minlength=bins)
@@ -82,7 +59,7 @@ def score_histogram(groups: Sequence[Group]) -> go.Figure:
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=[html.escape(g[0]) for g in groups] if rows > 1 else None)
     for r, (label, scores, labels) in enumerate(groups, start=1):
-        s, y = _clean(scores, labels)
+        s, y = scored_outcomes(scores, labels)
         for name, colour, mask in (("right", RIGHT, y), ("wrong", WRONG, ~y)):
             fig.add_trace(go.Histogram(x=s[mask], name=f"{name} answers", marker_color=colour, opacity=0.6,
                                        xbins=dict(start=0, end=1.0001, size=0.05), legendgroup=name,

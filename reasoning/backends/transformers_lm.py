@@ -24,12 +24,9 @@ from transformers.cache_utils import DynamicLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import sdpa_mask
 
-from reasoning.backends import free_cores
 from reasoning.backends.prompts import RenderedPrompts, check_prompt_style
-from reasoning.errors import UserError
+from reasoning.backends.torch_device import DTYPES, placement
 from reasoning.types import DEFAULT_DELIMITER, Completion
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 # Default cap of the cross-call prefix cache. SmolLM2-135M in fp32 holds 45 KB of keys and values per
 # token, so 256 MB is about 5,800 tokens: a dozen few-shot prompts with their steps.
@@ -119,13 +116,7 @@ class TransformersLM(RenderedPrompts):
                  device: str | None = None, dtype: str | None = None, max_batch_rows: int = 32,
                  delimiter: str = DEFAULT_DELIMITER, prefix_cache_mb: float = PREFIX_CACHE_MB):
         check_prompt_style(prompt_style)
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        # bf16 on GPUs; fp32 on CPUs, where bf16 is slower without AVX-512 and fp16 kernels are slow.
-        self.dtype = dtype or ("bfloat16" if self.device.startswith("cuda") else "float32")
-        if self.dtype not in DTYPES:
-            raise UserError(f"unknown dtype '{self.dtype}': use one of {', '.join(DTYPES)}")
-        if self.device == "cpu":
-            torch.set_num_threads(free_cores())  # oversubscribed cores cut throughput tenfold
+        self.device, self.dtype = placement(device, dtype)
         self.name, self.model_id, self.prompt_style = name, model_id, prompt_style
         self.max_batch_rows, self.delimiter = max_batch_rows, delimiter
         self.tokenizer = AutoTokenizer.from_pretrained(path)

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from reasoning.problems import MAX_DIFFICULTY, MIN_DIFFICULTY, generate_arith
+from reasoning.problems import EQUATION_RE, MAX_DIFFICULTY, MIN_DIFFICULTY, generate_arith
 from reasoning.types import DEFAULT_DELIMITER, Problem
 
 from reasoning.lab.tokenizer import EOS, prompt_text
@@ -27,7 +27,6 @@ EVAL_HOLDOUT = 1000  # evaluation problems per level that training never sees
 _CANONICAL_RE = re.compile(
     r"^(?P<name>.+?) (?:starts with|has) (?P<a>\d+) (?P<unit>\w+) and (?P<action>.+), "
     r"so (?P<pron>\w+) has (?P=a) (?P<op>[-+*/]) (?P<b>\d+) = (?P<c>\d+) (?P=unit)\.$")
-EQUATION_RE = re.compile(r"(\d+) ([-+*/]) (\d+) = (\d+)")
 ANSWER_RE = re.compile(r"The answer is (\d+)\.")
 COMMUTATIVE = {"+", "*"}
 

@@ -82,8 +82,10 @@ def at_k(problems: list[Problem], paths: list[list[Path_]], k: int) -> dict[str,
     return {name: float(m[:, 0].mean()) for name, m in matrices.items()}
 
 
-def step_auc(problems: list[Problem], paths: list[list[Path_]]) -> tuple[float, int]:
-    """ROC AUC of the PRM's step scores against exact step labels (prm.step_labels), over all steps."""
+def step_auc(problems: list[Problem], paths: list[list[Path_]]) -> tuple[float | None, int]:
+    """ROC AUC of the PRM's step scores against exact step labels (prm.step_labels), over all steps;
+    None when every step is right or every step is wrong."""
+    from reasoning.estimators import roc_auc
     from reasoning.lab.prm import step_labels
 
     scores, labels = [], []
@@ -92,21 +94,7 @@ def step_auc(problems: list[Problem], paths: list[list[Path_]]) -> tuple[float, 
             if p.steps:
                 labels += step_labels(problem, p.steps)
                 scores += p.scores
-    return auc(scores, labels), len(labels)
-
-
-def auc(scores: list[float], labels: list[bool]) -> float:
-    """Probability that a random good step outscores a random bad one (ties count half)."""
-    import numpy as np
-
-    s, y = np.asarray(scores, float), np.asarray(labels, bool)
-    n_good, n_bad = y.sum(), (~y).sum()
-    if not n_good or not n_bad:
-        return float("nan")
-    # Mann-Whitney U from average ranks (tied scores share their mean rank).
-    values, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
-    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]
-    return float((ranks[y].sum() - n_good * (n_good + 1) / 2) / (n_good * n_bad))
+    return roc_auc(scores, labels), len(labels)
 
 
 def run_strategy(name: str, problems: list[Problem], lm, verifier, **settings) -> tuple[float, float, float]:
@@ -190,7 +178,8 @@ def format_table(report: dict) -> str:
         cells = [f"{100 * row[key]:.0f}%" if key in row else "-" for key in ("greedy", "pass", "maj", "wbon")]
         tokens = f"{row['tokens_per_sample']:.0f}" if "tokens_per_sample" in row else "-"
         lines.append(f"{level:>5} {cells[0]:>7} {cells[1]:>8} {cells[2]:>7} {cells[3]:>8} {tokens:>10}")
-    lines.append(f"PRM step AUC vs exact labels: {report['step_auc']:.3f} over {report['auc_steps']} steps")
+    auc = "n/a" if report["step_auc"] is None else f"{report['step_auc']:.3f}"
+    lines.append(f"PRM step AUC vs exact labels: {auc} over {report['auc_steps']} steps")
     if report["beam"]:
         lines.append(f"beam search (M=2) vs weighted best-of-N, {report['beam_problems']} problems: "
                      "accuracy (generated tokens/problem)")

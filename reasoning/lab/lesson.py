@@ -4,10 +4,10 @@ and accuracy-vs-budget points by difficulty from recorded samples."""
 from __future__ import annotations
 
 import json
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from reasoning.answers import majority
 from reasoning.types import Problem
 
 from reasoning.lab import MODELS_DIR
@@ -46,15 +46,13 @@ def attempts(lm, verifier, problem: Problem, n: int, temperature: float, seed: i
 
 
 def votes(paths: list[Attempt], weighted: bool = False) -> list[tuple[str, float, bool]]:
-    """(answer, votes or summed PRM score, right?) per distinct answer, most votes first."""
-    tally: Counter = Counter()
-    right: dict[str, bool] = {}
+    """(answer, votes or summed PRM score, right?) per class of equivalent answers (the strategies'
+    vote, reasoning.answers.majority), most votes first; an answer is named by its first wording."""
+    _, table = majority([p.answer for p in paths], [p.score if weighted else 1.0 for p in paths])
+    right = {}
     for p in paths:
-        if p.answer is None:
-            continue
-        tally[p.answer] += p.score if weighted else 1
-        right[p.answer] = p.correct
-    return [(answer, total, right[answer]) for answer, total in tally.most_common()]
+        right.setdefault(p.answer, p.correct)
+    return sorted(((answer, total, right[answer]) for answer, total in table.items()), key=lambda row: -row[1])
 
 
 def winner(paths: list[Attempt], weighted: bool = False) -> tuple[str | None, bool]:
@@ -105,7 +103,9 @@ def budget_points(path: Path = SAMPLES_FILE, ks=None):
                 for level, rows in recorded["levels"].items() for row in rows]
     points = curve_points(problems, ks=list(ks), estimators=("pass", "maj", "wbon"), n_draws=100, n_boot=200,
                           by=lambda p: p.difficulty)
-    return recorded, points
+    # who wrote and scored the samples, for the figure's hover
+    return recorded, [replace(p, model="lab reasoner", verifier="prm:lab" if p.estimator == "wbon" else None,
+                              dataset=f"arith:{p.group}") for p in points]
 
 
 def best_method(points, estimators=("maj", "wbon")) -> dict[int, dict[int, str]]:

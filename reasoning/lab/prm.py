@@ -29,9 +29,10 @@ import torch
 from transformers import AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from reasoning.lab import data
-from reasoning.lab.data import ANSWER_RE, COMMUTATIVE, EQUATION_RE, Op, canonical_ops
+from reasoning.lab.data import ANSWER_RE, COMMUTATIVE, Op, canonical_ops
 from reasoning.lab.tokenizer import BAD, GOOD
 from reasoning.lab.train import ModelConfig, TrainConfig, device, save, train_loop
+from reasoning.problems import EQUATION_RE
 from reasoning.tree import split_steps
 from reasoning.types import DEFAULT_DELIMITER, Problem
 

@@ -2,7 +2,7 @@
 nodes, score them with the verifier, and vote or pick."""
 from __future__ import annotations
 
-from reasoning.answers import extract_answer, is_equiv, majority
+from reasoning.answers import extract_answer, is_equiv, majority, vote as answers_vote
 from reasoning.config import SearchConfig
 from reasoning.tree import Tree, split_steps
 from reasoning.types import TERMINAL, Completion, LanguageModel, Node, Outcome, Problem, Verifier
@@ -65,19 +65,16 @@ def score_leaves(problem: Problem, verifier: Verifier | None, tree: Tree, leaves
 def vote(leaves: list[Node], rule: str) -> Outcome:
     """Choose among finished chains. majority: most frequent equivalent answer; weighted: answer with
     the largest summed path score; naive: the single best-scored chain. The chosen node is the
-    best-scored (else first) chain that carries the winning answer."""
+    best-scored (else first) chain that carries the winning answer (reasoning.answers.vote)."""
     answers = [leaf.answer for leaf in leaves]
+    scores = [leaf.path_score or 0.0 for leaf in leaves]
     if rule == "naive":
         ranked = sorted(leaves, key=lambda leaf: (-(leaf.path_score or 0.0), leaf.seq))
         best = ranked[0] if ranked else None
-        _, votes = majority(answers, weights=[leaf.path_score or 0.0 for leaf in leaves])
-        return Outcome(best.answer if best else None, best.seq if best else None, votes)
-    weights = [leaf.path_score or 0.0 for leaf in leaves] if rule == "weighted" else None
-    winner, votes = majority(answers, weights=weights)
-    if winner is None:
-        return Outcome(None, leaves[0].seq if leaves else None, votes)
-    carriers = [leaf for leaf in leaves if leaf.answer is not None and is_equiv(leaf.answer, winner)]
-    best = max(carriers, key=lambda leaf: (leaf.path_score or 0.0, -leaf.seq))
-    # The chosen chain's own wording of the winning answer ("5.0" where the vote table says "5"), so the
-    # result and the node it points at always agree.
-    return Outcome(best.answer, best.seq, votes)
+        return Outcome(best.answer if best else None, best.seq if best else None, majority(answers, scores)[1])
+    result = answers_vote(answers, weights=scores if rule == "weighted" else None,
+                          rank=[(score, -leaf.seq) for score, leaf in zip(scores, leaves)])
+    if result.winner is None:
+        return Outcome(None, leaves[0].seq if leaves else None, result.table)
+    best = leaves[result.chosen]
+    return Outcome(best.answer, best.seq, result.table)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reasoning.answers import majority, is_equiv
+from reasoning.answers import vote
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
 from reasoning.strategies.chains import add_chain, finish, score_leaves
@@ -180,15 +180,15 @@ def store_and_vote(problem: Problem, tree: Tree, verifier: Verifier | None, cfg:
     voters = [leaf for leaf in leaves if leaf.meta["kept"] and leaf.answer is not None]
     if not voters:
         voters = [leaf for leaf in leaves if not leaf.meta.get("cut")]
-    winner, votes = majority([leaf.answer for leaf in voters], weights=[leaf.meta["conf_lowest"] or 0.0 for leaf in voters])
-    chosen = None
-    if winner is not None:
-        carriers = [leaf for leaf in voters if leaf.answer is not None and is_equiv(leaf.answer, winner)]
-        chosen = max(carriers, key=lambda leaf: (leaf.meta["conf_lowest"] or 0.0, -leaf.seq))
+    weights = [leaf.meta["conf_lowest"] or 0.0 for leaf in voters]
+    result = vote([leaf.answer for leaf in voters], weights=weights,
+                  rank=[(w, -leaf.seq) for w, leaf in zip(weights, voters)])
+    chosen = None if result.chosen is None else voters[result.chosen]
+    if chosen is not None:
         tree.select(chosen)
     reasons = Counter("cut" if t.cut_at is not None else t.finish_reason for t in traces)
     meta = {"samples": len(traces), "warmup": cfg.warmup, "threshold": threshold,
             "stop_reasons": dict(reasons), "cut": reasons.get("cut", 0),
             "kept": sum(leaf.meta["kept"] for leaf in leaves),
             "cut_tokens": sum(t.tokens for t in traces if t.cut_at is not None)}
-    return Outcome(winner, chosen.seq if chosen else None, votes, meta)
+    return Outcome(result.winner, chosen.seq if chosen else None, result.table, meta)

@@ -18,9 +18,10 @@ module loads the model and runs the batches.
   state), true for the Llama / Mistral / Qwen2 models the registry names.
 - Skywork's value head is not a transformers class: the base model is loaded with AutoModel and the
   head is a `torch.nn.Linear(hidden, 1)` filled from the checkpoint's `v_head.summary.*` weights.
-- CPU runs in float32 and CUDA in bfloat16, like the LM backend; probabilities are computed in float32.
+- CPU runs in float32 and CUDA in bfloat16 (reasoning.backends.torch_device, like the LM backend); probabilities
+  are computed in float32.
 - A PRM folder with a `checker/` subfolder (the lab PRM's learnt arithmetic checker,
-  reasoning/lab/checker.py) is wrapped in `CheckedPRM`: step score = PRM score x the checker's
+  reasoning/verifiers/arith_checker.py) is wrapped in `CheckedPRM`: step score = PRM score x the checker's
   verdicts on that step and every step before it (`load_prm(..., checker=False)` for the PRM alone).
 - NaN scores (a broken checkpoint, an overflow in half precision) are returned as 0.0, the value
   `reasoning.verifiers.aggregate` gives a NaN, so such a step can never win a selection; each one is
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from reasoning.backends.torch_device import DTYPES, placement
 from reasoning.errors import UserError
 from reasoning.verifiers.prm_conventions import (
     NAMED_PRMS, NEXT_TOKEN, TOKEN_CLASS, VALUE, Convention, Encoded, parse_prm_spec, pick_convention,
@@ -43,8 +45,6 @@ from reasoning.verifiers.prm_conventions import (
 )
 
 log = logging.getLogger(__name__)
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 # A path every tokenizer and template must handle, checked once at load time.
 PROBE_QUESTION, PROBE_STEPS = "What is 2 + 3?", ["2 + 3 = 5.", "The answer is 5."]
@@ -65,7 +65,7 @@ def load_prm(spec: str, *, trust_remote_code: bool = False, device: str | None =
     prm = PRMVerifier(folder, convention, name=f"prm:{spec}", trust_remote_code=trust_remote_code,
                       device=device, dtype=dtype)
     if checker and (Path(folder) / "checker" / "config.json").is_file():
-        from reasoning.lab.checker import ArithmeticChecker
+        from reasoning.verifiers.arith_checker import ArithmeticChecker
 
         return CheckedPRM(prm, ArithmeticChecker(Path(folder) / "checker", device=prm.device))
     return prm
@@ -74,7 +74,7 @@ def load_prm(spec: str, *, trust_remote_code: bool = False, device: str | None =
 class CheckedPRM:
     """A PRM whose step scores are multiplied by an arithmetic checker's verdicts on that step and
     every step before it: a step is good only when the path so far is, so one slipped equation
-    lowers every later score too (reasoning/lab/checker.py says why the lab PRM needs one)."""
+    lowers every later score too (reasoning/verifiers/arith_checker.py says why the lab PRM needs one)."""
 
     evaluation_only = False
 
@@ -119,14 +119,7 @@ class PRMVerifier:
         folder = Path(folder)
         self.name, self.convention = name, convention
         self.max_batch_rows, self.max_batch_tokens, self.padding_side = max_batch_rows, max_batch_tokens, padding_side
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.dtype = dtype or ("bfloat16" if self.device.startswith("cuda") else "float32")
-        if self.dtype not in DTYPES:
-            raise UserError(f"unknown dtype '{self.dtype}': use one of {', '.join(DTYPES)}")
-        if self.device == "cpu":
-            from reasoning.backends import free_cores
-
-            torch.set_num_threads(free_cores())
+        self.device, self.dtype = placement(device, dtype)
         self.nan_scores = 0  # scores that came out NaN and were returned as 0.0
         config = _read_config(folder)
         self.tokenizer = self._load_tokenizer(folder, trust_remote_code)

@@ -1,5 +1,5 @@
 """`sweep` and `curves` commands: run a budget sweep, print its accuracy-vs-budget points.
-`curves --json` is a list of points with stable keys (see thinktrace.curves.BudgetPoint)."""
+`curves --json` is a list of points with stable keys (see reasoning.budget.BudgetPoint)."""
 from __future__ import annotations
 
 import json
@@ -101,7 +101,8 @@ def curves(
     db: Optional[str] = typer.Option(None, "--db", help=_DB_HELP),
 ):
     """Accuracy-vs-budget points (with 95% bootstrap CIs over problems) of a sweep or run."""
-    from thinktrace.curves import AXES, efficiency, frontier, load_curves
+    from reasoning.budget import AXES, efficiency, frontier
+    from thinktrace.curves import load_curves
     from store.db import resolve_url
 
     if x not in AXES:
