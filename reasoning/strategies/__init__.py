@@ -33,8 +33,9 @@ class Strategy:
     name: str
     help: str  # one line: the Run page's menu and `--strategy`
     search: Callable  # (problem, lm, verifier, cfg, tree) -> Outcome
-    # The knobs it reads, in the order the Run page shows them: a shared knob by name
-    # (reasoning.config.SHARED), a knob of its own declared right here as a Knob.
+    # The knobs a user sets for it, in the order the Run page shows them: a shared knob by name
+    # (reasoning.config.SHARED), a knob of its own declared right here as a Knob. (What any strategy
+    # may also read, top_p and the delimiter, is not listed; nor is select where the form never showed it.)
     knobs: tuple[str | Knob, ...] = ()
     # The knobs its budget sets: a sweep sets each to the budget, and `n` names the run ("n=8").
     # A sweep also keys a per-budget run by n, so it sets n even where n is not listed.
