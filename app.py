@@ -10,7 +10,8 @@ st.set_page_config(page_title="ThinkTrace", page_icon=":material/account_tree:",
 
 # A small run that shows a whole search on the lab pair in seconds on a laptop CPU: best-of-8 picked
 # by the lab PRM on level-4 problems, where one greedy answer is right about 60% of the time.
-DEMO = dict(strategy="best_of_n", dataset="arith:4", limit=10, n=8, max_new_tokens=256, model="lab", verifier="prm:lab")
+DEMO = dict(strategy="best_of_n", dataset="arith:4", limit=10, model="lab", verifier="prm:lab",
+            knobs={"n": 8, "max_new_tokens": 256})
 
 
 def home() -> None:
@@ -42,16 +43,15 @@ def home() -> None:
                 "elsewhere (`python -m reasoning run …` on your own machine).", icon=":material/lock:")
     else:
         st.subheader("Try it")
-        st.markdown(f"Start a small demo: **best-of-{DEMO['n']}** on {DEMO['limit']} four-step arithmetic problems: "
-                    f"the embedded lab reasoner samples {DEMO['n']} solutions per problem and its process reward "
+        n = DEMO["knobs"]["n"]
+        st.markdown(f"Start a small demo: **best-of-{n}** on {DEMO['limit']} four-step arithmetic problems: "
+                    f"the embedded lab reasoner samples {n} solutions per problem and its process reward "
                     f"model picks one. It takes seconds; you will watch the trees grow on the Run page, and the "
                     f"**Learn** page explains what you see.")
         if st.button("Start a demo run", icon=":material/play_arrow:", type="primary"):
             from thinktrace.launch import RunSpec, start_run
 
-            spec = RunSpec(strategy=DEMO["strategy"], dataset=DEMO["dataset"], limit=DEMO["limit"], n=DEMO["n"],
-                           max_new_tokens=DEMO["max_new_tokens"], model=DEMO["model"], verifier=DEMO["verifier"],
-                           name="demo: best-of-8 with the lab PRM on level-4 arithmetic")
+            spec = RunSpec(**DEMO, name="demo: best-of-8 with the lab PRM on level-4 arithmetic")
             launch = start_run(spec, url)
             st.switch_page(RUN_PAGE, query_params={"run": launch.run_id})
 

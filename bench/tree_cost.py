@@ -27,7 +27,7 @@ from thinktrace import runner  # noqa: E402
 from reasoning.backends import load_model  # noqa: E402
 from reasoning.config import SearchConfig  # noqa: E402
 from reasoning.problems import load_problems  # noqa: E402
-from reasoning.strategies import STRATEGIES  # noqa: E402
+from reasoning.strategies import names  # noqa: E402
 from reasoning.verifiers import load_verifier  # noqa: E402
 
 
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--beam-width", type=int, default=4)
     parser.add_argument("--verifier", default="oracle")
     args = parser.parse_args()
-    missing = {"best_of_n", "beam_search"} - set(STRATEGIES)
+    missing = {"best_of_n", "beam_search"} - set(names())
     if missing:
         sys.exit(f"strategies not registered: {', '.join(sorted(missing))}")
 

@@ -14,9 +14,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-from math_verify import parse, verify
-from math_verify.errors import TimeoutException
-
 BOXED, ANSWER_IS, GSM8K, LAST_NUMBER, NONE = "boxed", "answer_is", "gsm8k", "last_number", "none"
 
 # A plain number as people write it: thousands commas, optional sign, decimals or a simple fraction.
@@ -158,6 +155,9 @@ def is_equiv(a: str | None, b: str | None) -> bool:
         return True
     if _as_fraction(key_a) is not None and _as_fraction(key_b) is not None:
         return False  # keys are reduced exact forms: different keys, different numbers
+    from math_verify import verify  # imported here: it pulls in sympy (~0.5 s), which plain numbers never need
+    from math_verify.errors import TimeoutException
+
     try:
         return bool(verify(list(_parse(b)), list(_parse(a)), timeout_seconds=_timeout()))
     except (Exception, TimeoutException):  # TimeoutException is a BaseException
@@ -168,6 +168,9 @@ def is_equiv(a: str | None, b: str | None) -> bool:
 def _parse(value: str) -> tuple:
     """math-verify's parse of one answer, wrapped as inline math; cached because voting and grading
     compare the same few answers over and over."""
+    from math_verify import parse
+    from math_verify.errors import TimeoutException
+
     try:
         math = value.replace("\\$", "").replace("$", "")
         return tuple(parse(f"${math}$", parsing_timeout=_timeout()))

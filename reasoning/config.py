@@ -1,7 +1,13 @@
-"""Every knob of a search, with its default, in one place (the CLI, the runner and the pages read it)."""
+"""Every knob of a search, declared once: its default, help and allowed values.
+
+The knobs several strategies read are declared here (SHARED); a strategy's own knobs are declared
+in its module, next to its `search` (reasoning/strategies). `SearchConfig`, the CLI's options, the
+Run page's widgets and the sweeps all read these declarations, so a new knob is one `Knob(...)`.
+"""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from reasoning.errors import UserError
 from reasoning.types import DEFAULT_DELIMITER
@@ -10,74 +16,139 @@ SELECT_RULES = ("naive", "weighted", "majority")
 AGGREGATES = ("last", "min", "prod", "mean")
 
 
-@dataclass
-class SearchConfig:
-    n: int = 4  # samples (chains) or beams: the budget
-    temperature: float = 0.8  # sampling temperature; cot is always greedy
-    top_p: float = 1.0
-    max_new_tokens: int = 256  # per whole chain (a level-5 lab solution is up to ~220 tokens)
-    select: str = "weighted"  # best_of_n / tree search: naive | weighted | majority
-    aggregate: str = "last"  # per-path score from step scores: last | min | prod | mean
-    delimiter: str = DEFAULT_DELIMITER
+@dataclass(frozen=True)
+class Knob:
+    """One setting of a search. Its type is the type of its default."""
+
+    name: str  # the SearchConfig attribute; the flag is --name-with-dashes
+    default: Any
+    help: str = ""  # the CLI's --help text
+    hint: str = ""  # the Run page's tooltip, when it says more than `help`
+    choices: tuple[str, ...] = ()
+    low: float | None = None  # allowed range: low <= value (low < value when open_low) <= high
+    high: float | None = None
+    open_low: bool = False
+    short: str = ""  # a one-letter flag besides the long one, e.g. -t
+    step: float | None = None  # the Run page's +/- step of a float (default 0.5)
+    cli: bool = True  # a flag of `run` (the step delimiter is set in code only)
+    check: Callable[[Any], str | None] | None = None  # any other rule: the error message, or None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def type(self) -> type:
+        return type(self.default)
+
+    def error(self, value) -> str | None:
+        """Why `value` is not allowed, as the CLI says it, or None."""
+        if self.choices and value not in self.choices:
+            return f"unknown {self.flag} {value!r}: choose one of {', '.join(self.choices)}"
+        if self.check is not None:
+            return self.check(value)
+        if self.low is None:
+            return None
+        if self.high is not None:
+            if value > self.high or value < self.low or (self.open_low and value == self.low):
+                interval = f"{'(' if self.open_low else '['}{self.low:g}, {self.high:g}]"
+                return f"{self.flag} must be in {interval} (got {value})"
+            return None
+        if value < self.low or (self.open_low and value == self.low):
+            bound = f"> {self.low:g}" if self.open_low else f"at least {self.low:g}" if self.low else ">= 0"
+            return f"{self.flag} must be {bound} (got {value})"
+        return None
+
+
+SHARED: tuple[Knob, ...] = (
+    Knob("n", 4, "Samples (budget).", hint="Budget: samples (chains) or beams.", low=1),
+    Knob("temperature", 0.8, hint="Sampling temperature; 0 is greedy.", low=0, short="-t", step=0.1),
+    Knob("top_p", 1.0, hint="Nucleus sampling: keep the smallest token set with this much probability.",
+         low=0, high=1, open_low=True, step=0.1),
+    # A level-5 lab solution is up to ~220 tokens.
+    Knob("max_new_tokens", 256, "Tokens per whole chain (chain strategies, each revise attempt, budget_forcing in "
+         "all, the mcts fallback completion); beam_search / dvts / mcts steps use --max-step-tokens.",
+         hint="Token limit of one whole chain.", low=1),
+    Knob("select", "weighted", "best_of_n, tree search, revise: naive | weighted | majority",
+         hint="How the answer is picked: top-scored chain (naive), largest summed score per answer (weighted), "
+              "or votes only (majority).", choices=SELECT_RULES),
+    Knob("aggregate", "last", "Path score: last | min | prod | mean",
+         hint="One score per path from its step scores: last step, min, product or mean.", choices=AGGREGATES),
+    Knob("delimiter", DEFAULT_DELIMITER, "The text that ends a step.", cli=False,
+         check=lambda value: None if value else "the step delimiter cannot be empty"),
     # Step-level tree search (beam_search, dvts, mcts): steps are generated one call at a time.
-    beam_width: int = 4  # M: children per kept beam; beam_search keeps N/M beams, dvts grows N/M subtrees
-    max_steps: int = 8  # depth limit: a step at this depth ends its path
-    lookahead: int = 0  # K extra greedy steps rolled out before scoring a candidate (0: none)
-    max_step_tokens: int = 48  # token limit of one step
-    expansions: int = 16  # mcts budget B: number of leaf expansions
-    width: int = 3  # mcts expansion width k: child steps sampled per expansion
-    c_puct: float = 1.0  # mcts exploration constant
-    # Sequential scaling.
-    parallel: int = 1  # revise P: parallel chains of N/P attempts each
-    think_tokens: int = 128  # budget_forcing T: minimum generated tokens before the model may stop
-    # Adaptive (stop when sure): --n is the cap on samples.
-    batch: int = 2  # adaptive_consistency: samples drawn between stopping checks
-    stop_threshold: float = 0.95  # adaptive_consistency: stop once P(leader is the majority) exceeds it
-    warmup: int = 4  # deepconf_online: traces generated in full to set the confidence threshold
-    keep_percent: float = 90.0  # deepconf_online eta: threshold = (100 - eta)th percentile of warm-up confidences
-    conf_window: int = 32  # deepconf_online: W, tokens per confidence group
-    chunk_tokens: int = 16  # deepconf_online: tokens generated between early-stop checks
+    Knob("beam_width", 4, "beam_search / dvts: M children per beam; N/M beams or subtrees.",
+         hint="M: children per kept beam (beam search keeps N/M beams; DVTS grows N/M subtrees).", low=1),
+    Knob("max_steps", 8, "Tree search: steps per path at most.",
+         hint="Depth limit: a step at this depth ends its path.", low=1),
+    Knob("lookahead", 0, "beam_search / dvts: greedy steps rolled out before scoring (default 0: none).",
+         hint="Extra greedy steps rolled out before scoring a candidate (0: none).", low=0),
+    Knob("max_step_tokens", 48, "Tree search: tokens per step at most.", hint="Token limit of one step.", low=1),
+)
+_SHARED = {knob.name: knob for knob in SHARED}
+
+
+def knobs() -> dict[str, Knob]:
+    """Every knob by name: the shared ones, then each registered strategy's own, in menu order."""
+    from reasoning.strategies import registered  # the strategy modules import this one
+
+    table = dict(_SHARED)
+    for strategy in registered():
+        for knob in strategy.own_knobs:
+            table.setdefault(knob.name, knob)
+    return table
+
+
+class _KnobDefaults(type):
+    def __getattr__(cls, name: str):
+        """`SearchConfig.temperature`: a knob's default."""
+        knob = _SHARED.get(name) or (None if name.startswith("_") else knobs().get(name))
+        if knob is None:
+            raise AttributeError(f"SearchConfig has no knob {name!r}")
+        return knob.default
+
+
+class SearchConfig(metaclass=_KnobDefaults):
+    """The value of every knob for one search (strategies read `cfg.beam_width`); a knob not given
+    keeps its default. Stored with a run as `to_dict()`, one key per knob."""
+
+    __hash__ = None
+
+    def __init__(self, **values):
+        table = knobs()
+        unknown = [name for name in values if name not in table]
+        if unknown:
+            raise TypeError(f"SearchConfig has no knob {', '.join(map(repr, unknown))}")
+        for name, knob in table.items():
+            setattr(self, name, values.get(name, knob.default))
+
+    def __getattr__(self, name: str):
+        """A knob registered after this config was made has its default here."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(SearchConfig, name)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, SearchConfig) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"SearchConfig({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
 
     def validate(self) -> "SearchConfig":
-        if self.n < 1:
-            raise UserError(f"--n must be at least 1 (got {self.n})")
-        if self.temperature < 0:
-            raise UserError(f"--temperature must be >= 0 (got {self.temperature})")
-        if not 0 < self.top_p <= 1:
-            raise UserError(f"--top-p must be in (0, 1] (got {self.top_p})")
-        if self.max_new_tokens < 1:
-            raise UserError(f"--max-new-tokens must be at least 1 (got {self.max_new_tokens})")
-        if self.select not in SELECT_RULES:
-            raise UserError(f"unknown --select {self.select!r}: choose one of {', '.join(SELECT_RULES)}")
-        if self.aggregate not in AGGREGATES:
-            raise UserError(f"unknown --aggregate {self.aggregate!r}: choose one of {', '.join(AGGREGATES)}")
-        if not self.delimiter:
-            raise UserError("the step delimiter cannot be empty")
-        for flag, value in (("--beam-width", self.beam_width), ("--max-steps", self.max_steps),
-                            ("--max-step-tokens", self.max_step_tokens), ("--expansions", self.expansions),
-                            ("--width", self.width), ("--parallel", self.parallel)):
-            if value < 1:
-                raise UserError(f"{flag} must be at least 1 (got {value})")
-        if self.lookahead < 0:
-            raise UserError(f"--lookahead must be >= 0 (got {self.lookahead})")
-        if self.c_puct < 0:
-            raise UserError(f"--c-puct must be >= 0 (got {self.c_puct})")
-        if self.think_tokens < 0:
-            raise UserError(f"--think-tokens must be >= 0 (got {self.think_tokens})")
-        for flag, value in (("--batch", self.batch), ("--warmup", self.warmup),
-                            ("--conf-window", self.conf_window), ("--chunk-tokens", self.chunk_tokens)):
-            if value < 1:
-                raise UserError(f"{flag} must be at least 1 (got {value})")
-        if not 0.5 <= self.stop_threshold <= 1:
-            raise UserError(f"--stop-threshold must be in [0.5, 1] (got {self.stop_threshold})")
-        if not 0 < self.keep_percent <= 100:
-            raise UserError(f"--keep-percent must be in (0, 100] (got {self.keep_percent})")
+        """Every knob within its declared range (the first one out says so, as a UserError)."""
+        for name, knob in knobs().items():
+            problem = knob.error(getattr(self, name))
+            if problem:
+                raise UserError(problem)
         return self
 
+    def replace(self, **changes) -> "SearchConfig":
+        return SearchConfig(**{**self.to_dict(), **changes})
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {name: getattr(self, name) for name in knobs()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "SearchConfig":
-        known = {f.name for f in fields(cls)}
+        known = knobs()
         return cls(**{k: v for k, v in data.items() if k in known})

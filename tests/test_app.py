@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from thinktrace import launch, runner
 from reasoning.backends.scripted import ScriptedLM
 from reasoning.config import SearchConfig
-from reasoning.strategies import STRATEGIES
+from reasoning.strategies import NEEDS, lookup, names
 from reasoning.types import Problem
 from reasoning.verifiers import load_verifier
 from store.queries import final_paths, run_problems, run_results, tree_nodes
@@ -48,9 +48,9 @@ def judge(prompt: str) -> float:
 def make_runs(url: str) -> dict[str, str]:
     """One finished run per strategy in the dispatch table (verifier self_eval where one is needed)."""
     ids = {}
-    for name, (_, needs_verifier, _) in STRATEGIES.items():
+    for name in names():
         lm = ScriptedLM(script, judge=judge)
-        spec = "self_eval" if needs_verifier else None
+        spec = "self_eval" if lookup(name).verifier == NEEDS else None
         request = runner.RunRequest(strategy=name, dataset="unit", model="scripted", verifier=spec,
                                     config=SearchConfig(n=4, beam_width=2, max_steps=3, expansions=4, width=2,
                                                         max_new_tokens=64, think_tokens=8)).validate()
@@ -127,11 +127,11 @@ def test_home_lists_recent_runs_by_name(db):
     url, ids = db
     at = open_page()
     table = at.dataframe[0].value
-    assert set(table["strategy"]) == set(STRATEGIES)
+    assert set(table["strategy"]) == set(names())
     assert table["open"].str.startswith("tree?run=").all()
 
 
-@pytest.mark.parametrize("strategy", list(STRATEGIES))
+@pytest.mark.parametrize("strategy", names())
 def test_tree_page_draws_every_node_of_each_strategy(db, strategy):
     url, ids = db
     at = open_page("pages/tree.py", run=ids[strategy], problem=2)
@@ -307,7 +307,7 @@ def test_a_run_on_another_machine_shows_where_it_runs_and_no_stop_button(db):
 
 def test_a_run_that_fails_to_start_shows_the_cli_error(db, tmp_path):
     url, _ = db
-    spec = launch.RunSpec(strategy="cot", dataset="nonsense:1", limit=1, max_new_tokens=8)
+    spec = launch.RunSpec(strategy="cot", dataset="nonsense:1", limit=1, knobs={"max_new_tokens": 8})
     started = launch.start_run(spec, url)
     deadline = time.time() + 60
     while launch.child_state(started.run_id)[0] == "running" and time.time() < deadline:
@@ -330,17 +330,17 @@ def test_demo_button_starts_a_run_and_opens_the_run_page(db, monkeypatch):
     at = open_page()
     at.button[0].click().run()
     assert seen["spec"].strategy == "best_of_n" and seen["spec"].dataset == "arith:4"
-    assert seen["spec"].n == 8 and seen["spec"].limit == 10 and seen["spec"].max_new_tokens == 256
+    assert seen["spec"].knobs == {"n": 8, "max_new_tokens": 256} and seen["spec"].limit == 10
     assert seen["spec"].model == "lab" and seen["spec"].verifier == "prm:lab"
     assert at.query_params["run"] == ids["cot"] and at.title[0].value == "Run"
 
 
 def test_display_command_repeats_the_run(tmp_path):
-    spec = launch.RunSpec(strategy="best_of_n", dataset="arith:2", limit=5, verifier="self_eval", n=8, seed=3,
-                          temperature=0.7, max_new_tokens=64, knobs={"select": "naive"}, name="my run")
+    spec = launch.RunSpec(strategy="best_of_n", dataset="arith:2", limit=5, verifier="self_eval", seed=3,
+                          knobs={"n": 8, "temperature": 0.7, "max_new_tokens": 64, "select": "naive"}, name="my run")
     line = launch.display_command(spec, f"sqlite:///{tmp_path}/x.db")
     assert line == (f"python -m reasoning run --strategy best_of_n --dataset arith:2 --limit 5 --model lab "
-                    f"--verifier self_eval --n 8 --seed 3 --temperature 0.7 --max-new-tokens 64 --select naive "
+                    f"--verifier self_eval --seed 3 --n 8 --temperature 0.7 --max-new-tokens 64 --select naive "
                     f"--name 'my run' --db {tmp_path}/x.db")
     multi = launch.display_command(spec, f"sqlite:///{tmp_path}/x.db", multiline=True)
     assert multi.split(" \\\n  ")[:3] == ["python -m reasoning run", "--strategy best_of_n", "--dataset arith:2"]

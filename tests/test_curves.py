@@ -18,7 +18,7 @@ from reasoning.budget import BudgetPoint, efficiency, frontier
 from thinktrace.curves import load_curves
 from reasoning.errors import UserError
 from reasoning.problems import load_problems
-from reasoning.strategies import STRATEGIES
+from reasoning.strategies import Strategy, lookup, register, unregister
 from thinktrace.sweep import SweepInterrupted, SweepSpec, beam_width_for, resume_sweep, run_sweep, sweep_state
 from reasoning.types import Problem
 from reasoning.verifiers import load_verifier
@@ -191,10 +191,13 @@ def sweep(url, strategies, budgets, lm=None, **kw):
 
 
 @pytest.fixture()
-def tree_strategy(monkeypatch):
+def tree_strategy():
     """A registered per-budget strategy: the sweep must treat any registered strategy this way."""
-    monkeypatch.setitem(STRATEGIES, "wide_vote", ("reasoning.strategies.self_consistency", False, "test"))
-    return "wide_vote"
+    from reasoning.strategies import self_consistency
+
+    register(Strategy("wide_vote", "test", self_consistency.search, knobs=("n",)))
+    yield "wide_vote"
+    unregister("wide_vote")
 
 
 def test_a_sweep_shares_one_sampling_run_and_runs_tree_strategies_per_budget(db_url, tree_strategy):
@@ -260,16 +263,20 @@ def test_beam_width_divides_every_budget_and_mcts_spends_its_budget_in_expansion
     assert (plan["mcts", 2].expansions, plan["mcts", 8].expansions) == (2, 8)
 
 
-def test_a_budget_a_strategy_cannot_take_is_refused_before_any_run(db_url, monkeypatch):
-    from reasoning.strategies import beam_search
+def test_a_budget_a_strategy_cannot_take_is_refused_before_any_run(db_url):
+    from dataclasses import replace
 
     def refuse_two(cfg):
         if cfg.n == 2:
             raise UserError("no budget 2")
 
-    monkeypatch.setattr(beam_search, "check_config", refuse_two)
-    with pytest.raises(UserError, match="no budget 2"):
-        sweep(db_url, ["self_consistency", "beam_search"], [1, 2])
+    beam_search = lookup("beam_search")
+    register(replace(beam_search, check=refuse_two), replace=True)
+    try:
+        with pytest.raises(UserError, match="no budget 2"):
+            sweep(db_url, ["self_consistency", "beam_search"], [1, 2])
+    finally:
+        register(beam_search, replace=True)
     with session_scope(db_url) as session:
         assert session.exec(select(m.Run)).all() == []
 

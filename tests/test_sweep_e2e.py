@@ -7,7 +7,7 @@ from sqlmodel import select
 
 from reasoning.config import SearchConfig
 from thinktrace.curves import load_curves
-from reasoning.strategies import STRATEGIES
+from reasoning.strategies import names
 from thinktrace.sweep import run_sweep, sweep_state
 from reasoning.verifiers import load_verifier
 from store import models as m
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def test_a_tiny_sweep_on_the_embedded_model(embedded_lm, db_url):
     strategies = ["self_consistency", "best_of_n"]
-    tree = "beam_search" in STRATEGIES
+    tree = "beam_search" in names()
     if tree:
         strategies.append("beam_search")
     verifier = load_verifier("self_eval", embedded_lm)

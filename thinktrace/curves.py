@@ -36,13 +36,12 @@ from thinktrace.adaptive_curves import adaptive_points, adaptive_results
 from reasoning.answers import canonical, group_answers
 from reasoning.budget import ESTIMATOR_INFO, BudgetPoint, flops
 from reasoning.errors import UserError
-from reasoning.strategies import ADAPTIVE
+from reasoning.strategies import SAMPLES, names
 from reasoning.estimators import (ProblemSamples, Sample, bootstrap_ci, curve_points, default_ks,
                                   pass1_difficulty_bins)
 from store import models as m
 from store.db import session_scope
 
-SAMPLING = ("self_consistency", "best_of_n")
 FACETS = (None, "difficulty", "pass1")
 
 @dataclass
@@ -152,14 +151,15 @@ def load_curves(url: str, ref: str | None = None, *, sweep_id: str | None = None
     runs, ks, title, source = _select_runs(url, sweep_id, run_ids)
     notes = [f"run {r.id[:8]} ({r.strategy} n={r.params.get('n')}) is {_status(r)}" for r in runs
              if _status(r) != m.DONE]
+    sampling, adaptive_ones = names(kind=SAMPLES), names(adaptive=True)  # as the strategies declare
     with session_scope(url) as session:
         problem_ids = _common_problems(session, runs)
         if not problem_ids:
             raise UserError(f"{source}: no problem is finished in every run yet")
         problems = {p.id: p for p in session.exec(select(m.Problem).where(m.Problem.id.in_(problem_ids))).all()}
-        samples = {r.id: _run_samples(session, r, problem_ids, problems) for r in runs if r.strategy in SAMPLING}
-        results = {r.id: _run_results(session, r, problem_ids) for r in runs if r.strategy not in SAMPLING}
-        adaptive = {r.id: adaptive_results(session, r, problem_ids) for r in runs if r.strategy in ADAPTIVE}
+        samples = {r.id: _run_samples(session, r, problem_ids, problems) for r in runs if r.strategy in sampling}
+        results = {r.id: _run_results(session, r, problem_ids) for r in runs if r.strategy not in sampling}
+        adaptive = {r.id: adaptive_results(session, r, problem_ids) for r in runs if r.strategy in adaptive_ones}
     if notes:
         notes.append(f"the curves use the {len(problem_ids)} problems every run has finished")
     group_of = _groups(by, problems, samples, n_bins)
@@ -297,13 +297,14 @@ def _labels(runs: list[m.Run]) -> dict[str, str]:
     """Suffix for curve labels when the runs differ in model, verifier, dataset or seed (so two
     strategies' curves never merge silently), else nothing."""
     configs = {(r.model_name or r.model_id, r.verifier, r.dataset, r.seed) for r in runs}
-    sampling = [r for r in runs if r.strategy in SAMPLING]
+    shared = names(kind=SAMPLES)
+    sampling = [r for r in runs if r.strategy in shared]
     labels = {}
     for r in runs:
         parts = []
         if len(configs) > 1:
             parts.append(f"{r.model_name or r.model_id}, {r.verifier or 'no verifier'}, {r.dataset}, seed {r.seed}")
-        if r.strategy in SAMPLING and len(sampling) > 1:
+        if r.strategy in shared and len(sampling) > 1:
             parts.append(f"run {r.id[:8]}")
         labels[r.id] = f" [{'; '.join(parts)}]" if parts else ""
     return labels

@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from reasoning.backends import DEFAULT_MODEL
+from reasoning.config import knobs
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = ".thinktrace-logs"
@@ -29,18 +30,15 @@ LOG_DIR = ".thinktrace-logs"
 
 @dataclass
 class RunSpec:
-    """What the Run page asks for. `knobs` are SearchConfig fields beyond the common ones (select,
-    aggregate, beam_width, ...), passed as `--field-name value`."""
+    """What the Run page asks for. `knobs` are the knobs it sets (reasoning.config: n, temperature,
+    select, ...), each passed as its flag (`--n 8`); the others keep their defaults."""
 
     strategy: str
     dataset: str
     model: str = DEFAULT_MODEL
     verifier: str | None = None
     limit: int | None = None
-    n: int | None = None
     seed: int = 0
-    temperature: float | None = None
-    max_new_tokens: int | None = None
     name: str = ""
     knobs: dict = field(default_factory=dict)
     backend: str = "transformers"
@@ -59,14 +57,12 @@ class RunSpec:
                 out += ["--" + name.replace("_", "-"), _arg(value)]
         if self.verifier not in (None, "", "none"):
             out += ["--verifier", self.verifier]
-        for flag, value in (("--n", self.n), ("--seed", self.seed), ("--temperature", self.temperature),
-                            ("--max-new-tokens", self.max_new_tokens)):
-            if value is not None:
-                out += [flag, _arg(value)]
+        out += ["--seed", str(self.seed)]
+        declared = knobs()
         for name, value in self.knobs.items():
-            flag = "--" + name.replace("_", "-")
+            flag = declared[name].flag
             if isinstance(value, bool):  # typer booleans are --flag / --no-flag
-                out.append(flag if value else f"--no-{name.replace('_', '-')}")
+                out.append(flag if value else "--no-" + flag[2:])
             elif value is not None:
                 out += [flag, _arg(value)]
         if self.name:

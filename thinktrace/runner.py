@@ -20,10 +20,10 @@ from sqlmodel import select
 
 import reasoning
 from reasoning.answers import is_equiv
-from reasoning.backends import DEFAULT_MODEL, check_backend, default_verifier
+from reasoning.backends import DEFAULT_MODEL, check_backend
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
-from reasoning.strategies import check_config, check_strategy, get_strategy
+from reasoning.strategies import check_config, check_strategy, default_verifier, get_strategy, lookup
 from reasoning.tree import Tree
 from reasoning.types import Node, Problem
 from reasoning.verifiers import check_verifier_spec
@@ -117,8 +117,8 @@ def create_run(url: str, request: RunRequest, problems: list[Problem], lm, verif
 
 
 def default_name(request: RunRequest) -> str:
-    """e.g. "best_of_n n=8 self_eval on arith:2"; cot and budget_forcing have no n to speak of."""
-    budget = "" if request.strategy in ("cot", "budget_forcing") else f" n={request.config.n}"
+    """e.g. "best_of_n n=8 self_eval on arith:2"; n only where it is the strategy's budget (not cot's)."""
+    budget = f" n={request.config.n}" if "n" in lookup(request.strategy).budget else ""
     verifier = f" {request.verifier}" if request.verifier else ""
     return f"{request.strategy}{budget}{verifier} on {request.dataset}"
 

@@ -1,18 +1,18 @@
 """A sweep: the runs an accuracy-vs-budget comparison needs, on the same problems and seeds.
 
 What runs (the plan):
-  - Sampling strategies (self_consistency, best_of_n) share ONE run with N = the largest budget.
+  - Sampling strategies (kind SAMPLES: self_consistency, best_of_n) share ONE run with N = the largest budget.
     Every smaller budget k is read from it by subsampling k of the N chains (reasoning.estimators),
-    which is both cheaper and statistically better than separate runs. The shared run is best_of_n
-    when it is asked for (it needs a verifier), else self_consistency; with a verifier every chain
+    which is both cheaper and statistically better than separate runs. The shared run is one that
+    needs a verifier (best_of_n) when one is asked for, else self_consistency; with a verifier every chain
     is scored either way, so that one run yields the majority (maj@k), naive best-of-k (bon),
     weighted best-of-k (wbon) and oracle coverage (pass@k) curves.
-  - Tree strategies (beam_search, dvts, mcts, and any other registered strategy) get one run per
-    budget, with the budget as `n`. mcts counts its budget in expansions, so there the budget sets
-    `expansions` as well (BUDGET_KNOBS). The beam width is the largest divisor of the budget not above
+  - Tree strategies (kind SEARCHES: beam_search, dvts, mcts, and any other registered strategy) get one
+    run per budget, with the budget as `n` and as each knob of the strategy's declared `budget` (mcts:
+    `expansions`). The beam width is the largest divisor of the budget not above
     min(beam_width, budget) (beam_width defaults to 4), so budget % beam_width == 0 always holds
     (budget 6 with width 4 gets 3; budget 1 or 2 gets 1 or 2).
-  - cot ignores the budget: one run, one point at k = 1.
+  - A strategy without a budget (kind FIXED: cot) gets one run, one point at k = 1.
 Every run uses the sweep's seed, so every run sees the same problems and each problem the same
 per-call seeds (thinktrace.runner.problem_seed).
 
@@ -22,23 +22,19 @@ problems are kept) and creates the runs that are missing.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 
 from sqlmodel import select
 
 from reasoning.config import SearchConfig
-from reasoning.backends import DEFAULT_MODEL, check_backend, default_verifier
+from reasoning.backends import DEFAULT_MODEL, check_backend
 from reasoning.errors import UserError
-from reasoning.strategies import STRATEGIES, check_config, check_strategy
+from reasoning.strategies import FIXED, NEEDS, SAMPLES, check_config, check_strategy, default_verifier, lookup
 from reasoning.verifiers import check_verifier_spec
 from store import models as m
 from store.db import session_scope
 
-SAMPLING = ("best_of_n", "self_consistency")  # in order of preference for the shared run
-FIXED = ("cot",)  # no budget knob: one run whatever the budgets
 DEFAULT_BEAM_WIDTH = 4
-# Config fields besides `n` that carry a strategy's budget.
-BUDGET_KNOBS = {"mcts": ("expansions",)}
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -98,15 +94,18 @@ class SweepSpec:
     def plan(self) -> list[PlannedRun]:
         """The runs this sweep needs, in the order they run (the shared sampling run first)."""
         runs = []
-        sampling = [s for s in SAMPLING if s in self.strategies]
+        asked = [lookup(name) for name in self.strategies]
+        # The shared run: one that needs a verifier first (with one, every chain is scored either way).
+        sampling = sorted((s for s in asked if s.kind == SAMPLES), key=lambda s: (s.verifier != NEEDS, s.order))
         if sampling:
             n = max(self.budgets)
-            runs.append(PlannedRun(sampling[0], n, replace(self.config, n=n)))
-        for name in self.strategies:
-            if name in FIXED:
-                runs.append(PlannedRun(name, 1, replace(self.config, n=1)))
-            elif name not in SAMPLING:
-                runs.extend(PlannedRun(name, b, tree_config(self.config, b, name)) for b in self.budgets)
+            runs.append(PlannedRun(sampling[0].name, n, self.config.replace(n=n)))
+        for strategy in asked:
+            if strategy.kind == FIXED:
+                runs.append(PlannedRun(strategy.name, 1, self.config.replace(n=1)))
+            elif strategy.kind != SAMPLES:
+                runs.extend(PlannedRun(strategy.name, b, tree_config(self.config, b, strategy.name))
+                            for b in self.budgets)
         return runs
 
     def to_params(self) -> dict:
@@ -132,13 +131,11 @@ def beam_width_for(budget: int, cap: int | None = None) -> int:
 
 
 def tree_config(cfg: SearchConfig, budget: int, strategy: str = "") -> SearchConfig:
-    """The config of one tree-strategy run: n (and the strategy's other budget knobs) = budget, and
-    a beam width that divides it."""
-    names = {f.name for f in fields(cfg)}
-    changes = {"n": budget, **{knob: budget for knob in BUDGET_KNOBS.get(strategy, ()) if knob in names}}
-    if "beam_width" in names:
-        changes["beam_width"] = beam_width_for(budget, getattr(cfg, "beam_width"))
-    return replace(cfg, **changes)
+    """The config of one tree-strategy run: n (the run's key) and the strategy's budget knobs = budget,
+    and a beam width that divides it."""
+    knobs = lookup(strategy).budget if strategy else ()
+    return cfg.replace(**{"n": budget, **dict.fromkeys(knobs, budget),
+                          "beam_width": beam_width_for(budget, cfg.beam_width)})
 
 
 def run_sweep(url: str, strategies: list[str], budgets: list[int], dataset: str, limit: int | None = None,
@@ -275,8 +272,3 @@ def _comparable(params: dict) -> dict:
 
 def _default_name(spec: SweepSpec) -> str:
     return f"{'+'.join(spec.strategies)} at {','.join(map(str, spec.budgets))} on {spec.dataset}"
-
-
-def registered_tree_strategies() -> list[str]:
-    """Strategies that get one run per budget: everything registered but the sampling ones and cot."""
-    return [s for s in STRATEGIES if s not in SAMPLING and s not in FIXED]

@@ -42,7 +42,8 @@ def _lab_folder() -> Path:
 # The default model: the lab reasoner runs every strategy in seconds on a laptop CPU and comes with
 # its own PRM (prm:lab); SmolLM2 stays one flag away (`--model smollm2`) as a real chat LLM.
 DEFAULT_MODEL = "lab"
-# A model's own verifier, the default for strategies that need one when --verifier is not given.
+# A model's own verifier: what a strategy that needs one gets when --verifier is not given
+# (reasoning.strategies.default_verifier decides when).
 DEFAULT_VERIFIERS = {"lab": "prm:lab"}
 
 MODELS = {
@@ -61,16 +62,6 @@ BACKENDS = {
              "enable_prefix_caching", "enforce_eager"},
     "openai": {"base_url", "timeout", "concurrency", "model_params"},
 }
-
-
-def default_verifier(strategy: str, model: str, verifier: str | None) -> str | None:
-    """`verifier` as given, or the model's own verifier when the strategy needs one and none was given
-    (`--model lab --strategy best_of_n` means best-of-N with the lab PRM)."""
-    from reasoning.strategies import STRATEGIES
-
-    if verifier in (None, "") and strategy in STRATEGIES and STRATEGIES[strategy][1]:
-        return DEFAULT_VERIFIERS.get(model, verifier)
-    return verifier
 
 
 def check_backend(backend: str, options: dict) -> None:

@@ -25,7 +25,8 @@ from fractions import Fraction
 from math import comb
 
 from reasoning.answers import majority
-from reasoning.config import SearchConfig
+from reasoning.config import Knob, SearchConfig
+from reasoning.strategies import Strategy
 from reasoning.strategies.chains import add_chain, finish, score_leaves, vote
 from reasoning.tree import Tree
 from reasoning.types import LanguageModel, Node, Outcome, Problem, Verifier
@@ -58,6 +59,16 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
     outcome.meta = {"samples": len(leaves), "stop_reason": reason, "posterior": posteriors[-1],
                     "posteriors": posteriors, "batches": len(posteriors)}
     return outcome
+
+
+STRATEGY = Strategy(
+    "adaptive_consistency", "self-consistency in batches (--batch) that stops once the majority is settled "
+    "(--stop-threshold); --n caps the samples", search,
+    knobs=("n", "temperature", "max_new_tokens",
+           Knob("batch", 2, "adaptive_consistency: samples per stopping check (--n is the cap).", low=1),
+           Knob("stop_threshold", 0.95, "adaptive_consistency: stop once P(leader is the majority) exceeds this.",
+                low=0.5, high=1)),
+    adaptive=True, order=80)
 
 
 def leader_posterior(answers: list[str | None]) -> float:

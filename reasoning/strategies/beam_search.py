@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
+from reasoning.strategies import NEEDS, Strategy
 from reasoning.strategies.chains import vote
 from reasoning.strategies.steps import best_first, expand, roll_out, score
 from reasoning.tree import Tree
@@ -59,6 +60,11 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier, cfg: SearchC
     tree.select(tree.nodes[outcome.node])
     outcome.meta = {"iterations": beams.iteration, "finished": len(beams.finished)}
     return outcome
+
+
+STRATEGY = Strategy("beam_search", "step-level beam search: keep the top N/M of N scored steps (--beam-width M)",
+                    search, knobs=("n", "beam_width", "max_steps", "max_step_tokens", "lookahead", "temperature",
+                                   "aggregate"), verifier=NEEDS, check=check_config, order=30)
 
 
 def grow(problem: Problem, lm: LanguageModel, tree: Tree, cfg: SearchConfig, beams: Beams) -> list[Node]:

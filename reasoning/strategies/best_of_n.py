@@ -4,6 +4,7 @@ search-and-learn default) or majority (ignores the scores)."""
 from __future__ import annotations
 
 from reasoning.config import SearchConfig
+from reasoning.strategies import NEEDS, SAMPLES, Strategy
 from reasoning.strategies.chains import sample_chains, score_leaves, vote
 from reasoning.tree import Tree
 from reasoning.types import LanguageModel, Outcome, Problem, Verifier
@@ -17,3 +18,8 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
     if outcome.node is not None:
         tree.select(tree.nodes[outcome.node])
     return outcome
+
+
+STRATEGY = Strategy("best_of_n", "N samples, pick by verifier (--select naive|weighted|majority)", search,
+                    knobs=("n", "temperature", "max_new_tokens", "select", "aggregate"), verifier=NEEDS,
+                    kind=SAMPLES, order=20)

@@ -14,7 +14,8 @@ answer is that of the final text (the last stated answer wins); a verifier, if g
 """
 from __future__ import annotations
 
-from reasoning.config import SearchConfig
+from reasoning.config import Knob, SearchConfig
+from reasoning.strategies import Strategy
 from reasoning.strategies.chains import add_chain, finish, score_leaves
 from reasoning.tree import Tree
 from reasoning.types import LanguageModel, Outcome, Problem, Verifier
@@ -43,3 +44,12 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
     tree.select(node)
     votes = {node.answer: 1.0} if node.answer is not None else {}
     return Outcome(node.answer, node.seq, votes, meta={"extensions": forced, "tokens": used})
+
+
+# A sweep runs it once per budget, but n is not what it spends: runs are named without it.
+STRATEGY = Strategy(
+    "budget_forcing", "one greedy chain, made to go on ('Wait') until --think-tokens", search,
+    knobs=(Knob("think_tokens", 128, "budget_forcing: append 'Wait' while fewer tokens were generated.",
+                hint="Budget forcing: minimum generated tokens before the model may stop.", low=0),
+           "max_new_tokens"),
+    budget=(), order=70)

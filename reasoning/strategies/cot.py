@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from reasoning.config import SearchConfig
+from reasoning.strategies import FIXED, Strategy
 from reasoning.strategies.chains import sample_chains, score_leaves
 from reasoning.tree import Tree
 from reasoning.types import LanguageModel, Outcome, Problem, Verifier
@@ -13,3 +14,7 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
     score_leaves(problem, verifier, tree, [leaf], cfg.aggregate)
     tree.select(leaf)
     return Outcome(leaf.answer, leaf.seq, {leaf.answer: 1} if leaf.answer is not None else {})
+
+
+STRATEGY = Strategy("cot", "one greedy chain of thought", search, knobs=("max_new_tokens",), budget=(), kind=FIXED,
+                    order=0)

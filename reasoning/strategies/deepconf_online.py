@@ -39,8 +39,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reasoning.answers import vote
-from reasoning.config import SearchConfig
+from reasoning.config import Knob, SearchConfig
 from reasoning.errors import UserError
+from reasoning.strategies import Strategy
 from reasoning.strategies.chains import add_chain, finish, score_leaves
 from reasoning.tree import Tree
 from reasoning.types import PRUNED, Completion, LanguageModel, Node, Outcome, Problem, Verifier
@@ -116,6 +117,18 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
     generate_online(lm, prompt, online, threshold, cfg, settings, backend)
     traces += online
     return store_and_vote(problem, tree, verifier, cfg, traces, threshold)
+
+
+STRATEGY = Strategy(
+    "deepconf_online", "--warmup traces set a confidence bar, later traces stop when below it "
+    "(--keep-percent, --conf-window); confidence-weighted vote", search,
+    knobs=("n", "temperature", "max_new_tokens",
+           Knob("warmup", 4, "deepconf_online: traces generated in full to set the confidence bar.", low=1),
+           Knob("keep_percent", 90.0, "deepconf_online: eta; bar = (100 - eta)th percentile of warm-up confidences.",
+                low=0, high=100, open_low=True),
+           Knob("conf_window", 32, "deepconf_online: tokens per confidence group.", low=1),
+           Knob("chunk_tokens", 16, "deepconf_online: tokens generated between early-stop checks.", low=1)),
+    adaptive=True, check=check_config, order=90)
 
 
 def warmup_threshold(confidences: list[float | None], keep_percent: float) -> float:

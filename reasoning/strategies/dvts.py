@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from reasoning.config import SearchConfig
+from reasoning.strategies import NEEDS, Strategy
 from reasoning.strategies.beam_search import check_config
 from reasoning.strategies.chains import vote
 from reasoning.strategies.steps import best_first, expand, roll_out, score
@@ -55,6 +56,11 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier, cfg: SearchC
     tree.select(tree.nodes[outcome.node])
     outcome.meta = {"iterations": iteration, "subtrees": len(subtrees)}
     return outcome
+
+
+STRATEGY = Strategy("dvts", "N/M independent greedy subtrees of width M (diversity)", search,
+                    knobs=("n", "beam_width", "max_steps", "max_step_tokens", "lookahead", "temperature", "aggregate"),
+                    verifier=NEEDS, check=check_config, order=40)
 
 
 def grow(problem: Problem, lm: LanguageModel, tree: Tree, cfg: SearchConfig, growing: list[Subtree],

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import math
 
-from reasoning.config import SearchConfig
+from reasoning.config import Knob, SearchConfig
+from reasoning.strategies import NEEDS, Strategy
 from reasoning.strategies.chains import add_chain, finish
 from reasoning.strategies.steps import expand, path_prompt, score
 from reasoning.tree import Tree
@@ -56,6 +57,18 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier, cfg: SearchC
     tree.select(node)
     votes = {node.answer: 1.0} if node.answer is not None else {}
     return Outcome(node.answer, node.seq, votes, meta={"expansions": used, "chosen_by": how})
+
+
+STRATEGY = Strategy(
+    "mcts", "UCT over steps, verifier as value (--expansions, --width, --c-puct)", search,
+    knobs=(Knob("expansions", 16, "mcts: budget B, leaf expansions.", hint="MCTS budget: number of leaf expansions.",
+                low=1),
+           Knob("width", 3, "mcts: k child steps per expansion.", hint="MCTS: child steps sampled per expansion.",
+                low=1),
+           Knob("c_puct", 1.0, "mcts: exploration constant of UCT.",
+                hint="MCTS exploration constant (higher explores more).", low=0, step=0.1),
+           "max_steps", "max_step_tokens", "temperature", "aggregate"),
+    budget=("n", "expansions"), verifier=NEEDS, order=50)
 
 
 def visits(node: Node) -> int:

@@ -14,8 +14,9 @@ majority vote over all attempts.
 """
 from __future__ import annotations
 
-from reasoning.config import SearchConfig
+from reasoning.config import Knob, SearchConfig
 from reasoning.errors import UserError
+from reasoning.strategies import Strategy
 from reasoning.strategies.chains import add_chain, finish, score_leaves, vote
 from reasoning.strategies.steps import sample
 from reasoning.tree import Tree
@@ -55,6 +56,13 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
     tree.select(tree.nodes[outcome.node])
     outcome.meta = {"chains": cfg.parallel, "attempts": cfg.n // cfg.parallel}
     return outcome
+
+
+STRATEGY = Strategy(
+    "revise", "P chains of N/P attempts, each revising the earlier ones (--parallel P)", search,
+    knobs=("n", Knob("parallel", 1, "revise: P chains of N/P attempts.",
+                     hint="Revise: parallel chains of N/P attempts each.", low=1), "temperature", "max_new_tokens"),
+    check=check_config, order=60)
 
 
 def revision_question(question: str, attempts: list[list[str]], delimiter: str) -> str:

@@ -3,6 +3,7 @@ Needs no verifier; when one is given its scores are stored for study but do not 
 from __future__ import annotations
 
 from reasoning.config import SearchConfig
+from reasoning.strategies import SAMPLES, Strategy
 from reasoning.strategies.chains import sample_chains, score_leaves, vote
 from reasoning.tree import Tree
 from reasoning.types import LanguageModel, Outcome, Problem, Verifier
@@ -16,3 +17,7 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
     if outcome.node is not None:
         tree.select(tree.nodes[outcome.node])
     return outcome
+
+
+STRATEGY = Strategy("self_consistency", "N samples, majority vote over equivalent answers", search,
+                    knobs=("n", "temperature", "max_new_tokens"), kind=SAMPLES, order=10)

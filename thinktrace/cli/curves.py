@@ -8,12 +8,16 @@ from typing import Optional
 import typer
 
 from reasoning.backends import DEFAULT_MODEL
-from thinktrace.cli.options import (BackendOption, BaseUrlOption, DtypeOption, GpuMemoryOption, MaxModelLenOption,
-                                   ModelParamsOption, TensorParallelOption, backend_options)
-from reasoning.config import SearchConfig
+from thinktrace.cli.options import (BackendOption, BaseUrlOption, DtypeOption, GpuMemoryOption, KnobCommand,
+                                   MaxModelLenOption, ModelParamsOption, TensorParallelOption, backend_options)
+from reasoning.config import SearchConfig, knobs
 from reasoning.errors import UserError
 
 _DB_HELP = "SQLite file or database URL (default: $THINKTRACE_DB or ./thinktrace.db)"
+# The knobs `sweep` has flags for, set for all its runs (n and the strategies' other budget knobs it
+# sets per run itself), with the help each gets here (None: the knob's own).
+SWEEP_KNOBS = {"temperature": None, "max_new_tokens": None, "aggregate": None,
+               "beam_width": "Largest beam width M; each budget N uses the largest divisor of N <= M."}
 
 
 def parse_strategies(text: str) -> list[str]:
@@ -53,11 +57,7 @@ def sweep(
     max_model_len: Optional[int] = MaxModelLenOption,
     model_params: Optional[float] = ModelParamsOption,
     seed: int = typer.Option(0, "--seed", help="One seed for every run: same problems, same draws."),
-    temperature: float = typer.Option(SearchConfig.temperature, "--temperature", "-t"),
-    max_new_tokens: int = typer.Option(SearchConfig.max_new_tokens, "--max-new-tokens"),
-    aggregate: str = typer.Option(SearchConfig.aggregate, "--aggregate", help="Path score: last | min | prod | mean"),
-    beam_width: int = typer.Option(SearchConfig.beam_width, "--beam-width",
-                                   help="Largest beam width M; each budget N uses the largest divisor of N <= M."),
+    knobs: Optional[dict] = None,  # the options of SWEEP_KNOBS: see register()
     name: str = typer.Option("", "--name", help="A label for the sweep."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish the sweep with this id (or prefix)."),
     sweep_id: Optional[str] = typer.Option(None, "--sweep-id", help="Use (or continue) the sweep with this id."),
@@ -76,8 +76,7 @@ def sweep(
         else:
             if strategies is None or budgets is None:
                 raise UserError("give --strategies and --budgets (or --resume SWEEP_ID)")
-            cfg = SearchConfig(temperature=temperature, max_new_tokens=max_new_tokens, aggregate=aggregate,
-                               beam_width=beam_width)
+            cfg = SearchConfig(**knobs)
             sid = run_sweep(url, parse_strategies(strategies), parse_budgets(budgets), dataset, limit=limit,
                             seed=seed, model=model, verifier=verifier, cfg=cfg, name=name, sweep_id=sweep_id,
                             backend=backend, backend_options=backend_options(
@@ -213,5 +212,6 @@ def _sci(value: float | None) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(sweep)
+    help = {name: text for name, text in SWEEP_KNOBS.items() if text}
+    app.command("sweep")(KnobCommand(sweep, lambda: [knobs()[name] for name in SWEEP_KNOBS], help=help))
     app.command()(curves)

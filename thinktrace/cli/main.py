@@ -12,9 +12,11 @@ import typer
 from reasoning.backends import DEFAULT_MODEL
 from thinktrace.cli.options import (BackendOption, BaseUrlOption, DtypeOption, GpuMemoryOption, MaxModelLenOption,
                                    ModelParamsOption, TensorParallelOption)
+from thinktrace.cli.options import KnobCommand
 from thinktrace.cli.options import backend_options as backend_options_of
-from reasoning.config import SearchConfig
+from reasoning.config import SearchConfig, knobs
 from reasoning.errors import UserError
+from reasoning.strategies import names as strategy_names
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="ThinkTrace: run and inspect test-time reasoning strategies.")
@@ -79,10 +81,8 @@ def _print_summary(s, as_json: bool) -> None:
                f"{s.tokens} tokens, {s.model_calls} model calls, {s.wall_seconds:.1f} s")
 
 
-@app.command()
 def run(
-    strategy: str = typer.Option(..., "--strategy", "-s", help="cot | self_consistency | best_of_n | beam_search | dvts | mcts | revise | budget_forcing | adaptive_consistency | deepconf_online"),
-    n: int = typer.Option(SearchConfig.n, "--n", help="Samples (budget)."),
+    strategy: str = typer.Option(..., "--strategy", "-s"),  # its help lists the strategies: _strategy_option
     verifier: Optional[str] = typer.Option(None, "--verifier", "-v", help="none | self_eval | oracle (evaluation only) | logprob | entropy | deepconf[:W] | prm:MODEL[@CONVENTION]; strategies that need one get prm:lab with --model lab."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Let a PRM run model code shipped with its checkpoint (Qwen2.5-Math-PRM needs it)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="lab (the embedded lab reasoner, with its PRM prm:lab), smollm2 (embedded SmolLM2-135M chat model), an HF model id or a local folder; with --backend openai, the name the server serves."),
@@ -96,26 +96,7 @@ def run(
     dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D (D=1..5), arith:A-B, FILE.jsonl or hf:NAME[:split]"),
     limit: Optional[int] = typer.Option(None, "--limit", "-k", help="Use the first K problems."),
     seed: int = typer.Option(0, "--seed", help="Seed for problems and sampling: same seed, same run."),
-    temperature: float = typer.Option(SearchConfig.temperature, "--temperature", "-t"),
-    top_p: float = typer.Option(SearchConfig.top_p, "--top-p"),
-    max_new_tokens: int = typer.Option(SearchConfig.max_new_tokens, "--max-new-tokens", help="Tokens per whole chain (chain strategies, each revise attempt, budget_forcing in all, the mcts fallback completion); beam_search / dvts / mcts steps use --max-step-tokens."),
-    select: str = typer.Option(SearchConfig.select, "--select", help="best_of_n, tree search, revise: naive | weighted | majority"),
-    aggregate: str = typer.Option(SearchConfig.aggregate, "--aggregate", help="Path score: last | min | prod | mean"),
-    beam_width: int = typer.Option(SearchConfig.beam_width, "--beam-width", help="beam_search / dvts: M children per beam; N/M beams or subtrees."),
-    max_steps: int = typer.Option(SearchConfig.max_steps, "--max-steps", help="Tree search: steps per path at most."),
-    lookahead: int = typer.Option(SearchConfig.lookahead, "--lookahead", help="beam_search / dvts: greedy steps rolled out before scoring (default 0: none)."),
-    max_step_tokens: int = typer.Option(SearchConfig.max_step_tokens, "--max-step-tokens", help="Tree search: tokens per step at most."),
-    expansions: int = typer.Option(SearchConfig.expansions, "--expansions", help="mcts: budget B, leaf expansions."),
-    width: int = typer.Option(SearchConfig.width, "--width", help="mcts: k child steps per expansion."),
-    c_puct: float = typer.Option(SearchConfig.c_puct, "--c-puct", help="mcts: exploration constant of UCT."),
-    parallel: int = typer.Option(SearchConfig.parallel, "--parallel", help="revise: P chains of N/P attempts."),
-    think_tokens: int = typer.Option(SearchConfig.think_tokens, "--think-tokens", help="budget_forcing: append 'Wait' while fewer tokens were generated."),
-    batch: int = typer.Option(SearchConfig.batch, "--batch", help="adaptive_consistency: samples per stopping check (--n is the cap)."),
-    stop_threshold: float = typer.Option(SearchConfig.stop_threshold, "--stop-threshold", help="adaptive_consistency: stop once P(leader is the majority) exceeds this."),
-    warmup: int = typer.Option(SearchConfig.warmup, "--warmup", help="deepconf_online: traces generated in full to set the confidence bar."),
-    keep_percent: float = typer.Option(SearchConfig.keep_percent, "--keep-percent", help="deepconf_online: eta; bar = (100 - eta)th percentile of warm-up confidences."),
-    conf_window: int = typer.Option(SearchConfig.conf_window, "--conf-window", help="deepconf_online: tokens per confidence group."),
-    chunk_tokens: int = typer.Option(SearchConfig.chunk_tokens, "--chunk-tokens", help="deepconf_online: tokens generated between early-stop checks."),
+    knobs: Optional[dict] = None,  # every knob's option (--n, --temperature, ...): see KnobCommand
     name: str = typer.Option("", "--name", help="A label for the run."),
     db: Optional[str] = DbOption,
     as_json: bool = JsonOption,
@@ -126,12 +107,7 @@ def run(
     from thinktrace.runner import RunRequest, check_gold, create_run
     from store.db import precheck, resolve_url
 
-    cfg = SearchConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                       select=select, aggregate=aggregate, beam_width=beam_width, max_steps=max_steps,
-                       lookahead=lookahead, max_step_tokens=max_step_tokens, expansions=expansions, width=width,
-                       c_puct=c_puct, parallel=parallel, think_tokens=think_tokens, batch=batch,
-                       stop_threshold=stop_threshold, warmup=warmup, keep_percent=keep_percent,
-                       conf_window=conf_window, chunk_tokens=chunk_tokens)
+    cfg = SearchConfig(**knobs)
     backend_options = backend_options_of(base_url=base_url, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
                                          tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
                                          model_params=model_params)
@@ -147,6 +123,14 @@ def run(
     if not as_json:
         typer.echo(f"run {rid}")
     _execute(url, rid, lm, verifier_obj, len(problems), as_json)
+
+
+def _strategy_option():
+    return typer.Option(..., "--strategy", "-s", help=" | ".join(strategy_names()))
+
+
+app.command("run")(KnobCommand(run, lambda: [knob for knob in knobs().values() if knob.cli],
+                               options={"strategy": _strategy_option}, lead=("n",)))
 
 
 @app.command()

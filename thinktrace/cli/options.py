@@ -1,5 +1,8 @@
-"""The backend flags `run` and `sweep` share (one definition, so their names and help never drift)."""
+"""The flags several commands share (one definition, so their names and help never drift): the
+backend's, and the knobs', made from their declarations (reasoning.config.Knob)."""
 from __future__ import annotations
+
+import inspect
 
 import typer
 
@@ -18,3 +21,49 @@ def backend_options(**given) -> dict:
     if given.get("model_params") is not None and float(given["model_params"]).is_integer():
         given["model_params"] = int(given["model_params"])
     return {name: value for name, value in given.items() if value is not None}
+
+
+def knob_option(knob, help: str | None = None) -> inspect.Parameter:
+    """The typer option of a knob (reasoning.config.Knob): its flag, default and help."""
+    decls = [knob.flag] + ([knob.short] if knob.short else [])
+    text = knob.help if help is None else help
+    return inspect.Parameter(knob.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=knob.type,
+                             default=typer.Option(knob.default, *decls, help=text or None))
+
+
+class KnobCommand:
+    """A command whose knob options are made from the knob declarations each time typer builds the
+    CLI (so a strategy registered late still gets its flags). The wrapped function takes its other
+    options as usual and the knobs as one mapping, its parameter `knobs`, whose place the knob
+    options take (those named in `lead` come right after the first option: `--strategy`, `--n`);
+    `options` makes other options at build time too (e.g. --strategy's help lists the strategies)."""
+
+    def __init__(self, func, knobs, help: dict[str, str] | None = None, options: dict | None = None,
+                 lead: tuple[str, ...] = ()):
+        self.func, self.knobs, self.help, self.options, self.lead = func, knobs, help or {}, options or {}, lead
+        self.__name__, self.__doc__ = func.__name__, func.__doc__
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        signature = inspect.signature(self.func, eval_str=True)
+        made = {knob.name: knob_option(knob, self.help.get(knob.name)) for knob in self.knobs()}
+        lead = [made.pop(name) for name in self.lead if name in made]
+        params = []
+        for param in signature.parameters.values():
+            if param.name == "knobs":
+                params += made.values()
+            else:
+                made_here = param.name in self.options
+                params.append(param.replace(default=self.options[param.name]()) if made_here else param)
+            if len(params) == 1:
+                params += lead
+        return signature.replace(parameters=params)
+
+    @property
+    def __annotations__(self) -> dict:
+        return {p.name: p.annotation for p in self.__signature__.parameters.values()}
+
+    def __call__(self, **values):
+        names = {knob.name for knob in self.knobs()}
+        return self.func(**{k: v for k, v in values.items() if k not in names},
+                         knobs={k: v for k, v in values.items() if k in names})

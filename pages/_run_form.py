@@ -1,0 +1,214 @@
+"""The Run page's form: choose problems, model, backend, strategy and its knobs; show the same run as
+a CLI command; start it in its own process. Which knobs a strategy shows, their help, choices and
+ranges come from the strategy's declaration (reasoning.strategies) and the knobs' (reasoning.config)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import streamlit as st
+
+from reasoning.backends import DEFAULT_MODEL, DEFAULT_VERIFIERS
+from reasoning.config import Knob, SearchConfig, knobs
+from reasoning.errors import UserError
+from reasoning.strategies import IGNORES, NEEDS, lookup, names
+from reasoning.verifiers import VERIFIERS
+from thinktrace.launch import RunSpec, display_command, log_path, start_run
+
+
+def knob_widget(knob: Knob, key: str):
+    """The widget of one knob: a menu of its choices, a checkbox, or a number within its range."""
+    label, help_ = knob.name.replace("_", " "), knob.hint or knob.help
+    if knob.choices:
+        options = list(knob.choices)
+        index = options.index(knob.default) if knob.default in options else 0
+        return st.selectbox(label, options, index=index, help=help_, key=key)
+    if knob.type is bool:
+        return st.checkbox(label, value=knob.default, help=help_, key=key)
+    if knob.type in (int, float):
+        number = knob.type
+        low, high = (None if bound is None else number(bound) for bound in (knob.low, knob.high))
+        step = 1 if number is int else knob.step or 0.5
+        return number(st.number_input(label, min_value=low, max_value=high, value=knob.default, step=step,
+                                      help=help_, key=key))
+    return st.text_input(label, value=str(knob.default), help=help_, key=key)
+
+
+def uploads_dir(url: str) -> Path:
+    return log_path(url, "x").parent.parent / ".thinktrace-uploads"
+
+
+def save_problem_file(url: str, name: str, data: bytes) -> Path:
+    """Keep an uploaded or typed problem set next to the database, so the run (another process) can
+    read it and a resume finds it again. Content-addressed: the same file is stored once."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(name).stem).strip("-") or "problems"
+    folder = uploads_dir(url)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stem}-{hashlib.sha256(data).hexdigest()[:10]}.jsonl"
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
+def check_problem_file(path: Path) -> int:
+    from reasoning.problems import load_problems
+
+    return len(load_problems(str(path)))
+
+
+# ---------------------------------------------------------------- the form
+def problems_form(url: str) -> tuple[str | None, int | None]:
+    """(dataset spec, limit), or (None, None) with the reason shown."""
+    source = st.radio("Problems", ["Built-in arithmetic", "Upload JSONL", "Type a question"], horizontal=True,
+                      key="source")
+    if source == "Built-in arithmetic":
+        c1, c2 = st.columns(2)
+        level = c1.select_slider("Difficulty (operations per problem)", options=[1, 2, 3, 4, 5], value=1,
+                                 key="difficulty")
+        limit = int(c2.number_input("Problems", min_value=1, max_value=500, value=3, key="limit",
+                                    help="How many generated problems (same seed, same problems)."))
+        return f"arith:{level}", limit
+    if source == "Upload JSONL":
+        upload = st.file_uploader("JSONL file: one problem per line, GSM8K shape (question, answer) or MATH "
+                                  "shape (problem, answer or solution with \\boxed{})", type=["jsonl"], key="upload")
+        if upload is None:
+            st.caption("Waiting for a file.")
+            return None, None
+        path = save_problem_file(url, upload.name, upload.getvalue())
+        try:
+            count = check_problem_file(path)
+        except UserError as exc:
+            st.error(f"Cannot use {upload.name}: {exc}")
+            return None, None
+        limit = int(st.number_input(f"Problems to use (of {count})", min_value=1, max_value=count, value=count,
+                                    key="upload_limit"))
+        st.caption(f"✓ {count} problems read from {upload.name}")
+        return str(path), limit
+    question = st.text_area("Question", key="question", placeholder="A farmer has 12 cows and buys 5 more. How many cows?")
+    gold = st.text_input("Gold answer (optional)", key="gold", help="Marks the answers right or wrong; without it "
+                         "you still see every path, vote and score, and the run is not graded.")
+    if not question.strip():
+        st.caption("Type a question to start.")
+        return None, None
+    if not gold.strip():
+        st.caption("No gold answer: the run will not be graded (accuracy shows –).")
+    row = json.dumps({"question": question.strip(), "answer": gold.strip() or None}) + "\n"
+    return str(save_problem_file(url, "typed", row.encode())), None
+
+
+MODEL_CHOICES = {"lab (embedded reasoner, fast)": "lab", "smollm2 (embedded chat LLM)": "smollm2",
+                 "Hugging Face id or local folder": None}
+
+
+def model_form() -> str:
+    choice = st.radio("Model", list(MODEL_CHOICES), horizontal=True, key="model_kind",
+                      help="Both embedded models need no download. lab: the ~1M reasoner trained by this repo on "
+                           "its arithmetic problems, with its own PRM (prm:lab); smollm2: SmolLM2-135M-Instruct, "
+                           "a real chat model (weak and slow on a CPU).")
+    if MODEL_CHOICES[choice]:
+        return MODEL_CHOICES[choice]
+    return st.text_input("Model id or folder", key="model_id", placeholder="Qwen/Qwen2.5-0.5B-Instruct").strip() or DEFAULT_MODEL
+
+
+BACKEND_CHOICES = {"transformers": "this machine (transformers)", "vllm": "vLLM (GPU; pip install vllm==0.32.0)",
+                   "openai": "an OpenAI-compatible server"}
+
+
+def backend_form() -> tuple[str, dict]:
+    """Where the model runs: here (default), vLLM, or a server (its URL). Stored with the run."""
+    with st.expander("Backend: where the model runs (default: this machine)"):
+        backend = st.radio("Run the model on", list(BACKEND_CHOICES), format_func=BACKEND_CHOICES.get,
+                           horizontal=True, key="backend",
+                           help="The same as `--backend` of the CLI; the server's API key comes from "
+                                "$THINKTRACE_API_KEY or $OPENAI_API_KEY of the app's process, never from this page.")
+        if backend == "openai":
+            url = st.text_input("Server URL", key="base_url", placeholder="http://127.0.0.1:8000/v1").strip()
+            size = st.number_input("Model parameters (optional)", min_value=0.0, value=0.0, step=1e9, format="%.3g",
+                                   key="model_params", help="The served model's size, e.g. 7.6e9, for the FLOPs axes "
+                                   "of curves: the server does not say it (lab and smollm2 count their own).")
+            options = {"base_url": url} if url else {}
+            return backend, {**options, **({"model_params": int(size)} if size >= 1 else {})}
+    return backend, {}
+
+
+def verifier_form(strategy: str, model: str) -> str | None:
+    use = lookup(strategy).verifier
+    if use == IGNORES:
+        return None
+    needs = use == NEEDS
+    own = DEFAULT_VERIFIERS.get(model)  # the lab reasoner comes with its PRM
+    options = ([] if needs else ["none"]) + ([own] if own else []) + list(VERIFIERS) + ["other…"]
+    default = 0 if own or not needs else options.index("self_eval")
+    choice = st.selectbox("Verifier", options, index=default, key=f"verifier_{'needed' if needs else 'optional'}{'_' + model if own else ''}",
+                          help="Scores every step in [0, 1]. prm:lab: the lab reasoner's process reward model with its arithmetic checker; self_eval: the model judges its own steps; "
+                               "oracle: checks the gold answer (evaluation only: accuracy is an upper bound); "
+                               "prm:NAME: a process reward model.")
+    if choice == "other…":
+        return st.text_input("Verifier spec", key="verifier_spec", placeholder="prm:lab").strip() or None
+    return None if choice == "none" else choice
+
+
+def strategy_form() -> tuple[str, dict]:
+    """The strategy and the values of the knobs it declares (those `run` has a flag for)."""
+    menu = names()
+    wanted = st.session_state.get("strategy", "self_consistency")
+    strategy = st.selectbox("Strategy", menu, index=menu.index(wanted) if wanted in menu else 0,
+                            format_func=lambda s: f"{s} — {lookup(s).help}", key="strategy")
+    declared = knobs()
+    shown = [declared[name] for name in lookup(strategy).knob_names if declared[name].cli]
+    values = {}
+    cols = st.columns(3)
+    for i, knob in enumerate(shown):
+        with cols[i % 3]:
+            values[knob.name] = knob_widget(knob, key=f"knob_{knob.name}")
+    return strategy, values
+
+
+def form(url: str) -> None:
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        dataset, limit = problems_form(url)
+        model = model_form()
+        backend, backend_options = backend_form()
+        strategy, values = strategy_form()
+        c1, c2, c3 = st.columns(3)
+        verifier = None
+        with c1:
+            verifier = verifier_form(strategy, model)
+        seed = int(c2.number_input("Seed", min_value=0, value=0, step=1, key="seed",
+                                   help="Same seed, same problems and samples."))
+        name = c3.text_input("Name (optional)", key="run_name")
+    spec = None
+    if dataset is not None:
+        spec = RunSpec(strategy=strategy, dataset=dataset, model=model, verifier=verifier, limit=limit, seed=seed,
+                       name=name.strip(), knobs=values, backend=backend, backend_options=backend_options)
+    with right:
+        st.markdown("**The same run from a terminal**")
+        if spec is None:
+            st.caption("Choose the problems first.")
+        else:
+            st.code(display_command(spec, url, multiline=True), language="bash")
+        problem = validate(strategy, model, verifier, values, backend, backend_options)
+        if problem:
+            st.error(problem)
+        if st.button("Start run", icon=":material/play_arrow:", type="primary", disabled=spec is None or bool(problem), key="start"):
+            launch = start_run(spec, url)
+            st.session_state["watch"] = launch.run_id
+            st.query_params["run"] = launch.run_id
+            st.rerun()
+
+
+def validate(strategy: str, model: str, verifier: str | None, values: dict, backend: str = "transformers",
+             backend_options: dict | None = None) -> str | None:
+    """Check the settings as `run` will, before a process is spawned: a bad combination is one
+    message, not a log."""
+    from thinktrace.runner import RunRequest
+
+    try:
+        RunRequest(strategy=strategy, dataset="", model=model, verifier=verifier, config=SearchConfig(**values),
+                   backend=backend, backend_options=backend_options or {}).validate()
+    except UserError as exc:
+        return str(exc)
+    return None

@@ -1,0 +1,132 @@
+"""The Run page's live monitor: the watched run's progress, the tree growing, stop and resume. It
+polls the store while the run works (a fragment rerun every POLL_SECONDS) and stops once it is over."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import streamlit as st
+
+from pages.common import TREE_PAGE, duration, param, problem_label, share_box, short
+from reasoning.errors import UserError
+from thinktrace.launch import child_state, last_error, log_path, resume_run, stop_run
+from thinktrace.settings import read_only
+
+POLL_SECONDS = 1.5
+
+
+def watched_run(url: str) -> str | None:
+    from store.queries import list_runs
+
+    rid = param("run") or st.session_state.get("watch")
+    if rid:
+        from store.queries import resolve_run_id
+
+        try:
+            return resolve_run_id(url, rid)  # a link may carry a unique prefix
+        except UserError:
+            return rid  # not in the store yet (still loading the model) or unknown: live() says which
+    running = [r for r in list_runs(url) if r.status == "running"]
+    return running[0].id if running else None
+
+
+def live(url: str, run_id: str) -> None:
+    from store.queries import current_problem, run_problems, run_summary, tree_nodes
+    from viz.tree import tree_figure
+
+    state, code = child_state(run_id)
+    try:
+        s = run_summary(url, run_id)
+    except UserError:
+        s = None
+    if s is None:
+        if state == "running":
+            st.info("Starting: loading the model. The run appears here as soon as it is ready.", icon=":material/hourglass_top:")
+        else:
+            line = last_error(log_path(url, run_id))
+            if line:
+                st.error(f"The run did not start: {line.removeprefix('error: ')}")
+            else:
+                st.error(f"No run with id {run_id!r} in this database. Pick one on the Tree page or start a new one.")
+        return
+    status = "running" if state == "running" and s.status != "done" else s.status
+    st.subheader(f"{s.name}")
+    now = datetime.now(timezone.utc)
+    from store.models import as_utc
+
+    created, finished = as_utc(s.created_at), as_utc(s.finished_at)
+    elapsed = ((finished or now) - created).total_seconds() if status in ("running", "done") else s.wall_seconds
+    eta = None
+    if status == "running" and s.problems_done:
+        eta = elapsed / s.problems_done * (s.problems_total - s.problems_done)
+    c = st.columns(5)
+    c[0].metric("Status", status)
+    c[1].metric("Problems", f"{s.problems_done} / {s.problems_total}")
+    c[2].metric("Tokens", f"{s.tokens:,}")
+    c[3].metric("Elapsed", duration(elapsed))
+    c[4].metric("ETA", duration(eta) if eta is not None else ("–" if status != "done" else "done"))
+    st.progress(s.problems_done / max(1, s.problems_total))
+    if s.accuracy is not None:
+        st.caption(f"Accuracy so far: {s.correct}/{s.graded} = {100 * s.accuracy:.0f}%"
+                   + (" (oracle verifier: an upper bound)" if s.evaluation_only else ""))
+    b1, b2, b3, _ = st.columns([1, 1, 1, 3])
+    if read_only():  # a shared deployment: watch, never stop or resume
+        if s.error and status in ("interrupted", "failed"):
+            st.error(f"The run failed: {s.error}" if status == "failed" else s.error)
+    elif status == "running":
+        from store import models as m
+        from store.db import session_scope
+        from store.queries import runs_here
+
+        with session_scope(url) as session:
+            run = session.get(m.Run, run_id)
+            here, pid, host = runs_here(run), run.worker_pid, run.worker_host
+        if not here:  # its process id means nothing on this machine: never signal it from here
+            st.caption(f"Running on {host}: stop it there (or with Ctrl-C in its terminal).")
+        elif b1.button("Stop", icon=":material/stop:", key="stop", help="The run stops as interrupted and can be resumed."):
+            st.toast("Stopping…" if stop_run(pid) else "The run's process is already gone.")
+    elif status in ("interrupted", "failed"):
+        if s.error:
+            st.error(f"The run failed: {s.error}" if status == "failed" else s.error)
+        if b1.button("Resume", icon=":material/replay:", key="resume", help="Finished problems are kept; the rest are redone."):
+            resume_run(run_id, url)
+            st.session_state["_was_running"] = True
+            time.sleep(0.3)
+            st.rerun()
+    if s.problems_done:
+        (b1 if status == "done" else b2).page_link(TREE_PAGE, label="Open trees", icon=":material/account_tree:", query_params={"run": run_id})
+    problem_id = current_problem(url, run_id)
+    if problem_id is not None:
+        rows = {p.problem_id: p for p in run_problems(url, run_id)}
+        p = rows.get(problem_id)
+        nodes = tree_nodes(url, run_id, problem_id)
+        label = problem_label(p) if p else ""
+        st.markdown(f"**{'Growing now' if status == 'running' and p and not p.done else 'Latest tree'}:** "
+                    f"{short(label, 120)} ({len(nodes)} nodes)")
+        st.plotly_chart(tree_figure(nodes, gold=p.gold if p else None), key=f"live_{run_id}", width="stretch")
+    elif status == "running":
+        st.caption("Waiting for the first step…")
+    share_box({"run": run_id})
+    was = st.session_state.get("_was_running")
+    st.session_state["_was_running"] = status == "running"
+    if was and status != "running":
+        st.rerun(scope="app")  # stop polling: the run is over
+
+
+def monitor(url: str) -> None:
+    """The watched run, polled while it works; or what to do when there is none."""
+    run_id = watched_run(url)
+    if run_id is None:
+        st.info("No run in progress. " + ("Open a finished one on the Tree or Library page." if read_only() else
+                "Set one up above and press **Start run**; its progress and its trees appear here while it works "
+                "(closing the tab does not stop it)."))
+    else:
+        state, _ = child_state(run_id)
+        from store.queries import run_summary
+
+        try:
+            active = state == "running" or run_summary(url, run_id).status == "running"
+        except UserError:
+            active = False
+        st.session_state.setdefault("_was_running", active)
+        st.fragment(run_every=POLL_SECONDS if active else None)(live)(url, run_id)
