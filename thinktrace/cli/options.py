@@ -1,8 +1,11 @@
-"""The backend flags `run` and `sweep` share (one definition, so their names and help never drift)."""
+"""Flags several commands share, defined once so their names and help never drift: the database
+(`--db`, every command that reads or writes runs), `--json`, and the backend flags of `run` and `sweep`."""
 from __future__ import annotations
 
 import typer
 
+DbOption = typer.Option(None, "--db", help="SQLite file or database URL (default: $THINKTRACE_DB or ./thinktrace.db)")
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
 BackendOption = typer.Option("transformers", "--backend", help="transformers | vllm (pip install vllm==0.32.0) | openai (an OpenAI-compatible server at --base-url; key from $THINKTRACE_API_KEY or $OPENAI_API_KEY).")
 BaseUrlOption = typer.Option(None, "--base-url", help="openai backend: the server's API root, e.g. http://127.0.0.1:8000/v1.")
 DtypeOption = typer.Option(None, "--dtype", help="transformers / vllm: float32 | bfloat16 | float16 (default: bf16 on GPUs, fp32 on CPUs).")
