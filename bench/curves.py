@@ -67,8 +67,9 @@ def stored_sweep(problems: list[ProblemSamples], folder: str):
     sweep = m.Sweep(name="bench", params={"budgets": KS, "dataset": "bench"})
     run = m.Run(strategy="best_of_n", params={"n": N_SAMPLES}, model_name="synthetic", model_params=135_000_000,
                 verifier="self_eval", dataset="bench", n_problems=len(problems), status=m.DONE, sweep_id=sweep.id)
-    rows = store.add(sweep, run, *[m.Problem(dataset="bench", key=p.key, question=p.key, answer=ANSWERS[0],
-                                             difficulty=p.difficulty) for p in problems])[2:]
+    store.add(sweep)  # before the run that refers to it
+    rows = store.add(run, *[m.Problem(dataset="bench", key=p.key, question=p.key, answer=ANSWERS[0],
+                                      difficulty=p.difficulty) for p in problems])[1:]
     nodes, results, links = [], [], []
     for position, (row, problem) in enumerate(zip(rows, problems)):
         links.append({"run_id": run.id, "position": position, "problem_id": row.id})

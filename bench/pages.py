@@ -28,7 +28,8 @@ from store import models as m  # noqa: E402
 def make_run(store: Store, name: str, problems: list[int], strategy: str = "beam_search") -> str:
     run = m.Run(name=name, strategy=strategy, params={"n": 4}, model_name="bench", verifier="self_eval",
                 status=m.DONE, n_problems=len(problems))
-    store.add(run, *[m.RunProblem(run_id=run.id, position=pos, problem_id=pid) for pos, pid in enumerate(problems)])
+    store.add(run)  # before the rows that refer to it
+    store.add(*[m.RunProblem(run_id=run.id, position=pos, problem_id=pid) for pos, pid in enumerate(problems)])
     return run.id
 
 

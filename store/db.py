@@ -118,7 +118,8 @@ class Store:
 
     def add(self, *rows):
         """Insert table rows (model objects) in one transaction and return them with their ids: for
-        benches and tests that build data by hand; the application writes through store/ modules."""
+        benches and tests that build data by hand; the application writes through store/ modules.
+        Rows of different tables may be inserted in any order: add a row others refer to first."""
         with self.session() as session:
             session.add_all(rows)
         return rows
