@@ -15,11 +15,10 @@ DEMO = dict(strategy="best_of_n", dataset="arith:4", limit=10, model="lab", veri
 
 
 def home() -> None:
-    from pages.common import RUN_PAGE, db_url, duration, tree_link, when
+    from pages.common import RUN_PAGE, duration, open_store, tree_link, when
     from reasoning.backends import MODELS
     from thinktrace.settings import read_only
-    from store.db import describe
-    from store.queries import list_runs
+    from store.runs import list_runs
 
     st.title("ThinkTrace")
     st.markdown(
@@ -29,14 +28,14 @@ def home() -> None:
         "Walk the search trees, check how far the verifier's scores can be trusted, and compare what each "
         "strategy buys for its tokens."
     )
-    url = db_url()
-    runs = list_runs(url)
+    store = open_store()
+    runs = list_runs(store)
     left, mid, right = st.columns(3)
     left.metric("Runs in this database", len(runs))
     mid.metric("Default model", "lab reasoner", help=f"{MODELS['lab'].name}, with its PRM (prm:lab): ships with "
                f"ThinkTrace, no download. {MODELS['smollm2'].name} is the other embedded model (--model smollm2).")
     right.metric("Running now", sum(r.status == "running" for r in runs))
-    st.caption(f"Database: `{describe(url)}` (set `THINKTRACE_DB` to use another)")
+    st.caption(f"Database: `{store.describe()}` (set `THINKTRACE_DB` to use another)")
 
     if read_only():
         st.info("This app is shared read-only: browse the runs below and their trees; runs are started "
@@ -52,7 +51,7 @@ def home() -> None:
             from thinktrace.launch import RunSpec, start_run
 
             spec = RunSpec(**DEMO, name="demo: best-of-8 with the lab PRM on level-4 arithmetic")
-            launch = start_run(spec, url)
+            launch = start_run(spec, store.url)
             st.switch_page(RUN_PAGE, query_params={"run": launch.run_id})
 
     st.subheader("Recent runs")
@@ -77,10 +76,11 @@ def home() -> None:
 
 def sidebar() -> None:
     from thinktrace.settings import read_only
-    from store.db import describe, resolve_url
+    from store import Store
+    from store.db import resolve_url
 
-    with st.sidebar:
-        st.caption(f"Database  \n`{describe(resolve_url())}`")
+    with st.sidebar:  # names the database without opening it (the Learn page needs none)
+        st.caption(f"Database  \n`{Store(resolve_url()).describe()}`")
         if read_only():
             st.caption(":material/lock: **read-only**: running, deleting and importing are turned off "
                        "(THINKTRACE_READONLY)")

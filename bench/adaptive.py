@@ -23,29 +23,27 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-from sqlmodel import select  # noqa: E402
 
 from thinktrace import runner  # noqa: E402
 from reasoning.backends import load_model  # noqa: E402
 from reasoning.config import SearchConfig  # noqa: E402
 from thinktrace.curves import load_curves  # noqa: E402
 from reasoning.problems import load_problems  # noqa: E402
-from store import models as m  # noqa: E402
-from store.db import session_scope  # noqa: E402
+from store import Store  # noqa: E402
+from store.curves import problem_results  # noqa: E402
 
 
-def run(url, lm, strategy, problems, dataset, seed, cfg) -> tuple[str, float]:
+def run(store, lm, strategy, problems, dataset, seed, cfg) -> tuple[str, float]:
     request = runner.RunRequest(strategy=strategy, dataset=dataset, seed=seed, config=cfg).validate()
-    run_id = runner.create_run(url, request, problems, lm, None)
+    run_id = runner.create_run(store, request, problems, lm, None)
     started = time.perf_counter()
-    runner.execute(url, run_id, lm, None)
+    runner.execute(store, run_id, lm, None)
     return run_id, time.perf_counter() - started
 
 
-def spend(url, run_id, cap) -> tuple[np.ndarray, np.ndarray]:
-    with session_scope(url) as session:
-        rows = session.exec(select(m.Result.tokens, m.Result.meta).where(m.Result.run_id == run_id)).all()
-    return (np.array([t for t, _ in rows], float), np.array([(meta or {}).get("samples", cap) for _, meta in rows], float))
+def spend(store, run_id, cap) -> tuple[np.ndarray, np.ndarray]:
+    rows = problem_results(store, run_id).values()
+    return (np.array([r.tokens for r in rows], float), np.array([r.meta.get("samples", cap) for r in rows], float))
 
 
 def main() -> None:
@@ -64,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = tempfile.mkdtemp()
-    url = f"sqlite:///{args.db or Path(folder) / 'adaptive.db'}"
+    store = Store.open(str(args.db or Path(folder) / "adaptive.db"))
     lm = load_model(args.model)
     problems = load_problems(args.dataset, limit=args.problems, seed=args.seed)
     base = dict(n=args.n, max_new_tokens=args.max_new_tokens, temperature=args.temperature)
@@ -74,13 +72,13 @@ def main() -> None:
         plan.append(("deepconf_online", SearchConfig(**base, warmup=max(1, args.n // 2), conf_window=16)))
     ids, walls = {}, {}
     for strategy, cfg in plan:
-        ids[strategy], walls[strategy] = run(url, lm, strategy, problems, args.dataset, args.seed, cfg)
+        ids[strategy], walls[strategy] = run(store, lm, strategy, problems, args.dataset, args.seed, cfg)
 
-    curves = load_curves(url, run_ids=list(ids.values()))
+    curves = load_curves(store, run_ids=list(ids.values()))
     rows = [("strategy", "samples/problem", "tokens/problem", "accuracy", "95% CI", "wall s")]
     maj = {p.k: p for p in curves.points if p.estimator == "maj"}
     for strategy, run_id in ids.items():
-        tokens, samples = spend(url, run_id, args.n)
+        tokens, samples = spend(store, run_id, args.n)
         [point] = [p for p in curves.points if p.run_id == run_id
                    and (p.estimator == "adaptive" or (p.estimator == "maj" and p.k == args.n))]
         rows.append((f"{strategy} (N={args.n})", f"{samples.mean():.2f} ± {samples.std():.2f}",
@@ -93,7 +91,7 @@ def main() -> None:
                          f"{p.accuracy:.3f}", f"{p.ci_low:.2f}-{p.ci_high:.2f}", "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     print(f"{lm.name} · {args.dataset} · {len(problems)} problems · seed {args.seed} · "
-          f"max_new_tokens {args.max_new_tokens} · db {url}")
+          f"max_new_tokens {args.max_new_tokens} · db {store.describe()}")
     for r in rows:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
     for note in curves.notes:

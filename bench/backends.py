@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 def measure(backend: str, args) -> dict:
     """Load the model on `backend`, then time raw complete() and a beam search run."""
     from thinktrace import runner
+    from store import Store
     from reasoning.backends import load_model
     from reasoning.config import SearchConfig
     from reasoning.problems import load_problems
@@ -50,15 +51,15 @@ def measure(backend: str, args) -> dict:
 
     before = dict(lm.stats)
     with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{folder}/bench.db"
+        store = Store(f"sqlite:///{folder}/bench.db")
         cfg = SearchConfig(n=args.n, beam_width=args.beam_width, max_steps=args.max_steps,
                            max_step_tokens=args.max_new_tokens // 2)
         request = runner.RunRequest(strategy="beam_search", dataset=args.dataset, verifier="oracle",
                                     config=cfg).validate()
         verifier = load_verifier("oracle", lm)
-        run_id = runner.create_run(url, request, beam_problems, lm, verifier)
+        run_id = runner.create_run(store, request, beam_problems, lm, verifier)
         started = time.perf_counter()
-        run = runner.execute(url, run_id, lm, verifier)
+        run = runner.execute(store, run_id, lm, verifier)
         wall = time.perf_counter() - started
     prompt = lm.stats["prompt_tokens_total"] - before["prompt_tokens_total"]
     cached = lm.stats["prompt_tokens_reused"] - before["prompt_tokens_reused"]

@@ -58,51 +58,43 @@ def timed(problems: list[ProblemSamples], estimators: tuple[str, ...], repeats: 
     return min(times)
 
 
-def stored_sweep(problems: list[ProblemSamples], folder: str) -> tuple[str, str]:
-    """Write the synthetic run to a fresh database as a one-run sweep; returns (url, sweep id)."""
-    from sqlalchemy import insert
-
+def stored_sweep(problems: list[ProblemSamples], folder: str):
+    """Write the synthetic run to a fresh database as a one-run sweep; returns (store, sweep id)."""
+    from store import Store
     from store import models as m
-    from store.db import session_scope
 
-    url = f"sqlite:///{folder}/bench.db"
-    with session_scope(url) as session:
-        sweep = m.Sweep(name="bench", params={"budgets": KS, "dataset": "bench"})
-        session.add(sweep)
-        session.flush()  # the run's foreign key needs the sweep row first
-        run = m.Run(strategy="best_of_n", params={"n": N_SAMPLES}, model_name="synthetic", model_params=135_000_000,
-                    verifier="self_eval", dataset="bench", n_problems=len(problems), status=m.DONE, sweep_id=sweep.id)
-        session.add(run)
-        session.flush()
-        rows = [m.Problem(dataset="bench", key=p.key, question=p.key, answer=ANSWERS[0], difficulty=p.difficulty)
-                for p in problems]
-        session.add_all(rows)
-        session.flush()
-        nodes, results, links = [], [], []
-        for position, (row, problem) in enumerate(zip(rows, problems)):
-            links.append({"run_id": run.id, "position": position, "problem_id": row.id})
-            # bulk inserts need the same keys in every row
-            common = {"run_id": run.id, "problem_id": row.id, "text": "step", "meta": {}, "answer": None,
-                      "correct": None, "path_score": None, "status": "kept"}
-            nodes.append({**common, "seq": 0, "parent_seq": None, "tokens": 0})
-            for i, s in enumerate(problem.samples):
-                nodes.append({**common, "seq": 2 * i + 1, "parent_seq": 0, "tokens": s.tokens // 2})
-                nodes.append({**common, "seq": 2 * i + 2, "parent_seq": 2 * i + 1, "tokens": s.tokens - s.tokens // 2,
-                              "answer": s.answer, "correct": s.correct, "path_score": s.score, "status": "terminal"})
-            results.append({"run_id": run.id, "problem_id": row.id, "position": position, "votes": {}, "meta": {}})
-        session.execute(insert(m.RunProblem), links)
-        session.execute(insert(m.Node), nodes)
-        session.execute(insert(m.Result), results)
-        return url, sweep.id
+    store = Store(f"sqlite:///{folder}/bench.db")
+    sweep = m.Sweep(name="bench", params={"budgets": KS, "dataset": "bench"})
+    run = m.Run(strategy="best_of_n", params={"n": N_SAMPLES}, model_name="synthetic", model_params=135_000_000,
+                verifier="self_eval", dataset="bench", n_problems=len(problems), status=m.DONE, sweep_id=sweep.id)
+    store.add(sweep)  # before the run that refers to it
+    rows = store.add(run, *[m.Problem(dataset="bench", key=p.key, question=p.key, answer=ANSWERS[0],
+                                      difficulty=p.difficulty) for p in problems])[1:]
+    nodes, results, links = [], [], []
+    for position, (row, problem) in enumerate(zip(rows, problems)):
+        links.append({"run_id": run.id, "position": position, "problem_id": row.id})
+        # bulk inserts need the same keys in every row
+        common = {"run_id": run.id, "problem_id": row.id, "text": "step", "meta": {}, "answer": None,
+                  "correct": None, "path_score": None, "status": "kept"}
+        nodes.append({**common, "seq": 0, "parent_seq": None, "tokens": 0})
+        for i, s in enumerate(problem.samples):
+            nodes.append({**common, "seq": 2 * i + 1, "parent_seq": 0, "tokens": s.tokens // 2})
+            nodes.append({**common, "seq": 2 * i + 2, "parent_seq": 2 * i + 1, "tokens": s.tokens - s.tokens // 2,
+                          "answer": s.answer, "correct": s.correct, "path_score": s.score, "status": "terminal"})
+        results.append({"run_id": run.id, "problem_id": row.id, "position": position, "votes": {}, "meta": {}})
+    store.insert(m.RunProblem, links)
+    store.insert(m.Node, nodes)
+    store.insert(m.Result, results)
+    return store, sweep.id
 
 
-def timed_load(url: str, sweep_id: str, repeats: int = 3) -> float:
+def timed_load(store, sweep_id: str, repeats: int = 3) -> float:
     from thinktrace.curves import load_curves
 
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        load_curves(url, sweep_id=sweep_id)
+        load_curves(store, sweep_id=sweep_id)
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -117,8 +109,8 @@ def main() -> None:
     verdict = "ok" if total < TARGET_S else "SLOW"
     print(f"{'all':<10} {len(KS):>3} {total:>8.3f}  (target < {TARGET_S:.0f} s: {verdict})")
     with tempfile.TemporaryDirectory() as folder:
-        url, sweep_id = stored_sweep(problems, folder)
-        print(f"{'store':<10} {len(KS):>3} {timed_load(url, sweep_id):>8.3f}  (load_curves from SQLite: "
+        store, sweep_id = stored_sweep(problems, folder)
+        print(f"{'store':<10} {len(KS):>3} {timed_load(store, sweep_id):>8.3f}  (load_curves from SQLite: "
               f"{N_PROBLEMS * (2 * N_SAMPLES + 1)} nodes, all estimators)")
 
 

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from thinktrace import runner  # noqa: E402
+from store import Store  # noqa: E402
 from reasoning.backends import load_model  # noqa: E402
 from reasoning.config import SearchConfig  # noqa: E402
 from reasoning.problems import load_problems  # noqa: E402
@@ -35,13 +36,13 @@ def raw_rate(lm, problems, n, max_new_tokens, temperature) -> tuple[int, float]:
 
 def strategy_rate(lm, problems, strategy, n, verifier, max_new_tokens, dataset) -> tuple[int, float]:
     with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{folder}/bench.db"
+        store = Store(f"sqlite:///{folder}/bench.db")
         cfg = SearchConfig(n=n, max_new_tokens=max_new_tokens)
         request = runner.RunRequest(strategy=strategy, dataset=dataset, verifier=verifier, config=cfg).validate()
         ver = load_verifier(verifier, lm)
-        run_id = runner.create_run(url, request, problems, lm, ver)
+        run_id = runner.create_run(store, request, problems, lm, ver)
         started = time.perf_counter()
-        run = runner.execute(url, run_id, lm, ver)
+        run = runner.execute(store, run_id, lm, ver)
         return run.tokens, time.perf_counter() - started
 
 

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from thinktrace import runner  # noqa: E402
+from store import Store  # noqa: E402
 from reasoning.backends import load_model  # noqa: E402
 from reasoning.config import SearchConfig  # noqa: E402
 from reasoning.problems import load_problems  # noqa: E402
@@ -37,12 +38,12 @@ def measure(lm, problems, dataset, strategy, verifier, cfg, share) -> dict:
     lm.prefix_cache.clear()
     before = dict(lm.stats)
     with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{folder}/bench.db"
+        store = Store(f"sqlite:///{folder}/bench.db")
         request = runner.RunRequest(strategy=strategy, dataset=dataset, verifier=verifier, config=cfg).validate()
         ver = load_verifier(verifier, lm)
-        run_id = runner.create_run(url, request, problems, lm, ver)
+        run_id = runner.create_run(store, request, problems, lm, ver)
         started = time.perf_counter()
-        runner.execute(url, run_id, lm, ver)
+        runner.execute(store, run_id, lm, ver)
         wall = time.perf_counter() - started
     delta = {k: lm.stats[k] - before[k] for k in lm.stats}
     return {"wall": wall, "generated": delta["generated_tokens"], "computed": delta["prompt_tokens_computed"],

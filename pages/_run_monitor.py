@@ -15,28 +15,30 @@ from thinktrace.settings import read_only
 POLL_SECONDS = 1.5
 
 
-def watched_run(url: str) -> str | None:
-    from store.queries import list_runs
+# The monitor polls a run that is working: its reads are never cached (see pages/common.cached).
+def watched_run(store) -> str | None:
+    from store.runs import list_runs, resolve_run_id
 
     rid = param("run") or st.session_state.get("watch")
     if rid:
-        from store.queries import resolve_run_id
-
         try:
-            return resolve_run_id(url, rid)  # a link may carry a unique prefix
+            return resolve_run_id(store, rid)  # a link may carry a unique prefix
         except UserError:
             return rid  # not in the store yet (still loading the model) or unknown: live() says which
-    running = [r for r in list_runs(url) if r.status == "running"]
+    running = [r for r in list_runs(store) if r.status == "running"]
     return running[0].id if running else None
 
 
-def live(url: str, run_id: str) -> None:
-    from store.queries import current_problem, run_problems, run_summary, tree_nodes
+def live(store, run_id: str) -> None:
+    from store.liveness import runs_here
+    from store.models import as_utc
+    from store.runs import current_problem, get_run, run_problems, run_summary, tree_nodes
     from viz.tree import tree_figure
 
+    url = store.url
     state, code = child_state(run_id)
     try:
-        s = run_summary(url, run_id)
+        s = run_summary(store, run_id)
     except UserError:
         s = None
     if s is None:
@@ -52,8 +54,6 @@ def live(url: str, run_id: str) -> None:
     status = "running" if state == "running" and s.status != "done" else s.status
     st.subheader(f"{s.name}")
     now = datetime.now(timezone.utc)
-    from store.models import as_utc
-
     created, finished = as_utc(s.created_at), as_utc(s.finished_at)
     elapsed = ((finished or now) - created).total_seconds() if status in ("running", "done") else s.wall_seconds
     eta = None
@@ -74,13 +74,8 @@ def live(url: str, run_id: str) -> None:
         if s.error and status in ("interrupted", "failed"):
             st.error(f"The run failed: {s.error}" if status == "failed" else s.error)
     elif status == "running":
-        from store import models as m
-        from store.db import session_scope
-        from store.queries import runs_here
-
-        with session_scope(url) as session:
-            run = session.get(m.Run, run_id)
-            here, pid, host = runs_here(run), run.worker_pid, run.worker_host
+        run = get_run(store, run_id)
+        here, pid, host = runs_here(run), run.worker_pid, run.worker_host
         if not here:  # its process id means nothing on this machine: never signal it from here
             st.caption(f"Running on {host}: stop it there (or with Ctrl-C in its terminal).")
         elif b1.button("Stop", icon=":material/stop:", key="stop", help="The run stops as interrupted and can be resumed."):
@@ -95,11 +90,11 @@ def live(url: str, run_id: str) -> None:
             st.rerun()
     if s.problems_done:
         (b1 if status == "done" else b2).page_link(TREE_PAGE, label="Open trees", icon=":material/account_tree:", query_params={"run": run_id})
-    problem_id = current_problem(url, run_id)
+    problem_id = current_problem(store, run_id)
     if problem_id is not None:
-        rows = {p.problem_id: p for p in run_problems(url, run_id)}
+        rows = {p.problem_id: p for p in run_problems(store, run_id)}
         p = rows.get(problem_id)
-        nodes = tree_nodes(url, run_id, problem_id)
+        nodes = tree_nodes(store, run_id, problem_id)
         label = problem_label(p) if p else ""
         st.markdown(f"**{'Growing now' if status == 'running' and p and not p.done else 'Latest tree'}:** "
                     f"{short(label, 120)} ({len(nodes)} nodes)")
@@ -113,20 +108,20 @@ def live(url: str, run_id: str) -> None:
         st.rerun(scope="app")  # stop polling: the run is over
 
 
-def monitor(url: str) -> None:
+def monitor(store) -> None:
     """The watched run, polled while it works; or what to do when there is none."""
-    run_id = watched_run(url)
+    run_id = watched_run(store)
     if run_id is None:
         st.info("No run in progress. " + ("Open a finished one on the Tree or Library page." if read_only() else
                 "Set one up above and press **Start run**; its progress and its trees appear here while it works "
                 "(closing the tab does not stop it)."))
     else:
         state, _ = child_state(run_id)
-        from store.queries import run_summary
+        from store.runs import run_summary
 
         try:
-            active = state == "running" or run_summary(url, run_id).status == "running"
+            active = state == "running" or run_summary(store, run_id).status == "running"
         except UserError:
             active = False
         st.session_state.setdefault("_was_running", active)
-        st.fragment(run_every=POLL_SECONDS if active else None)(live)(url, run_id)
+        st.fragment(run_every=POLL_SECONDS if active else None)(live)(store, run_id)

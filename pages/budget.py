@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import share_box
+from pages.common import open_store, share_box
 from reasoning.budget import efficiency, frontier
-from thinktrace.curves import list_sweeps, load_curves, points_csv
 from reasoning.errors import UserError
-from store.db import get_engine, resolve_url
-from store.queries import list_runs
+from store import Store
+from store.runs import list_runs
+from store.sweeps import list_sweeps
+from thinktrace.curves import load_curves, points_csv
 from viz.curves import budget_figure, group_label
 
 SWEEP_COMMAND = ("python -m reasoning sweep --strategies self_consistency,best_of_n,beam_search --budgets 1,2,4,8 "
@@ -33,22 +34,20 @@ def _default(key: str, value) -> None:
         st.session_state[key] = value
 
 
-@st.cache_data(ttl=10, show_spinner="Computing curves…")
-def _curves(url: str, sweep_id: str | None, run_ids: tuple[str, ...], by: str | None):
-    return load_curves(url, sweep_id=sweep_id, run_ids=list(run_ids) or None, by=by)
+# Curves take seconds on big sweeps, and a sweep's runs are only known once it is loaded, so they are
+# cached for a few seconds rather than keyed on the runs' versions: a sweep still running gains points
+# on the next reload after that.
+@st.cache_data(ttl=10, show_spinner="Computing curves…", hash_funcs={Store: lambda store: store.url})
+def _curves(store: Store, sweep_id: str | None, run_ids: tuple[str, ...], by: str | None):
+    return load_curves(store, sweep_id=sweep_id, run_ids=list(run_ids) or None, by=by)
 
 
 st.title("Budget")
 st.caption("Accuracy against test-time compute. Shaded bands are 95% bootstrap intervals over problems; "
            "dashed grey lines are oracle upper bounds, not achievable accuracy.")
 
-try:
-    url = resolve_url()
-    get_engine(url)
-    sweeps, runs = list_sweeps(url), list_runs(url)
-except UserError as exc:
-    st.error(str(exc))
-    st.stop()
+store = open_store()
+sweeps, runs = list_sweeps(store), list_runs(store)
 
 if not sweeps and not runs:
     st.info(f"No sweeps yet. Run one from a terminal, then reload:\n\n```\n{SWEEP_COMMAND}\n```")
@@ -97,7 +96,7 @@ if not sweep_id and not run_ids:
     st.stop()
 
 try:
-    curves = _curves(url, sweep_id, tuple(run_ids), by)
+    curves = _curves(store, sweep_id, tuple(run_ids), by)
 except UserError as exc:
     st.error(str(exc))
     st.stop()

@@ -1,5 +1,5 @@
-"""What every page shares: the database, readable labels, run/problem pickers that read and write the
-URL, share links, and one-message error handling.
+"""What every page shares: the store (opened once, read-only queries cached), readable labels, run/problem
+pickers that read and write the URL, share links, and one-message error handling.
 
 Link convention (every view restores from its URL): `?run=ID` names one run, `?runs=ID,ID,…` a set of
 runs (Compare, Verifier, Library's compare link), `?problem=N` counts from 1 as the labels do, and
@@ -13,6 +13,7 @@ from urllib.parse import quote
 import streamlit as st
 
 from reasoning.errors import UserError
+from store import Store
 
 TREE_PAGE = "pages/tree.py"
 RUN_PAGE = "pages/run.py"
@@ -48,17 +49,53 @@ def _leave_folder_mode() -> None:
 _leave_folder_mode()
 
 
-def db_url() -> str:
-    """The active database, opened (schema checked) once; a bad one stops the page with one message."""
-    from store.db import get_engine, resolve_url
+def open_store() -> Store:
+    """The active database ($THINKTRACE_DB or ./thinktrace.db), opened and its schema checked once per
+    app process; a bad one stops the page with one message."""
+    from store.db import resolve_url
 
     try:
-        url = resolve_url()
-        get_engine(url)
+        return _open_store(resolve_url())
     except UserError as exc:
         st.error(str(exc))
         st.stop()
-    return url
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(url: str) -> Store:
+    store = Store.open(url)
+    store.engine  # noqa: B018  (create or check the schema now: a bad database fails here, not mid-page)
+    return store
+
+
+# Read-only queries, cached. A run's data changes only while it runs: nodes stream in and results
+# commit; a finished problem's tree and a run that stopped are final (a resume sets it running again).
+# So a cached read is keyed on the version of what it reads, the (status, problems done) of its runs,
+# which a page has in hand from the run list; while a run runs there is no version and the read goes
+# to the database on every rerun (the live views poll). The run lists themselves (list_runs,
+# library_runs, run_summary) are one aggregate query each and stay uncached: they are the versions,
+# and a page's own writes (rename, delete, import) show on the next rerun.
+_BY_URL = {Store: lambda store: store.url}
+
+
+def runs_version(*runs) -> tuple | None:
+    """The version of these runs (RunSummary rows) for `cached`, or None while one of them runs."""
+    if any(run.status == "running" for run in runs):
+        return None
+    return tuple((run.id, run.status, run.problems_done) for run in runs)
+
+
+def cached(query, store: Store, *args, version):
+    """`query(store, *args)` (a store function), served from the cache while `version` is the same;
+    version None reads the database."""
+    if version is None:
+        return query(store, *args)
+    return _cached(f"{query.__module__}.{query.__qualname__}", query, store, args, version)
+
+
+@st.cache_data(hash_funcs=_BY_URL, max_entries=512, show_spinner=False)
+def _cached(name: str, _query, store: Store, args: tuple, version):  # keyed on the query's name, not its code
+    return _query(store, *args)
 
 
 def md_escape(text: str) -> str:
@@ -122,25 +159,25 @@ def int_param(name: str) -> int | None:
         return None
 
 
-def url_run(url: str, ref: str | None = None) -> str | None:
+def url_run(store: Store, ref: str | None = None) -> str | None:
     """The run named by `ref` or `?run=` (full id or unique prefix); an unknown one is one clear message."""
-    from store.queries import resolve_run_id
+    from store.runs import resolve_run_id
 
     ref = ref or param("run")
     if ref is None:
         return None
     try:
-        return resolve_run_id(url, ref)
+        return resolve_run_id(store, ref)
     except UserError as exc:
         st.error(f"{exc}. The link may come from another database; pick a run below.")
         return None
 
 
-def pick_run(url: str, runs: list, *, key: str = "run", label: str = "Run") -> object | None:
+def pick_run(store: Store, runs: list, *, key: str = "run", label: str = "Run") -> object | None:
     """A selectbox of runs by readable label, defaulting to `?run=`; writes the choice back to the URL."""
     if not runs:
         return None
-    wanted = url_run(url)
+    wanted = url_run(store)
     ids = [r.id for r in runs]
     if wanted in ids and st.session_state.get(f"_{key}_from_url") != wanted:
         st.session_state[key] = wanted  # a new link wins over the widget's previous choice
@@ -154,14 +191,14 @@ def pick_run(url: str, runs: list, *, key: str = "run", label: str = "Run") -> o
     return by_id[chosen]
 
 
-def run_set(url: str) -> list[str]:
+def run_set(store: Store) -> list[str]:
     """The runs a link names, in order: `?runs=a,b` (or `?run=a,b`, as older links wrote it); unknown ones
     are one message each and are left out."""
     refs = ",".join(v for v in (param("runs"), param("run")) if v)
     found: list[str] = []
     for ref in refs.split(","):
         if ref.strip():
-            rid = url_run(url, ref.strip())
+            rid = url_run(store, ref.strip())
             if rid is not None and rid not in found:
                 found.append(rid)
     return found

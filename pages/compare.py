@@ -7,14 +7,16 @@ import html
 import numpy as np
 import streamlit as st
 
-from pages.common import db_url, empty_state, int_param, md_escape, run_label, run_set, set_runs, share_box, short
-from store.queries import list_runs, outcomes, run_problems, shared_summary, tree_nodes
+from pages.common import (cached, empty_state, int_param, md_escape, open_store, run_label, run_set, runs_version,
+                          set_runs, share_box, short)
+from store.analysis import outcomes, shared_summary
+from store.runs import list_runs, run_problems, tree_nodes
 from viz.compare import cost_accuracy_figure, outcome_matrix_figure, outcome_value
 from viz.tree import tree_figure
 
 st.title("Compare")
-url = db_url()
-runs = list_runs(url)
+store = open_store()
+runs = list_runs(store)
 if len(runs) < 2:
     empty_state("Comparing needs at least two runs on the same problems, e.g. cot and self_consistency on "
                 "arith:2 with the same limit and seed. Start them on the Run page.")
@@ -23,7 +25,7 @@ by_id = {r.id: r for r in runs}
 
 # Default: the link's runs (`?runs=a,b,…`; `?run=` is read too), else the newest run plus the newest
 # other run on the same dataset (else the two newest runs).
-linked = [rid for rid in run_set(url) if rid in by_id]
+linked = [rid for rid in run_set(store) if rid in by_id]
 first = linked[0] if linked else runs[0].id
 same = [r.id for r in runs if r.id != first and r.dataset == by_id[first].dataset]
 default = linked if len(linked) > 1 else [first, (same or [r.id for r in runs if r.id != first])[0]]
@@ -40,8 +42,9 @@ set_runs(chosen)
 st.session_state["_compare_link"] = ",".join(chosen)
 share = st.container()  # filled at the end, once the problem is in the URL too
 
-rows = outcomes(url, chosen)
-summary = {s.run_id: s for s in shared_summary(url, chosen)}
+version = runs_version(*(by_id[rid] for rid in chosen))
+rows = cached(outcomes, store, chosen, version=version)
+summary = {s.run_id: s for s in cached(shared_summary, store, chosen, version=version)}
 shared_n = summary[chosen[0]].problems
 if shared_n == 0:
     st.warning("These runs have no finished problem in common: compare runs on the same dataset (same problem "
@@ -109,14 +112,15 @@ if int_param("problem") != first_pos[pid] + 1:
     st.query_params["problem"] = str(first_pos[pid] + 1)
 cols = st.columns(2, gap="medium")
 for c, rid in zip(cols, chosen[:2]):
-    problems = {p.problem_id: p for p in run_problems(url, rid)}
+    problems = {p.problem_id: p for p in cached(run_problems, store, rid, version=runs_version(by_id[rid]))}
     p = problems.get(pid)
     with c:
         verdict = {True: ":green[✓ right]", False: ":red[✗ wrong]", None: "ungraded"}[p.correct] if p else ""
         answer = md_escape(p.answer) if p and p.answer is not None else "–"
         st.markdown(f"**{md_escape(labels[rid])}** · answer **{answer}** {verdict}")
         if p is not None:
-            st.plotly_chart(tree_figure(tree_nodes(url, rid, p.problem_id), gold=p.gold, height=460),
+            nodes = cached(tree_nodes, store, rid, p.problem_id, version=True if p.done else None)
+            st.plotly_chart(tree_figure(nodes, gold=p.gold, height=460),
                             width="stretch", key=f"side_{rid}")
 with share:
     share_box()

@@ -1,8 +1,8 @@
 """Library: every run in the database. Find runs, rename, tag and annotate them, delete (after a
 confirmation), compare several, export them as a bundle, import a bundle, download an HTML report.
 
-Filtering, sorting, counting and paging happen in SQL (store.queries.library_runs), so the page stays
-quick with thousands of runs. With THINKTRACE_READONLY=1 (a shared deployment) the writing actions
+Filtering, sorting, counting and paging happen in SQL (store.library.library_runs), so the page stays
+quick with thousands of runs; those queries are not cached, so an edit here shows on the next rerun. With THINKTRACE_READONLY=1 (a shared deployment) the writing actions
 (rename, tag, notes, delete, import) are hidden; export and reports stay available.
 """
 from __future__ import annotations
@@ -11,11 +11,11 @@ from datetime import datetime, time, timezone
 
 import streamlit as st
 
-from pages.common import compare_link, db_url, duration, md_escape, short, tree_link, when
+from pages.common import compare_link, duration, md_escape, open_store, short, tree_link, when
 from reasoning.errors import UserError
 from thinktrace.settings import read_only
+from store.library import LibraryFilter, delete_runs, library_facets, library_runs, run_info, update_run_info
 from store.models import RUN_STATUSES
-from store.queries import LibraryFilter, delete_runs, library_facets, library_runs, update_run_info
 
 PAGE_SIZE = 50
 SORTS = {"newest": ("created_at", True), "oldest": ("created_at", False), "accuracy ↓": ("accuracy", True),
@@ -24,7 +24,7 @@ SORTS = {"newest": ("created_at", True), "oldest": ("created_at", False), "accur
 CONFIRM = "library_confirm_delete"
 
 st.title("Library")
-url = db_url()
+store = open_store()
 readonly = read_only()
 flash = st.session_state.pop("library_flash", None)
 if flash:
@@ -43,7 +43,7 @@ def import_widget() -> None:
     done = st.session_state.get("_library_imported")
     if done is None or done[0] != uploaded.file_id:
         try:
-            report = import_bundle(url, uploaded.getvalue())
+            report = import_bundle(store, uploaded.getvalue())
             done = (uploaded.file_id, "success", f"{uploaded.name}: {report.message()}")
         except UserError as exc:
             done = (uploaded.file_id, "error", f"{uploaded.name} was not imported: {exc}")
@@ -51,7 +51,7 @@ def import_widget() -> None:
     (st.success if done[1] == "success" else st.error)(done[2])
 
 
-facets = library_facets(url)
+facets = library_facets(store)
 if not facets["strategies"]:
     st.info("No runs in this database yet. Start one from the Run page (or `python -m reasoning run --strategy cot "
             "--limit 3`), or import a bundle someone shared with you.")
@@ -81,12 +81,12 @@ filters = LibraryFilter(
     created_to=datetime.combine(day_to, time.max, timezone.utc) if day_to else None,
 )
 sort, descending = SORTS[sort_label]
-_, total = library_runs(url, filters, limit=1)
+_, total = library_runs(store, filters, limit=1)
 pages = max(1, -(-total // PAGE_SIZE))
 if st.session_state.get("library_page", 1) > pages:  # fewer matches than before: back to the last page
     st.session_state["library_page"] = pages
 page = c9.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, step=1, key="library_page")
-runs, total = library_runs(url, filters, sort=sort, descending=descending, offset=(int(page) - 1) * PAGE_SIZE,
+runs, total = library_runs(store, filters, sort=sort, descending=descending, offset=(int(page) - 1) * PAGE_SIZE,
                            limit=PAGE_SIZE)
 
 st.caption(f"{total} run{'s' * (total != 1)} match · showing {len(runs)} on page {int(page)} of {pages}")
@@ -124,7 +124,7 @@ if selected:
 
     a2.download_button(f"Export {len(selected)} run{'s' * (len(selected) != 1)} (bundle)", icon=":material/download:",
                        # built only when clicked: a bundle of big runs is costly to make on every rerun
-                       data=lambda ids=tuple(selected): dump_bundle(url, list(ids)), file_name=f"thinktrace-{selected[0][:8]}"
+                       data=lambda ids=tuple(selected): dump_bundle(store, list(ids)), file_name=f"thinktrace-{selected[0][:8]}"
                        f"{'-and-more' if len(selected) > 1 else ''}.thinktrace.gz",
                        mime="application/gzip", key="library_export")
     if not readonly and a3.button(f"Delete {len(selected)} run{'s' * (len(selected) != 1)}…", icon=":material/delete:",
@@ -138,7 +138,7 @@ if pending and not readonly:
                "with every node and result? This cannot be undone.")
     y, n, _ = st.columns([1, 1, 4])
     if y.button("Yes, delete", type="primary", key="library_delete_confirm"):
-        count = delete_runs(url, pending)
+        count = delete_runs(store, pending)
         st.session_state.pop(CONFIRM, None)
         st.session_state["library_flash"] = f"Deleted {count} run{'s' * (count != 1)}."
         st.rerun()
@@ -148,14 +148,7 @@ if pending and not readonly:
 
 if len(selected) == 1:
     run = by_id[selected[0]]
-    from sqlmodel import select as sql_select
-
-    from store import models as m
-    from store.db import session_scope
-
-    with session_scope(url) as session:
-        row = session.exec(sql_select(m.Run.tags, m.Run.notes).where(m.Run.id == run.id)).one()
-    tags, notes = list(row[0] or []), row[1] or ""
+    tags, notes = run_info(store, run.id)
     st.subheader(f"Run {run.id[:8]}")
     if readonly:
         st.markdown(f"**{md_escape(run.name)}**" + (f" · tags: {md_escape(', '.join(tags))}" if tags else ""))
@@ -167,7 +160,7 @@ if len(selected) == 1:
             new_tags = st.text_input("Tags (comma-separated)", value=", ".join(tags), key=f"library_tags_{run.id}")
             new_notes = st.text_area("Notes", value=notes, key=f"library_notes_{run.id}")
             if st.form_submit_button("Save"):
-                update_run_info(url, run.id, name=new_name, tags=new_tags.split(","), notes=new_notes)
+                update_run_info(store, run.id, name=new_name, tags=new_tags.split(","), notes=new_notes)
                 st.session_state["library_flash"] = "Saved."
                 st.rerun()
     report_key = f"_library_report_{run.id}"
@@ -176,7 +169,7 @@ if len(selected) == 1:
         from thinktrace.report import build_report
 
         try:
-            st.session_state[report_key] = build_report(url, run.id).encode("utf-8")  # the first three trees
+            st.session_state[report_key] = build_report(store, run.id).encode("utf-8")  # the first three trees
         except UserError as exc:
             st.error(str(exc))
     if report_key in st.session_state:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import db_url, empty_state, int_param, md_escape, pick_run, problem_label, share_box
-from store.queries import list_runs, run_problems, tree_nodes
+from pages.common import (cached, empty_state, int_param, md_escape, open_store, pick_run, problem_label, runs_version,
+                          share_box)
+from store.runs import list_runs, run_problems, tree_nodes
 from viz.tree import COLOR_BY, answer_table, is_chain, path_of, tree_figure
 
 
@@ -74,8 +75,8 @@ def show_path(nodes, seq: int, gold: str | None) -> None:
 
 
 st.title("Tree")
-url = db_url()
-runs = list_runs(url)
+store = open_store()
+runs = list_runs(store)
 if not runs:
     empty_state("No runs yet, so there is no tree to walk. Start one on the Run page (or from the Home page's "
                 "demo button); every step of it lands here.")
@@ -83,20 +84,21 @@ if not runs:
 arrived = dict(st.query_params) != st.session_state.get("_tree_url")  # before the pickers write to it
 top_left, top_right = st.columns([2, 3])
 with top_left:
-    run = pick_run(url, runs)
+    run = pick_run(store, runs)
 # Switching run or problem by hand drops the parts of the link that belonged to the previous view; a
 # link that just arrived (the URL differs from what this page last wrote) is honoured whole.
 previous = st.session_state.get("_tree_view")
 if previous is not None and not arrived and previous[0] != run.id:
     st.query_params.pop("problem", None)
     st.query_params.pop("node", None)
-problems = run_problems(url, run.id)
+problems = cached(run_problems, store, run.id, version=runs_version(run))
 if not problems:
     st.info("This run has no problems recorded.")
     st.stop()
 with top_right:
     problem = pick_problem(run.id, problems)
-nodes = tree_nodes(url, run.id, problem.problem_id)
+# A finished problem's tree is final: cached for good; a growing one is read on every rerun.
+nodes = cached(tree_nodes, store, run.id, problem.problem_id, version=True if problem.done else None)
 st.markdown(f"**Question:** {md_escape(problem.question)}")
 if not nodes:
     st.info("No steps stored for this problem yet." + (" The run is still working: watch it on the Run page."

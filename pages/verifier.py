@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import db_url, empty_state, run_label, run_set, set_runs, share_box, short, tree_link
-from store.queries import final_paths, list_runs, scored_steps
+from pages.common import (cached, empty_state, open_store, run_label, run_set, runs_version, set_runs, share_box, short,
+                          tree_link)
+from store.analysis import final_paths, scored_steps
+from store.runs import list_runs
 from viz.scores import calibration_figure, roc_auc, roc_figure, score_histogram, trajectory_figure
 
 st.title("Verifier")
 st.caption("Every path that ended with an answer, its verifier path score, and whether the answer was right. "
            "A good verifier scores right paths high and wrong ones low; then best-of-N and tree search pay off.")
-url = db_url()
-runs = [r for r in list_runs(url) if r.verifier]
+store = open_store()
+runs = [r for r in list_runs(store) if r.verifier]
 if not runs:
     empty_state("No run with a verifier yet. Start one on the Run page with a verifier (self_eval, oracle or a "
                 "PRM), e.g. best_of_n, and its scores show up here.")
     st.stop()
 
 by_id = {r.id: r for r in runs}
-linked = run_set(url)  # `?run=ID` or `?runs=ID,ID`
+linked = run_set(store)  # `?run=ID` or `?runs=ID,ID`
 if any(rid not in by_id for rid in linked):
     st.warning("A run in the link has no verifier scores: pick a run with a verifier.")
 linked = [rid for rid in linked if rid in by_id]
@@ -36,7 +38,8 @@ set_runs(chosen)
 st.session_state["_verifier_link"] = ",".join(chosen)
 share_box()
 
-paths = final_paths(url, chosen)
+version = runs_version(*(by_id[rid] for rid in chosen))
+paths = cached(final_paths, store, chosen, version=version)
 graded = [p for p in paths if p.path_score is not None and p.correct is not None]
 if not graded:
     st.info("These runs have no scored paths with a known outcome yet (no gold answers, or still running).")
@@ -69,7 +72,7 @@ with left:
 with right:
     st.markdown("#### Score along the steps")
     st.caption("Each line a final path; bold: mean per step. Early separation is what step-level search needs.")
-    parent = {(r, p, s): (ps, sc) for r, p, s, ps, sc in scored_steps(url, chosen)}
+    parent = {(r, p, s): (ps, sc) for r, p, s, ps, sc in cached(scored_steps, store, chosen, version=version)}
     trajectories = []
     for fp in graded:
         scores, key = [], (fp.run_id, fp.problem_id, fp.seq)

@@ -207,6 +207,31 @@ def group_answers(values: list[str | None]) -> list[int | None]:
     return classes
 
 
+def answer_keys(answers: list[str | None], correct: list[bool | None]) -> list[str | None]:
+    """One key per equivalence class of answers (group_answers; the first-seen text of a class,
+    canonicalised, names it), for estimators that count votes by key. Should grading ever disagree
+    inside a class (math-verify is not perfectly transitive), its right and wrong members get
+    separate keys, so a vote never credits a wrong answer. Each distinct text is compared once:
+    samples repeat a few answers many times."""
+    distinct = list(dict.fromkeys(a for a in answers if a is not None))
+    class_of = dict(zip(distinct, group_answers(distinct)))
+    representative: dict[int, str] = {}
+    for text in distinct:
+        representative.setdefault(class_of[text], canonical(text))
+    grades: dict[int, set] = {}
+    for answer, ok in zip(answers, correct):
+        if answer is not None:
+            grades.setdefault(class_of[answer], set()).add(ok)
+    keys: list[str | None] = []
+    for answer, ok in zip(answers, correct):
+        if answer is None:
+            keys.append(None)
+            continue
+        cls = class_of[answer]
+        keys.append(f"{representative[cls]}#{ok}" if len(grades[cls]) > 1 else representative[cls])
+    return keys
+
+
 def majority(values: list[str | None],
              weights: list[float] | None = None) -> tuple[str | None, dict[str, float]]:
     """The winning answer and the vote table {representative: votes (or summed weight)}.

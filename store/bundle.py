@@ -30,7 +30,8 @@ from sqlmodel import select
 import reasoning
 from reasoning.errors import UserError
 from store import models as m
-from store.db import session_scope
+from store.db import Store
+from store.liveness import effective_status
 
 FORMAT = "thinktrace-bundle"
 VERSION = 1
@@ -91,13 +92,13 @@ _KIND_WORDS = {"str": "string", "int": "integer", "number": "number", "bool": "t
 # Export
 
 
-def export_runs(url: str, run_ids: Iterable[str]) -> dict:
+def export_runs(store: Store, run_ids: Iterable[str]) -> dict:
     """The bundle document (a plain dict) for these runs, in the order given."""
     run_ids = list(dict.fromkeys(run_ids))
     if not run_ids:
         raise UserError("nothing to export: give at least one run id")
     runs = []
-    with session_scope(url) as session:
+    with store.session() as session:
         for run_id in run_ids:
             run = session.get(m.Run, run_id)
             if run is None:
@@ -107,15 +108,15 @@ def export_runs(url: str, run_ids: Iterable[str]) -> dict:
             "created_at": _iso(m.utcnow()), "runs": runs}
 
 
-def dump_bundle(url: str, run_ids: Iterable[str]) -> bytes:
+def dump_bundle(store: Store, run_ids: Iterable[str]) -> bytes:
     """The bundle file's bytes (gzip of compact UTF-8 JSON), e.g. for a download button."""
-    text = json.dumps(export_runs(url, run_ids), ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(export_runs(store, run_ids), ensure_ascii=False, separators=(",", ":"))
     return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
 
 
-def write_bundle(url: str, run_ids: Iterable[str], path: str | Path) -> int:
+def write_bundle(store: Store, run_ids: Iterable[str], path: str | Path) -> int:
     """Write a bundle file; returns its size in bytes."""
-    data = dump_bundle(url, run_ids)
+    data = dump_bundle(store, run_ids)
     try:
         Path(path).write_bytes(data)
     except OSError as exc:
@@ -124,8 +125,6 @@ def write_bundle(url: str, run_ids: Iterable[str], path: str | Path) -> int:
 
 
 def _export_run(session, run: m.Run) -> dict:
-    from store.queries import effective_status
-
     out = {name: getattr(run, name) for name in RUN_FIELDS}
     out["status"] = effective_status(run)  # a worker pid means nothing on another machine
     out["created_at"], out["finished_at"] = _iso(run.created_at), _iso(run.finished_at)
@@ -359,14 +358,14 @@ class ImportReport:
         return ", ".join(parts)
 
 
-def import_bundle(url: str, source: bytes | str | Path | dict) -> ImportReport:
+def import_bundle(store: Store, source: bytes | str | Path | dict) -> ImportReport:
     """Read (unless given a validated dict) and import a bundle in one transaction. Runs already
     in the database are skipped; problems are matched by (dataset, key)."""
     doc = source if isinstance(source, dict) else read_bundle(source)
     if isinstance(source, dict):
         validate_bundle(doc)
     report = ImportReport()
-    with session_scope(url) as session:
+    with store.session() as session:
         ids = [run["id"] for run in doc["runs"]]
         present = set(session.exec(select(m.Run.id).where(m.Run.id.in_(ids))).all()) if ids else set()
         for run in doc["runs"]:

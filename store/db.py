@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import event, insert
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlmodel import Session, SQLModel, create_engine, select
 
@@ -29,7 +29,7 @@ from reasoning.errors import UserError
 from store.models import SCHEMA_VERSION, Meta
 
 DEFAULT_DB = "thinktrace.db"
-_engines: dict[str, Engine] = {}
+_engines: dict[str, Engine] = {}  # one engine (and connection pool) per URL per process
 
 
 def resolve_url(db: str | None = None) -> str:
@@ -40,12 +40,102 @@ def resolve_url(db: str | None = None) -> str:
     return f"sqlite:///{Path(value).expanduser().resolve()}"
 
 
-def describe(url: str) -> str:
-    """A human label for a database: the file path for SQLite, the URL without password otherwise."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return parsed.database or ":memory:"
-    return parsed.render_as_string(hide_password=True)
+class Store:
+    """One database: the only way in. It owns the engine (created, schema checked, on first use and
+    shared by every Store of the same URL in this process), the pre-check and the transactions; the
+    queries and writes are functions of the store/ modules that take a Store first (store.runs,
+    store.liveness, store.library, store.sweeps, store.curves, store.analysis, store.bundle)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._parsed = _parse(url)  # the one place a URL is taken apart
+        self._checked = False
+
+    @classmethod
+    def open(cls, db: str | None = None) -> "Store":
+        """The database `--db` / $THINKTRACE_DB / ./thinktrace.db names, pre-checked (once) so that a
+        database that could not be used stops a command before a slow model load."""
+        store = cls(resolve_url(db))
+        store.precheck()
+        return store
+
+    def __repr__(self) -> str:
+        return f"Store({self.describe()!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Store) and other.url == self.url
+
+    def __hash__(self) -> int:
+        return hash(self.url)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self._parsed.get_backend_name() == "sqlite"
+
+    @property
+    def sqlite_file(self) -> str | None:
+        """The file of a SQLite database (None for an in-memory one or a server)."""
+        path = self._parsed.database if self.is_sqlite else None
+        return path if path and path != ":memory:" else None
+
+    def describe(self) -> str:
+        """A human label: the file path for SQLite, the URL without password otherwise."""
+        if self.is_sqlite:
+            return self._parsed.database or ":memory:"
+        return self._parsed.render_as_string(hide_password=True)
+
+    def precheck(self) -> None:
+        """Fail fast on a database that could not be used; creates nothing, runs once per Store."""
+        if not self._checked:
+            _precheck(self)
+            self._checked = True
+
+    @property
+    def engine(self) -> Engine:
+        """The process's engine for this URL, schema created or checked on first use."""
+        engine = _engines.get(self.url)
+        if engine is None:
+            engine = _engines[self.url] = _open_engine(self)
+        return engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed on success, rolled back on any error."""
+        session = Session(self.engine, expire_on_commit=False)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def schema_version(self) -> int:
+        with self.session() as session:
+            row = session.exec(select(Meta).where(Meta.key == "schema_version")).first()
+            return int(row.value) if row else 0
+
+    def add(self, *rows):
+        """Insert table rows (model objects) in one transaction and return them with their ids: for
+        benches and tests that build data by hand; the application writes through store/ modules.
+        Rows of different tables may be inserted in any order: add a row others refer to first."""
+        with self.session() as session:
+            session.add_all(rows)
+        return rows
+
+    def insert(self, table, rows: list[dict]) -> None:
+        """Bulk-insert plain rows (dicts with the same keys) into a table, in one transaction."""
+        if rows:
+            with self.session() as session:
+                session.execute(insert(table), rows)
+
+
+def _parse(url: str) -> URL:
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise UserError(f"not a database path or URL: {url}") from None
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
@@ -83,10 +173,7 @@ def _postgres_settings(engine: Engine) -> None:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_LOCK_KEY})")
 
 
-def _check_sqlite_path(url: str) -> None:
-    path = make_url(url).database
-    if not path or path == ":memory:":
-        return
+def _check_sqlite_path(path: str) -> None:
     folder = Path(path).parent
     if not folder.is_dir():
         raise UserError(f"cannot create database {path}: folder {folder} does not exist")
@@ -95,51 +182,43 @@ def _check_sqlite_path(url: str) -> None:
         raise UserError(f"cannot write database {path}: permission denied")
 
 
-def get_engine(url: str) -> Engine:
-    """One engine per URL per process, schema created or checked on first use."""
-    if url in _engines:
-        return _engines[url]
-    try:
-        backend = make_url(url).get_backend_name()
-    except ArgumentError:
-        raise UserError(f"not a database path or URL: {url}") from None
-    if backend == "sqlite":
-        precheck(url)  # read-only: a refused file stays byte-identical
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+def _open_engine(store: Store) -> Engine:
+    if store.is_sqlite:
+        store.precheck()  # read-only: a refused file stays byte-identical
+        engine = create_engine(store.url, connect_args={"timeout": 30, "check_same_thread": False})
         _sqlite_pragmas(engine)
     else:
-        engine = _server_engine(url)
+        engine = _server_engine(store)
     try:
-        _ensure_schema(engine, url)
+        _ensure_schema(engine, store.describe())
     except DatabaseError as exc:
         engine.dispose()
-        raise UserError(f"cannot open database {describe(url)}: {exc.orig}") from None
+        raise UserError(f"cannot open database {store.describe()}: {exc.orig}") from None
     except BaseException:
         engine.dispose()
         raise
-    _engines[url] = engine
     return engine
 
 
-def _server_engine(url: str) -> Engine:
+def _server_engine(store: Store) -> Engine:
     """An engine for a database server (PostgreSQL tested; other SQLAlchemy URLs may work)."""
     try:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(store.url, pool_pre_ping=True)
     except Exception as exc:  # missing driver, bad URL
-        hint = " (install the driver: pip install 'psycopg[binary]')" if "postgres" in url.split(":", 1)[0] else ""
-        raise UserError(f"cannot open database {describe(url)}: {exc}{hint}") from None
+        hint = " (install the driver: pip install 'psycopg[binary]')" if "postgres" in store._parsed.drivername else ""
+        raise UserError(f"cannot open database {store.describe()}: {exc}{hint}") from None
     if engine.dialect.name == "postgresql":
         _postgres_settings(engine)
     return engine
 
 
-def _ensure_schema(engine: Engine, url: str) -> None:
+def _ensure_schema(engine: Engine, label: str) -> None:
     """Check the recorded version before touching anything, so a newer database stays unchanged.
     One transaction: processes opening a new database at once create it once (under SQLite's write
     lock or the PostgreSQL advisory lock)."""
     with engine.begin() as conn:
         row = _read_version(engine, conn)
-        _refuse_newer(row, describe(url))
+        _refuse_newer(row, label)
         SQLModel.metadata.create_all(conn)
         _add_missing_columns(conn)
         if row is None:
@@ -176,18 +255,15 @@ def _read_version(engine: Engine, conn):
     return conn.exec_driver_sql("SELECT value FROM meta WHERE key='schema_version'").first()
 
 
-def precheck(url: str) -> None:
-    """Fail fast, before a slow model load, on a database that could not be used; creates nothing."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise UserError(f"not a database path or URL: {url}") from None
-    if parsed.get_backend_name() != "sqlite":
-        _precheck_server(url)
+def _precheck(store: Store) -> None:
+    if not store.is_sqlite:
+        _precheck_server(store)
         return
-    _check_sqlite_path(url)
-    path = parsed.database
-    if not path or path == ":memory:" or not Path(path).exists():
+    path = store.sqlite_file
+    if path is None:
+        return
+    _check_sqlite_path(path)
+    if not Path(path).exists():
         return
     import sqlite3
 
@@ -198,43 +274,23 @@ def precheck(url: str) -> None:
         finally:
             conn.close()
     except sqlite3.OperationalError:
-        return  # no meta table yet: a new or foreign database, get_engine decides
+        return  # no meta table yet: a new or foreign database, the engine's schema check decides
     except sqlite3.DatabaseError:
         raise UserError(f"{path} is not a ThinkTrace database (not SQLite, or corrupt)") from None
     _refuse_newer(row, path)
 
 
-def _precheck_server(url: str) -> None:
+def _precheck_server(store: Store) -> None:
     """Connect once and read the schema version (creating nothing), so an unreachable server, bad
     credentials or a missing driver stop the CLI before it loads a model."""
-    if url in _engines:
+    if store.url in _engines:
         return
-    engine = _server_engine(url)
+    engine = _server_engine(store)
     try:
         with engine.connect() as conn:
             row = _read_version(engine, conn)
     except DatabaseError as exc:
-        raise UserError(f"cannot open database {describe(url)}: {str(exc.orig).strip().splitlines()[0]}") from None
+        raise UserError(f"cannot open database {store.describe()}: {str(exc.orig).strip().splitlines()[0]}") from None
     finally:
         engine.dispose()
-    _refuse_newer(row, describe(url))
-
-
-@contextmanager
-def session_scope(url: str) -> Iterator[Session]:
-    """A transaction: committed on success, rolled back on any error."""
-    session = Session(get_engine(url), expire_on_commit=False)
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-
-
-def schema_version(url: str) -> int:
-    with session_scope(url) as session:
-        row = session.exec(select(Meta).where(Meta.key == "schema_version")).first()
-        return int(row.value) if row else 0
+    _refuse_newer(row, store.describe())

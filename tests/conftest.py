@@ -20,3 +20,11 @@ def embedded_lm():
 def db_url(tmp_path):
     """A fresh SQLite file per test."""
     return f"sqlite:///{tmp_path / 'thinktrace.db'}"
+
+
+@pytest.fixture()
+def store(db_url):
+    """The Store of that file (tests that check URL handling or use several databases make their own)."""
+    from store import Store
+
+    return Store(db_url)

@@ -34,7 +34,6 @@ def free_port() -> int:
 def serve_app(db: Path, *, env: dict | None = None):
     """`streamlit run app.py` on a free port over the SQLite file `db` (its log next to it); yields the
     base URL once `/_stcore/health` answers. On exit, stops the runs it started and the server, by PID."""
-    url = f"sqlite:///{db}"
     port = free_port()
     environ = dict(os.environ, THINKTRACE_DB=str(db), THINKTRACE_THREADS="1", TOKENIZERS_PARALLELISM="false")
     environ.pop("THINKTRACE_READONLY", None)
@@ -59,7 +58,7 @@ def serve_app(db: Path, *, env: dict | None = None):
             time.sleep(0.3)
         yield base
     finally:
-        _stop_runs(url)
+        _stop_runs(db)
         os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=15)
@@ -68,15 +67,15 @@ def serve_app(db: Path, *, env: dict | None = None):
         log.close()
 
 
-def _stop_runs(url: str) -> None:
+def _stop_runs(db: Path) -> None:
     """A run the app started would outlive the test: signal every worker the store knows."""
     from sqlmodel import select
 
     from thinktrace.launch import stop_run
+    from store import Store
     from store import models as m
-    from store.db import session_scope
 
-    with contextlib.suppress(Exception), session_scope(url) as session:  # an empty DB has no table yet
+    with contextlib.suppress(Exception), Store(f"sqlite:///{db}").session() as session:  # an empty DB has no table yet
         pids = session.exec(select(m.Run.worker_pid).where(m.Run.worker_pid.is_not(None))).all()
         for pid in pids:
             stop_run(pid)

@@ -12,18 +12,17 @@ from reasoning.config import SearchConfig
 from reasoning.problems import load_problems
 from reasoning.verifiers import load_verifier
 from store import models as m
-from store.db import session_scope
 
 pytestmark = pytest.mark.slow
 PROBLEMS = load_problems("arith:1", limit=2)
 
 
-def run(lm, url, strategy, cfg, verifier=None):
+def run(lm, store, strategy, cfg, verifier=None):
     request = runner.RunRequest(strategy=strategy, dataset="arith:1", verifier=verifier, config=cfg).validate()
     ver = load_verifier(verifier, lm)
-    run_id = runner.create_run(url, request, PROBLEMS, lm, ver)
-    assert runner.execute(url, run_id, lm, ver).status == m.DONE
-    with session_scope(url) as session:
+    run_id = runner.create_run(store, request, PROBLEMS, lm, ver)
+    assert runner.execute(store, run_id, lm, ver).status == m.DONE
+    with store.session() as session:
         results = session.exec(select(m.Result).where(m.Result.run_id == run_id).order_by(m.Result.position)).all()
         nodes = session.exec(select(m.Node).where(m.Node.run_id == run_id)).all()
         return [r.model_dump() for r in results], [n.model_dump() for n in nodes]
@@ -37,9 +36,9 @@ def test_backend_returns_top_k_logprobs_of_the_raw_distribution(embedded_lm):
         assert lp == pytest.approx(top[0], abs=1e-5)  # greedy: the chosen token is the most likely
 
 
-def test_adaptive_consistency_with_deepconf_scores_stores_signals_and_spend(embedded_lm, db_url):
+def test_adaptive_consistency_with_deepconf_scores_stores_signals_and_spend(embedded_lm, store):
     cfg = SearchConfig(n=4, batch=2, max_new_tokens=32)
-    results, nodes = run(embedded_lm, db_url, "adaptive_consistency", cfg, verifier="deepconf")
+    results, nodes = run(embedded_lm, store, "adaptive_consistency", cfg, verifier="deepconf")
     for result in results:
         meta = result["meta"]
         assert meta["samples"] in (2, 4) and meta["stop_reason"] in ("confident", "cap")
@@ -53,10 +52,10 @@ def test_adaptive_consistency_with_deepconf_scores_stores_signals_and_spend(embe
     assert all(-30 < n["meta"]["tok_lp"] <= 0 and 0 <= n["meta"]["tok_entropy"] <= math.log(20) + 1e-9 for n in steps)
 
 
-def test_deepconf_online_stores_cut_traces_and_counts_only_generated_tokens(embedded_lm, db_url):
+def test_deepconf_online_stores_cut_traces_and_counts_only_generated_tokens(embedded_lm, store):
     # keep_percent 10: the bar is the 90th percentile of the warm-up, so online traces are likely cut.
     cfg = SearchConfig(n=4, warmup=2, keep_percent=10, conf_window=8, chunk_tokens=8, max_new_tokens=32)
-    results, nodes = run(embedded_lm, db_url, "deepconf_online", cfg)
+    results, nodes = run(embedded_lm, store, "deepconf_online", cfg)
     for result in results:
         meta = result["meta"]
         mine = [n for n in nodes if n["problem_id"] == result["problem_id"]]

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from reasoning.answers import Extracted, canonical, extract_answer, group_answers, is_equiv, majority, Vote, vote
+from reasoning.answers import (Extracted, Vote, answer_keys, canonical, extract_answer, group_answers, is_equiv,
+                               majority, vote)
 
 
 # --- extraction ---------------------------------------------------------------------------------
@@ -122,6 +123,16 @@ def test_is_equiv_works_outside_the_main_thread():
 
 def test_group_answers_numbers_classes_by_first_appearance():
     assert group_answers(["3", "0.5", None, "3.0", "\\frac{1}{2}", "x+1", "1+x"]) == [0, 1, None, 0, 1, 2, 2]
+
+
+def test_answer_keys_give_equivalent_answers_one_key_named_by_the_first_seen():
+    keys = answer_keys(["\\sqrt{4}", "2", None, "3", "2^{1}"], [True, True, None, False, True])
+    assert keys == ["\\sqrt{4}", "\\sqrt{4}", None, "3", "\\sqrt{4}"]
+
+
+def test_answer_keys_split_a_class_whose_members_were_graded_differently():
+    """A vote must never credit a wrong answer, even should equivalence and grading disagree."""
+    assert answer_keys(["0.5", "1/2", "7"], [True, False, False]) == ["1/2#True", "1/2#False", "7"]
 
 
 def test_majority_counts_equivalent_answers_together():

@@ -20,8 +20,10 @@ from reasoning.config import SearchConfig
 from reasoning.strategies import NEEDS, lookup, names
 from reasoning.types import Problem
 from reasoning.verifiers import load_verifier
-from store.queries import final_paths, run_problems, run_results, tree_nodes
 from reasoning.estimators import roc_auc
+from store import Store
+from store.analysis import final_paths
+from store.runs import run_problems, run_results, tree_nodes
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ["pages/run.py", "pages/tree.py", "pages/verifier.py", "pages/compare.py"]
@@ -45,7 +47,7 @@ def judge(prompt: str) -> float:
     return 0.5 + 0.3 * noise
 
 
-def make_runs(url: str) -> dict[str, str]:
+def make_runs(store: Store) -> dict[str, str]:
     """One finished run per strategy in the dispatch table (verifier self_eval where one is needed)."""
     ids = {}
     for name in names():
@@ -55,24 +57,24 @@ def make_runs(url: str) -> dict[str, str]:
                                     config=SearchConfig(n=4, beam_width=2, max_steps=3, expansions=4, width=2,
                                                         max_new_tokens=64, think_tokens=8)).validate()
         verifier = load_verifier(spec, lm)
-        ids[name] = runner.create_run(url, request, PROBLEMS, lm, verifier)
-        runner.execute(url, ids[name], lm, verifier)
+        ids[name] = runner.create_run(store, request, PROBLEMS, lm, verifier)
+        runner.execute(store, ids[name], lm, verifier)
     return ids
 
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory):
     path = tmp_path_factory.mktemp("app") / "runs.db"
-    url = f"sqlite:///{path}"
-    return url, make_runs(url)
+    store = Store(f"sqlite:///{path}")
+    return store, make_runs(store)
 
 
 @pytest.fixture()
 def db(filled, monkeypatch):
-    url, ids = filled
-    monkeypatch.setenv("THINKTRACE_DB", url)
+    store, ids = filled
+    monkeypatch.setenv("THINKTRACE_DB", store.url)
     monkeypatch.delenv("THINKTRACE_READONLY", raising=False)
-    return url, ids
+    return store, ids
 
 
 @pytest.fixture()
@@ -124,7 +126,7 @@ def test_every_page_says_what_to_do_on_an_empty_database(empty_db, page):
 
 # ------------------------------------------------------------------ runs of every strategy
 def test_home_lists_recent_runs_by_name(db):
-    url, ids = db
+    store, ids = db
     at = open_page()
     table = at.dataframe[0].value
     assert set(table["strategy"]) == set(names())
@@ -133,10 +135,10 @@ def test_home_lists_recent_runs_by_name(db):
 
 @pytest.mark.parametrize("strategy", names())
 def test_tree_page_draws_every_node_of_each_strategy(db, strategy):
-    url, ids = db
+    store, ids = db
     at = open_page("pages/tree.py", run=ids[strategy], problem=2)
-    problem = run_problems(url, ids[strategy])[1]
-    nodes = tree_nodes(url, ids[strategy], problem.problem_id)
+    problem = run_problems(store, ids[strategy])[1]
+    nodes = tree_nodes(store, ids[strategy], problem.problem_id)
     assert chart_points(at) == [n.seq for n in nodes]
     assert not at.error
     # with no click yet, the path shown is the one the strategy chose
@@ -144,7 +146,7 @@ def test_tree_page_draws_every_node_of_each_strategy(db, strategy):
 
 
 def test_chains_show_a_vote_table_beside_the_fan(db):
-    url, ids = db
+    store, ids = db
     at = open_page("pages/tree.py", run=ids["self_consistency"], problem=1)
     votes = at.dataframe[0].value
     assert sorted(votes["answer"]) == ["0", "1"] and votes["votes"].sum() == 4
@@ -154,7 +156,7 @@ def test_chains_show_a_vote_table_beside_the_fan(db):
 
 @pytest.mark.parametrize("page", ["pages/verifier.py", "pages/compare.py", "pages/run.py"])
 def test_other_pages_render_every_strategy_without_errors(db, page):
-    url, ids = db
+    store, ids = db
     for strategy, rid in ids.items():
         at = open_page(page, run=rid)
         assert not at.error, (strategy, [e.value for e in at.error])
@@ -162,11 +164,11 @@ def test_other_pages_render_every_strategy_without_errors(db, page):
 
 # ------------------------------------------------------------------ clicks and links
 def test_clicking_a_node_shows_its_path_and_goes_into_the_link(db):
-    url, ids = db
+    store, ids = db
     rid = ids["self_consistency"]
     at = open_page("pages/tree.py", run=rid, problem=3)
-    problem = run_problems(url, rid)[2]
-    nodes = tree_nodes(url, rid, problem.problem_id)
+    problem = run_problems(store, rid)[2]
+    nodes = tree_nodes(store, rid, problem.problem_id)
     wrong_leaf = next(n for n in nodes if n.correct is False)
     chart_key = f"tree_{rid}_{problem.position}"
     at.session_state[chart_key] = {"selection": {"points": [{"customdata": wrong_leaf.seq}]}}
@@ -180,7 +182,7 @@ def test_clicking_a_node_shows_its_path_and_goes_into_the_link(db):
 
 
 def test_a_link_restores_run_problem_and_node(db):
-    url, ids = db
+    store, ids = db
     rid = ids["best_of_n"]
     at = open_page("pages/tree.py", run=rid[:8], problem=2, node=3)
     assert at.selectbox(key="run").value == rid
@@ -190,7 +192,7 @@ def test_a_link_restores_run_problem_and_node(db):
 
 
 def test_replay_slider_cuts_the_tree_in_creation_order(db):
-    url, ids = db
+    store, ids = db
     at = open_page("pages/tree.py", run=ids["beam_search"], problem=1)
     slider = at.slider(key=f"replay_tree_{ids['beam_search']}_0")
     slider.set_value(4).run()
@@ -205,7 +207,7 @@ def test_an_unknown_run_in_the_link_is_one_clear_message(db, page):
 
 
 def test_an_unknown_problem_or_node_in_the_link_falls_back_with_a_message(db):
-    url, ids = db
+    store, ids = db
     at = open_page("pages/tree.py", run=ids["cot"], problem=99, node=1000)
     errors = " ".join(e.value for e in at.error)
     assert "Problem 99 is not in this run" in errors and "Node 1000 is not in this tree" in errors
@@ -274,7 +276,7 @@ def test_a_typed_question_becomes_a_problem_file_graded_only_with_a_gold_answer(
 
 
 def test_run_page_shows_a_finished_runs_progress(db):
-    url, ids = db
+    store, ids = db
     at = open_page("pages/run.py", run=ids["self_consistency"])
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Problems"] == "3 / 3" and metrics["Status"] == "done"
@@ -286,11 +288,10 @@ def test_a_run_on_another_machine_shows_where_it_runs_and_no_stop_button(db):
     import os
 
     from store import models as m
-    from store.db import session_scope
 
-    url, ids = db
+    store, ids = db
     run_id = ids["self_consistency"]
-    with session_scope(url) as session:
+    with store.session() as session:
         run = session.get(m.Run, run_id)
         status = run.status
         run.status, run.worker_pid, run.worker_host, run.heartbeat_at = "running", os.getpid(), "gpu-box-7", m.utcnow()
@@ -300,15 +301,15 @@ def test_a_run_on_another_machine_shows_where_it_runs_and_no_stop_button(db):
         assert "Running on gpu-box-7: stop it there" in " ".join(c.value for c in at.caption)
         assert not [b for b in at.button if b.label == "Stop"]
     finally:
-        with session_scope(url) as session:
+        with store.session() as session:
             run = session.get(m.Run, run_id)
             run.status, run.worker_pid, run.worker_host, run.heartbeat_at = status, None, None, None
 
 
 def test_a_run_that_fails_to_start_shows_the_cli_error(db, tmp_path):
-    url, _ = db
+    store, _ = db
     spec = launch.RunSpec(strategy="cot", dataset="nonsense:1", limit=1, knobs={"max_new_tokens": 8})
-    started = launch.start_run(spec, url)
+    started = launch.start_run(spec, store.url)
     deadline = time.time() + 60
     while launch.child_state(started.run_id)[0] == "running" and time.time() < deadline:
         time.sleep(0.2)
@@ -319,7 +320,7 @@ def test_a_run_that_fails_to_start_shows_the_cli_error(db, tmp_path):
 
 
 def test_demo_button_starts_a_run_and_opens_the_run_page(db, monkeypatch):
-    url, ids = db
+    store, ids = db
     seen = {}
 
     def fake_start(spec, db_url, run_id=None):
@@ -348,10 +349,10 @@ def test_display_command_repeats_the_run(tmp_path):
 
 # ------------------------------------------------------------------ verifier and compare
 def test_verifier_page_reports_the_auc_of_the_stored_scores(db):
-    url, ids = db
+    store, ids = db
     rid = ids["best_of_n"]
     at = open_page("pages/verifier.py", run=rid)
-    paths = [p for p in final_paths(url, [rid]) if p.path_score is not None]
+    paths = [p for p in final_paths(store, [rid]) if p.path_score is not None]
     expected = roc_auc([p.path_score for p in paths], [p.correct for p in paths])
     auc = next(m.value for m in at.metric if m.label.startswith("ROC AUC"))
     assert expected is not None and auc == f"{expected:.2f}"
@@ -361,7 +362,7 @@ def test_verifier_page_reports_the_auc_of_the_stored_scores(db):
 
 
 def test_compare_page_matrix_matches_the_results(db):
-    url, ids = db
+    store, ids = db
     a, b = ids["cot"], ids["self_consistency"]
     at = open_page("pages/compare.py", run=a)
     at.multiselect(key="compare_runs").set_value([a, b]).run()
@@ -370,7 +371,7 @@ def test_compare_page_matrix_matches_the_results(db):
     z = spec["data"][0]["z"]
     if isinstance(z, dict):  # a base64-packed 2-D array
         z = np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"]))
-    expected = [[1.0 if r.correct else 0.0 for r in run_results(url, rid)] for rid in (a, b)]
+    expected = [[1.0 if r.correct else 0.0 for r in run_results(store, rid)] for rid in (a, b)]
     assert np.allclose(np.asarray(z, float).reshape(2, -1), expected)
     assert len(at.get("plotly_chart")) == 4  # cost, matrix, two trees
 
@@ -395,7 +396,7 @@ def test_share_url_joins_the_browser_url_and_the_view():
 
 
 def test_the_tree_share_link_names_run_problem_and_node_in_full(db):
-    url, ids = db
+    store, ids = db
     rid = ids["best_of_n"]
     at = open_page("pages/tree.py", run=rid[:8], problem=2, node=3)
     assert share_link(at) == f"?run={rid}&problem=2&node=3"
@@ -404,7 +405,7 @@ def test_the_tree_share_link_names_run_problem_and_node_in_full(db):
 
 
 def test_compare_reads_runs_and_the_older_run_form_and_writes_runs(db):
-    url, ids = db
+    store, ids = db
     a, b, c = ids["cot"], ids["self_consistency"], ids["best_of_n"]
     at = open_page("pages/compare.py", runs=f"{a},{b[:8]}")
     assert at.multiselect(key="compare_runs").value == [a, b]
@@ -418,7 +419,7 @@ def test_compare_reads_runs_and_the_older_run_form_and_writes_runs(db):
 def test_the_library_compare_link_opens_those_runs_in_compare(db):
     from pages.common import compare_link
 
-    url, ids = db
+    store, ids = db
     link = compare_link([ids["cot"], ids["dvts"]])  # what the Library page links to
     page, query = link.split("?")
     at = open_page(f"pages/{page}.py", **dict(part.split("=") for part in query.split("&")))
@@ -426,7 +427,7 @@ def test_the_library_compare_link_opens_those_runs_in_compare(db):
 
 
 def test_verifier_restores_a_set_of_runs_and_shares_it(db):
-    url, ids = db
+    store, ids = db
     a, b = ids["best_of_n"], ids["beam_search"]
     at = open_page("pages/verifier.py", runs=f"{a},{b}")
     assert at.multiselect(key="verifier_runs").value == [a, b] and not at.error
@@ -436,7 +437,7 @@ def test_verifier_restores_a_set_of_runs_and_shares_it(db):
 
 
 def test_the_run_page_shares_the_run_it_shows(db):
-    url, ids = db
+    store, ids = db
     at = open_page("pages/run.py", run=ids["cot"][:8])
     assert share_link(at) == f"?run={ids['cot']}"  # a prefix in the link, the full id in the share link
 
@@ -447,17 +448,16 @@ def read_only_db(tmp_path, monkeypatch):
     """Read-only mode over a database with a finished, a running and an interrupted run: the states
     that offer stop and resume buttons in a normal deployment."""
     from store import models as m
-    from store.db import session_scope
     from tests.test_bundle import make_run
 
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    ids = {state: make_run(url) for state in ("done", "running", "interrupted")}
-    with session_scope(url) as session:
+    store = Store(f"sqlite:///{tmp_path / 'shared.db'}")
+    ids = {state: make_run(store) for state in ("done", "running", "interrupted")}
+    with store.session() as session:
         for state, rid in ids.items():
             session.get(m.Run, rid).status = state
-    monkeypatch.setenv("THINKTRACE_DB", url)
+    monkeypatch.setenv("THINKTRACE_DB", store.url)
     monkeypatch.setenv("THINKTRACE_READONLY", "1")
-    return url, ids
+    return store, ids
 
 
 ACTIONS = ("start", "stop", "resume", "delete", "save", "demo", "import")
@@ -466,7 +466,7 @@ ACTIONS = ("start", "stop", "resume", "delete", "save", "demo", "import")
 @pytest.mark.parametrize("page", [None, *PAGES, "pages/library.py"])
 @pytest.mark.parametrize("state", ["done", "running", "interrupted"])
 def test_read_only_pages_offer_nothing_that_runs_stops_deletes_or_imports(read_only_db, page, state):
-    url, ids = read_only_db
+    store, ids = read_only_db
     at = open_page(page, run=ids[state])
     assert not at.error, [e.value for e in at.error]
     if page is None:  # AppTest shows app.py's sidebar on the default page only (the browser test sees it on Library)
@@ -477,7 +477,7 @@ def test_read_only_pages_offer_nothing_that_runs_stops_deletes_or_imports(read_o
 
 
 def test_read_only_run_page_still_shows_progress_and_says_why_there_is_no_form(read_only_db):
-    url, ids = read_only_db
+    store, ids = read_only_db
     at = open_page("pages/run.py", run=ids["interrupted"])
     assert "shared read-only" in at.info[0].value
     assert {m.label: m.value for m in at.metric}["Status"] == "interrupted"
@@ -487,9 +487,9 @@ def test_read_only_run_page_still_shows_progress_and_says_why_there_is_no_form(r
 def test_read_only_refuses_to_spawn_a_run_even_if_asked(read_only_db):
     from reasoning.errors import UserError
 
-    url, _ = read_only_db
+    store, _ = read_only_db
     with pytest.raises(UserError, match="read-only"):
-        launch.start_run(launch.RunSpec(strategy="cot", dataset="arith:1", limit=1), url)
+        launch.start_run(launch.RunSpec(strategy="cot", dataset="arith:1", limit=1), store.url)
 
 
 def test_the_run_form_starts_runs_on_a_server_and_refuses_one_without_its_url(db):

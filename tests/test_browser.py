@@ -11,7 +11,8 @@ import pytest
 from helpers_browser import browser  # noqa: F401  (the fixture)
 from helpers_browser import ROOT, expect, goto, needs_chromium, serve_app, settle
 
-from store.queries import list_runs, run_problems, tree_nodes
+from store import Store
+from store.runs import list_runs, run_problems, tree_nodes
 
 SHOTS = ROOT / "docs" / "screenshots"
 
@@ -25,10 +26,10 @@ def app(tmp_path_factory):
     from test_app import make_runs  # the same scripted runs the AppTest specs use
 
     db = tmp_path_factory.mktemp("browser") / "thinktrace.db"
-    url = f"sqlite:///{db}"
-    make_runs(url)
+    store = Store(f"sqlite:///{db}")
+    make_runs(store)
     with serve_app(db) as base:
-        yield base, url
+        yield base, store
 
 
 def shot(page, name: str) -> None:
@@ -73,7 +74,7 @@ def click_node(page, seq: int, chart: int = 0) -> None:
 
 
 def test_launch_a_run_watch_it_finish_and_walk_its_tree(app, browser):
-    base, url = app
+    base, store = app
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(30_000)
 
@@ -111,10 +112,10 @@ def test_launch_a_run_watch_it_finish_and_walk_its_tree(app, browser):
     settle(page)
     shot(page, "run")
 
-    real = next(r for r in list_runs(url) if r.model != "scripted")
+    real = next(r for r in list_runs(store) if r.model != "scripted")
     assert real.strategy == "cot" and real.status == "done" and real.problems_done == 1
-    problem = run_problems(url, real.id)[0]
-    nodes = tree_nodes(url, real.id, problem.problem_id)
+    problem = run_problems(store, real.id)[0]
+    nodes = tree_nodes(store, real.id, problem.problem_id)
 
     # Its tree: open it from the Run page, click the root, then the last step.
     page.get_by_role("link", name="Open trees").click()
@@ -135,7 +136,7 @@ def test_launch_a_run_watch_it_finish_and_walk_its_tree(app, browser):
     shot(page, "tree")
 
     # The other pages, on the scripted runs of every strategy.
-    scripted = {r.strategy: r.id for r in list_runs(url) if r.model == "scripted"}
+    scripted = {r.strategy: r.id for r in list_runs(store) if r.model == "scripted"}
     goto(page, base, f"verifier?run={scripted['best_of_n']}")
     page.wait_for_selector(".js-plotly-plot")
     assert page.get_by_text("ROC AUC").first.is_visible()

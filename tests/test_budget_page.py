@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from reasoning.backends.scripted import ScriptedLM
 from reasoning.problems import load_problems
+from store import Store
 from thinktrace.sweep import run_sweep
 from reasoning.verifiers import load_verifier
 
@@ -30,7 +31,7 @@ def scripted_lm():
 def db(tmp_path, monkeypatch):
     path = tmp_path / "thinktrace.db"
     monkeypatch.setenv("THINKTRACE_DB", str(path))
-    return f"sqlite:///{path}"
+    return Store(f"sqlite:///{path}")
 
 
 @pytest.fixture()
@@ -108,7 +109,7 @@ def test_the_x_axis_switches_to_tokens_and_to_flops_with_the_verifier_share(swee
 
 
 def test_a_link_restores_runs_axis_and_facet(db, sweep_id):
-    from store.queries import list_runs
+    from store.runs import list_runs
 
     run_id = next(r.id for r in list_runs(db) if r.strategy == "best_of_n")
     at = open_page({"runs": run_id, "x": "tokens", "by": "difficulty"})

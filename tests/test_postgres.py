@@ -31,6 +31,7 @@ from reasoning.backends.scripted import ScriptedLM  # noqa: E402
 from reasoning.config import SearchConfig  # noqa: E402
 from reasoning.types import Problem  # noqa: E402
 from reasoning.verifiers import load_verifier  # noqa: E402
+from store import Store  # noqa: E402
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -128,13 +129,15 @@ def cli(*args, timeout=120):
 
 
 def scripted_run(url: str, strategy: str, verifier: str | None = None, seed: int = 3) -> str:
+    """A scripted run, stored at `url`."""
     lm = ScriptedLM(script, judge=judge)
     cfg = SearchConfig(n=4, beam_width=2, max_steps=3, temperature=0.8)
     request = runner.RunRequest(strategy=strategy, dataset="unit", model="scripted", verifier=verifier,
                                 seed=seed, config=cfg).validate()
     ver = load_verifier(verifier, lm)
-    run_id = runner.create_run(url, request, PROBLEMS[:3], lm, ver)
-    runner.execute(url, run_id, lm, ver)
+    store = Store(url)
+    run_id = runner.create_run(store, request, PROBLEMS[:3], lm, ver)
+    runner.execute(store, run_id, lm, ver)
     return run_id
 
 
@@ -144,7 +147,7 @@ VOLATILE = {"id", "created_at", "finished_at", "wall_seconds"}
 
 @pytest.mark.parametrize("strategy,verifier", [("self_consistency", None), ("beam_search", "self_eval")])
 def test_a_run_reads_back_from_postgres_exactly_as_from_sqlite(pg_url, tmp_path, strategy, verifier):
-    from store.queries import run_results, tree_nodes
+    from store.runs import run_results, tree_nodes
 
     sqlite_url = f"sqlite:///{tmp_path / 'same.db'}"
     shown = {}
@@ -154,7 +157,7 @@ def test_a_run_reads_back_from_postgres_exactly_as_from_sqlite(pg_url, tmp_path,
         assert proc.returncode == 0, proc.stderr
         doc = json.loads(proc.stdout)
         trees = [[{k: v for k, v in node.model_dump().items() if k not in ("id", "run_id", "problem_id")}
-                  for node in tree_nodes(url, run_id, r.problem_id)] for r in run_results(url, run_id)]
+                  for node in tree_nodes(Store(url), run_id, r.problem_id)] for r in run_results(Store(url), run_id)]
         shown[url] = ({k: v for k, v in doc.items() if k not in VOLATILE}, trees)
     assert shown[pg_url] == shown[sqlite_url]
     assert shown[pg_url][0]["status"] == "done" and len(shown[pg_url][0]["results"]) == 3
@@ -162,17 +165,16 @@ def test_a_run_reads_back_from_postgres_exactly_as_from_sqlite(pg_url, tmp_path,
 
 
 def test_timestamps_are_utc_whatever_the_server_time_zone(pg_url):
-    from store.queries import library_runs, run_summary
+    from store.library import LibraryFilter, library_runs
+    from store.runs import run_summary
 
     before = datetime.now(timezone.utc)
     run_id = scripted_run(pg_url, "cot")
-    created = run_summary(pg_url, run_id).created_at
+    created = run_summary(Store(pg_url), run_id).created_at
     created = created if created.tzinfo else created.replace(tzinfo=timezone.utc)  # naive means UTC
     assert abs(created - before) < timedelta(minutes=1)  # the server runs at UTC+9
-    from store.queries import LibraryFilter
-
     today = LibraryFilter(created_from=before - timedelta(minutes=1), created_to=before + timedelta(minutes=1))
-    assert [r.id for r in library_runs(pg_url, today)[0]] == [run_id]
+    assert [r.id for r in library_runs(Store(pg_url), today)[0]] == [run_id]
 
 
 def test_a_run_on_another_machine_reads_running_while_its_heartbeat_is_fresh(pg_url):
@@ -181,12 +183,11 @@ def test_a_run_on_another_machine_reads_running_while_its_heartbeat_is_fresh(pg_
     from sqlalchemy import update
 
     from store import models as m
-    from store.db import session_scope
 
     run_id = scripted_run(pg_url, "cot")
 
     def set_worker(beat):
-        with session_scope(pg_url) as session:
+        with Store(pg_url).session() as session:
             session.execute(update(m.Run).where(m.Run.id == run_id).values(
                 status="running", worker_pid=os.getpid(), worker_host="gpu-box-7", heartbeat_at=beat))
 
@@ -237,32 +238,34 @@ def test_an_unreachable_server_stops_the_cli_before_the_model_loads(pg_server):
 
 
 def test_library_queries_filter_and_sort_in_sql_on_postgres(pg_url):
-    from store.queries import LibraryFilter, library_facets, library_runs, update_run_info
+    from store.library import LibraryFilter, library_facets, library_runs, update_run_info
 
+    store = Store(pg_url)
     a = scripted_run(pg_url, "self_consistency", seed=1)
     b = scripted_run(pg_url, "cot", seed=2)
-    update_run_info(pg_url, a, name="Alpha sweep", tags=["keep", "gsm"])
-    rows, total = library_runs(pg_url, LibraryFilter(text="alpha"))
+    update_run_info(store, a, name="Alpha sweep", tags=["keep", "gsm"])
+    rows, total = library_runs(store, LibraryFilter(text="alpha"))
     assert total == 1 and rows[0].id == a
-    assert [r.id for r in library_runs(pg_url, LibraryFilter(tag="keep"))[0]] == [a]
-    assert library_runs(pg_url, LibraryFilter(tag="kee"))[1] == 0  # whole tags only
-    by_accuracy = [r.id for r in library_runs(pg_url, sort="accuracy", descending=True)[0]]
+    assert [r.id for r in library_runs(store, LibraryFilter(tag="keep"))[0]] == [a]
+    assert library_runs(store, LibraryFilter(tag="kee"))[1] == 0  # whole tags only
+    by_accuracy = [r.id for r in library_runs(store, sort="accuracy", descending=True)[0]]
     assert set(by_accuracy) == {a, b}
-    assert set(library_facets(pg_url)["strategies"]) == {"self_consistency", "cot"}
+    assert set(library_facets(store)["strategies"]) == {"self_consistency", "cot"}
 
 
 def test_the_app_pages_render_runs_stored_on_postgres(pg_url, monkeypatch):
     from tests.test_app import chart_points, make_runs, open_page
-    from store.queries import run_problems, tree_nodes
+    from store.runs import run_problems, tree_nodes
 
-    ids = make_runs(pg_url)
+    store = Store(pg_url)
+    ids = make_runs(store)
     monkeypatch.setenv("THINKTRACE_DB", pg_url)
     home = open_page()
     assert set(home.dataframe[0].value["strategy"]) == set(ids)
     for strategy in ("beam_search", "best_of_n"):
         at = open_page("pages/tree.py", run=ids[strategy], problem=2)
-        problem = run_problems(pg_url, ids[strategy])[1]
-        assert chart_points(at) == [n.seq for n in tree_nodes(pg_url, ids[strategy], problem.problem_id)]
+        problem = run_problems(store, ids[strategy])[1]
+        assert chart_points(at) == [n.seq for n in tree_nodes(store, ids[strategy], problem.problem_id)]
         assert not at.error
 
 
@@ -277,17 +280,17 @@ def _writer(url: str, go: str, increments: int) -> None:
     from sqlmodel import select
 
     from store import models as m
-    from store.db import session_scope
 
     while not os.path.exists(go):
         time.sleep(0.01)
+    store = Store(url)
     lm = ScriptedLM(script)
     request = runner.RunRequest(strategy="self_consistency", dataset="unit", model="scripted",
                                 config=SearchConfig(n=4, temperature=0.8)).validate()
-    run_id = runner.create_run(url, request, PROBLEMS, lm, None)
-    runner.execute(url, run_id, lm, None)
+    run_id = runner.create_run(store, request, PROBLEMS, lm, None)
+    runner.execute(store, run_id, lm, None)
     for _ in range(increments):
-        with session_scope(url) as session:
+        with store.session() as session:
             row = session.exec(select(m.Meta).where(m.Meta.key == COUNTER)).first()
             if row is None:
                 session.add(m.Meta(key=COUNTER, value="1"))
@@ -302,7 +305,6 @@ def test_two_writer_processes_share_one_database_without_lost_updates(pg_url, tm
     from sqlmodel import select
 
     from store import models as m
-    from store.db import session_scope
 
     go, increments = tmp_path / "go", 150
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -314,7 +316,7 @@ def test_two_writer_processes_share_one_database_without_lost_updates(pg_url, tm
     assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
     run_ids = [out.strip().splitlines()[-1] for out, _ in outs]
 
-    with session_scope(pg_url) as session:
+    with Store(pg_url).session() as session:
         assert session.get(m.Meta, COUNTER).value == str(2 * increments)  # no read-then-write lost
         assert session.exec(select(func.count()).select_from(m.Problem)).one() == len(PROBLEMS)  # not duplicated
         assert session.get(m.Meta, "schema_version") is not None

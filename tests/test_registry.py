@@ -19,7 +19,7 @@ from reasoning.strategies import SEARCHES, Strategy, check_config, lookup, names
 from reasoning.strategies.chains import sample_chains
 from reasoning.types import Outcome
 from store import models as m
-from store.db import session_scope
+from store import Store
 from thinktrace.cli import app
 from thinktrace.sweep import SweepSpec, run_sweep
 
@@ -75,7 +75,7 @@ def test_run_help_lists_the_knob_and_run_stores_it(toy, tmp_path, monkeypatch):
     result = CliRunner().invoke(app, [*args, "--pick", "2", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output[result.output.index("{"):])
-    with session_scope(f"sqlite:///{db}") as session:
+    with Store(f"sqlite:///{db}").session() as session:
         params = session.get(m.Run, summary["id"]).params
     assert params["pick"] == 2 and params["n"] == 3 and summary["name"] == "toy_pick n=3 on arith:1"
     refused = CliRunner().invoke(app, [*args, "--pick", "0"])
@@ -96,13 +96,13 @@ def test_the_run_page_shows_the_knob_and_checks_it(toy, tmp_path, monkeypatch):
     assert "--pick (5) cannot exceed --n (4)" in at.error[0].value and at.button(key="start").disabled
 
 
-def test_a_sweep_runs_it_per_budget_with_the_knob(toy, db_url):
+def test_a_sweep_runs_it_per_budget_with_the_knob(toy, store):
     plan = SweepSpec(strategies=["self_consistency", toy], budgets=[1, 2], dataset="arith:1",
                      config=SearchConfig(pick=1)).validate().plan()
     assert [(p.strategy, p.n, p.config.pick) for p in plan] == [("self_consistency", 2, 1), (toy, 1, 1), (toy, 2, 1)]
-    sid = run_sweep(db_url, [toy], [1, 2], "arith:1", limit=1, model="scripted", cfg=SearchConfig(pick=1),
+    sid = run_sweep(store, [toy], [1, 2], "arith:1", limit=1, model="scripted", cfg=SearchConfig(pick=1),
                     lm=scripted(), verifier_obj=None, progress=False)
-    with session_scope(db_url) as session:
+    with store.session() as session:
         runs = session.query(m.Run).filter(m.Run.sweep_id == sid).all()
         assert sorted((r.params["n"], r.params["pick"], r.status) for r in runs) == [(1, 1, "done"), (2, 1, "done")]
 

@@ -13,9 +13,9 @@ from reasoning.config import SearchConfig
 from reasoning.errors import UserError
 from reasoning.types import Problem
 from reasoning.verifiers import load_verifier
+from store import Store
 from store import models as m
-from store.db import get_engine, precheck, session_scope
-from store.queries import list_runs, resolve_run_id, run_results, run_summary, tree_nodes
+from store.runs import discard_partial, get_run, list_runs, resolve_run_id, run_results, run_summary, tree_nodes
 
 PROBLEMS = [Problem(key=f"p{i}", question=f"What is {i} + {i}?", answer=str(2 * i), dataset="unit") for i in range(4)]
 
@@ -27,39 +27,38 @@ def doubling_script(prompt: str, sample: int, call: int) -> str:
     return f"{i} + {i} = {2 * i}\n\nThe answer is {answer}."
 
 
-def make_run(url, strategy="self_consistency", n=3, verifier=None, lm=None):
+def make_run(store, strategy="self_consistency", n=3, verifier=None, lm=None):
     lm = lm or ScriptedLM(doubling_script)
     request = runner.RunRequest(strategy=strategy, dataset="unit", model="scripted", verifier=verifier,
                                 config=SearchConfig(n=n)).validate()
     ver = load_verifier(verifier, lm)
-    run_id = runner.create_run(url, request, PROBLEMS, lm, ver)
+    run_id = runner.create_run(store, request, PROBLEMS, lm, ver)
     return run_id, lm, ver
 
 
-def test_a_run_stores_every_node_and_one_result_per_problem(db_url):
-    run_id, lm, ver = make_run(db_url, verifier="self_eval")
-    run = runner.execute(db_url, run_id, lm, ver)
+def test_a_run_stores_every_node_and_one_result_per_problem(store):
+    run_id, lm, ver = make_run(store, verifier="self_eval")
+    run = runner.execute(store, run_id, lm, ver)
     assert run.status == "done" and run.finished_at is not None
-    results = run_results(db_url, run_id)
+    results = run_results(store, run_id)
     assert [r.key for r in results] == ["p0", "p1", "p2", "p3"]
     assert all(r.correct for r in results)  # 2 right votes of 3 beat 1 wrong
-    nodes = tree_nodes(db_url, run_id, results[1].problem_id)
+    nodes = tree_nodes(store, run_id, results[1].problem_id)
     assert len(nodes) == 1 + 3 * 2  # root + 3 chains of 2 steps
     assert [n.parent_seq for n in nodes] == [None, 0, 1, 0, 3, 0, 5]
     assert {n.status for n in nodes} == {"selected", "kept", "terminal"}
     assert all(n.score is not None for n in nodes if n.parent_seq is not None)
     # budgets add up: tokens per node sum to the problem's tokens, problems' to the run's
     assert sum(n.tokens for n in nodes) == results[1].tokens
-    summary = run_summary(db_url, run_id)
+    summary = run_summary(store, run_id)
     assert summary.tokens == sum(r.tokens for r in results)
     assert summary.model_calls == 4 and summary.verifier_calls == 4
     assert summary.accuracy == 1.0 and summary.problems_done == 4
 
 
-def test_run_records_model_settings_and_reproduces_its_request(db_url):
-    run_id, lm, ver = make_run(db_url, n=5)
-    with session_scope(db_url) as session:
-        run = session.get(m.Run, run_id)
+def test_run_records_model_settings_and_reproduces_its_request(store):
+    run_id, lm, ver = make_run(store, n=5)
+    run = get_run(store, run_id)
     request = runner.request_of(run)
     assert request.strategy == "self_consistency" and request.config.n == 5 and request.dataset == "unit"
     assert run.model_name == "scripted" and run.status == "running" and run.n_problems == 4
@@ -76,72 +75,72 @@ class Interrupting(ScriptedLM):
         return super().complete(*args, **kwargs)
 
 
-def test_an_interrupted_run_keeps_finished_problems_and_resumes_to_the_same_result(db_url, tmp_path):
-    run_id, _, _ = make_run(db_url, lm=Interrupting(after_calls=2))
+def test_an_interrupted_run_keeps_finished_problems_and_resumes_to_the_same_result(store, tmp_path):
+    run_id, _, _ = make_run(store, lm=Interrupting(after_calls=2))
     with pytest.raises(KeyboardInterrupt):
-        runner.execute(db_url, run_id, Interrupting(after_calls=2), None)
-    assert run_summary(db_url, run_id).status == "interrupted"
-    assert run_summary(db_url, run_id).problems_done == 2
-    runner.execute(db_url, run_id, ScriptedLM(doubling_script), None)
+        runner.execute(store, run_id, Interrupting(after_calls=2), None)
+    assert run_summary(store, run_id).status == "interrupted"
+    assert run_summary(store, run_id).problems_done == 2
+    runner.execute(store, run_id, ScriptedLM(doubling_script), None)
 
-    other = f"sqlite:///{tmp_path / 'other.db'}"
+    other = Store(f"sqlite:///{tmp_path / 'other.db'}")
     ref_id, lm, _ = make_run(other)
     runner.execute(other, ref_id, lm, None)
-    resumed, reference = run_results(db_url, run_id), run_results(other, ref_id)
+    resumed, reference = run_results(store, run_id), run_results(other, ref_id)
     assert [(r.key, r.answer, r.tokens) for r in resumed] == [(r.key, r.answer, r.tokens) for r in reference]
-    assert run_summary(db_url, run_id).status == "done"
-    assert run_summary(db_url, run_id).tokens == run_summary(other, ref_id).tokens
+    assert run_summary(store, run_id).status == "done"
+    assert run_summary(store, run_id).tokens == run_summary(other, ref_id).tokens
 
 
-def test_resume_discards_the_partial_nodes_of_an_unfinished_problem(db_url, monkeypatch):
+def test_resume_discards_the_partial_nodes_of_an_unfinished_problem(store, monkeypatch):
     class FailingVerifier:
         name, evaluation_only, n_params = "boom", False, 0
 
         def score(self, question, paths, gold=None):
             raise RuntimeError("verifier crashed")
 
-    run_id, lm, _ = make_run(db_url)
+    run_id, lm, _ = make_run(store)
     monkeypatch.setattr(runner.NodeWriter, "__init__",
-                        lambda self, url, rid, pid, every_s=0.0: _init_writer(self, url, rid, pid))
+                        lambda self, store_, rid, pid, every_s=0.0: _init_writer(self, store_, rid, pid))
     with pytest.raises(RuntimeError):
-        runner.execute(db_url, run_id, lm, FailingVerifier())
-    summary = run_summary(db_url, run_id)
+        runner.execute(store, run_id, lm, FailingVerifier())
+    summary = run_summary(store, run_id)
     assert summary.status == "failed" and "verifier crashed" in summary.error
-    with session_scope(db_url) as session:
+    with store.session() as session:
         assert len(session.exec(select(m.Node).where(m.Node.run_id == run_id)).all()) > 0  # partial tree
-    runner.discard_partial(db_url, run_id)
-    with session_scope(db_url) as session:
+    discard_partial(store, run_id)
+    with store.session() as session:
         assert session.exec(select(m.Node).where(m.Node.run_id == run_id)).all() == []
-    runner.execute(db_url, run_id, ScriptedLM(doubling_script), None)
-    assert run_summary(db_url, run_id).problems_done == 4
+    runner.execute(store, run_id, ScriptedLM(doubling_script), None)
+    assert run_summary(store, run_id).problems_done == 4
 
 
-def _init_writer(self, url, run_id, problem_id):
-    self.url, self.run_id, self.problem_id, self.every_s = url, run_id, problem_id, -1.0
+def _init_writer(self, store, run_id, problem_id):
+    self.store, self.run_id, self.problem_id, self.every_s = store, run_id, problem_id, -1.0
     self.pending, self.ids, self.last_flush = {}, {}, 0.0
 
 
-def test_a_killed_worker_reads_as_interrupted(db_url):
-    run_id, _, _ = make_run(db_url)
-    with session_scope(db_url) as session:
+def test_a_killed_worker_reads_as_interrupted(store):
+    run_id, _, _ = make_run(store)
+    with store.session() as session:
         session.get(m.Run, run_id).worker_pid = 2**22 + 12345  # no such process
-    assert run_summary(db_url, run_id).status == "interrupted"
+    assert run_summary(store, run_id).status == "interrupted"
 
 
-def test_a_run_of_another_machine_is_judged_by_its_heartbeat_not_its_pid(db_url):
+def test_a_run_of_another_machine_is_judged_by_its_heartbeat_not_its_pid(store):
     """On a shared database a pid means nothing off its own machine: a run another host works on reads
     running while its heartbeat is fresh, interrupted once it is stale, and our pid check is skipped
     (the pid below is this very process, alive here, and must not count)."""
     import os
     from datetime import timedelta
 
-    from store.queries import effective_status, runs_here, worker_label
+    from store.liveness import effective_status, runs_here, worker_label
 
-    run_id, _, _ = make_run(db_url)
-    with session_scope(db_url) as session:
+    run_id, _, _ = make_run(store)
+    with store.session() as session:
         run = session.get(m.Run, run_id)
         run.worker_pid, run.worker_host, run.heartbeat_at = os.getpid(), "gpu-box-7", m.utcnow()
-    with session_scope(db_url) as session:
+    with store.session() as session:
         run = session.get(m.Run, run_id)  # read back: SQLite returns naive UTC
         assert not runs_here(run) and worker_label(run) == f"process {os.getpid()} on gpu-box-7"
         now = m.utcnow()
@@ -149,33 +148,33 @@ def test_a_run_of_another_machine_is_judged_by_its_heartbeat_not_its_pid(db_url)
         assert effective_status(run, now + timedelta(seconds=m.STALE_AFTER_S + 1)) == "interrupted"
         run.heartbeat_at = None
         assert effective_status(run, now) == "interrupted"
-    assert run_summary(db_url, run_id).status == "interrupted"
+    assert run_summary(store, run_id).status == "interrupted"
 
 
-def test_a_worker_records_its_machine_and_beats_while_it_works(db_url, monkeypatch):
+def test_a_worker_records_its_machine_and_beats_while_it_works(store, monkeypatch):
     import time
 
-    from store.queries import HOST
+    from store.liveness import HOST
 
-    run_id, _, _ = make_run(db_url)
-    with session_scope(db_url) as session:
+    run_id, _, _ = make_run(store)
+    with store.session() as session:
         session.get(m.Run, run_id).heartbeat_at = None
     monkeypatch.setattr(m, "HEARTBEAT_S", 0.05)
     seen = []
 
     def slow(result, row):  # long enough per problem for a few beats
         time.sleep(0.2)
-        with session_scope(db_url) as session:
+        with store.session() as session:
             run = session.get(m.Run, run_id)
             seen.append((run.worker_host, run.worker_pid, run.heartbeat_at))
 
-    runner.execute(db_url, run_id, ScriptedLM(doubling_script), None, on_problem=slow)
+    runner.execute(store, run_id, ScriptedLM(doubling_script), None, on_problem=slow)
     import os
 
     assert all(host == HOST and pid == os.getpid() for host, pid, _ in seen)
     beats = [b for _, _, b in seen]
     assert all(b is not None for b in beats) and beats == sorted(beats) and beats[-1] > beats[0]
-    assert run_summary(db_url, run_id).status == "done"
+    assert run_summary(store, run_id).status == "done"
 
 
 def test_a_database_from_before_the_heartbeat_gains_its_columns_and_keeps_its_runs(tmp_path):
@@ -183,17 +182,17 @@ def test_a_database_from_before_the_heartbeat_gains_its_columns_and_keeps_its_ru
     its runs read back unchanged (the schema version stays, so older ThinkTrace still opens it)."""
     import store.db as db
 
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    run_id, _, _ = make_run(url)
-    runner.execute(url, run_id, ScriptedLM(doubling_script), None)
-    db._engines.pop(url).dispose()
+    store = Store(f"sqlite:///{tmp_path / 'old.db'}")
+    run_id, _, _ = make_run(store)
+    runner.execute(store, run_id, ScriptedLM(doubling_script), None)
+    db._engines.pop(store.url).dispose()
     con = sqlite3.connect(tmp_path / "old.db")
     con.execute("ALTER TABLE run DROP COLUMN worker_host")
     con.execute("ALTER TABLE run DROP COLUMN heartbeat_at")
     con.commit()
     assert "heartbeat_at" not in [r[1] for r in con.execute("PRAGMA table_info(run)")]
     con.close()
-    summary = run_summary(url, run_id)
+    summary = run_summary(store, run_id)
     assert summary.status == "done" and summary.problems_done == 4
     con = sqlite3.connect(tmp_path / "old.db")
     columns = [r[1] for r in con.execute("PRAGMA table_info(run)")]
@@ -202,26 +201,40 @@ def test_a_database_from_before_the_heartbeat_gains_its_columns_and_keeps_its_ru
     assert {"worker_host", "heartbeat_at"} <= set(columns) and version == str(m.SCHEMA_VERSION)
 
 
-def test_problems_are_shared_between_runs_not_duplicated(db_url):
-    make_run(db_url)
-    make_run(db_url)
-    with session_scope(db_url) as session:
+def test_problems_are_shared_between_runs_not_duplicated(store):
+    make_run(store)
+    make_run(store)
+    with store.session() as session:
         assert len(session.exec(select(m.Problem)).all()) == 4
-    assert len(list_runs(db_url)) == 2
+    assert len(list_runs(store)) == 2
 
 
-def test_run_ids_resolve_from_a_unique_prefix(db_url):
-    run_id, *_ = make_run(db_url)
-    assert resolve_run_id(db_url, run_id[:6]) == run_id
+def test_run_ids_resolve_from_a_unique_prefix(store):
+    run_id, *_ = make_run(store)
+    assert resolve_run_id(store, run_id[:6]) == run_id
     with pytest.raises(UserError, match="no run"):
-        resolve_run_id(db_url, "zzzz")
+        resolve_run_id(store, "zzzz")
 
 
-def test_the_database_uses_wal_and_records_its_schema_version(db_url, tmp_path):
-    get_engine(db_url)
+def test_the_database_uses_wal_and_records_its_schema_version(store, tmp_path):
+    store.engine
     conn = sqlite3.connect(tmp_path / "thinktrace.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(m.SCHEMA_VERSION)
+
+
+def test_a_store_is_checked_once_however_often_it_is_used(tmp_path, monkeypatch):
+    """The CLI opens the store (pre-check: before the slow model load), then writes through it: the
+    file is pre-checked once, not again when the engine is made."""
+    import store.db as db
+
+    checked = []
+    real = db._precheck
+    monkeypatch.setattr(db, "_precheck", lambda s: checked.append(s.url) or real(s))
+    opened = Store.open(str(tmp_path / "once.db"))
+    make_run(opened)
+    assert list_runs(opened) and opened.schema_version() == m.SCHEMA_VERSION
+    assert checked == [f"sqlite:///{tmp_path / 'once.db'}"]
 
 
 def test_a_database_from_a_newer_schema_is_refused_untouched(tmp_path):
@@ -233,26 +246,26 @@ def test_a_database_from_a_newer_schema_is_refused_untouched(tmp_path):
     conn.close()
     before = path.read_bytes()
     with pytest.raises(UserError, match="newer"):
-        precheck(f"sqlite:///{path}")
+        Store.open(str(path))
     with pytest.raises(UserError, match="newer"):
-        get_engine(f"sqlite:///{path}")
+        Store(f"sqlite:///{path}").engine
     assert path.read_bytes() == before
 
 
 def test_a_database_in_a_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        precheck(f"sqlite:///{tmp_path / 'nope' / 'x.db'}")
+        Store.open(str(tmp_path / "nope" / "x.db"))
 
 
 def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path):
     path = tmp_path / "notes.db"
     path.write_text("hello, this is not a database " * 100)
     with pytest.raises(UserError, match="not a ThinkTrace database"):
-        precheck(f"sqlite:///{path}")
+        Store.open(str(path))
 
 
-def test_an_empty_problem_list_creates_no_run(db_url):
+def test_an_empty_problem_list_creates_no_run(store):
     request = runner.RunRequest(strategy="cot", dataset="unit").validate()
     with pytest.raises(UserError, match="no problems"):
-        runner.create_run(db_url, request, [], ScriptedLM(["x"]), None)
-    assert list_runs(db_url) == []
+        runner.create_run(store, request, [], ScriptedLM(["x"]), None)
+    assert list_runs(store) == []

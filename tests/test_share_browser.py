@@ -9,7 +9,8 @@ from helpers_browser import browser  # noqa: F401  (the fixture)
 from helpers_browser import expect, goto, needs_chromium, pick_option, serve_app, settle
 
 from thinktrace.report import write_report
-from store.queries import list_runs, run_problems, tree_nodes
+from store import Store
+from store.runs import list_runs, run_problems, tree_nodes
 from tests.test_bundle import make_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, needs_chromium]
@@ -17,9 +18,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser, needs_chromium]
 
 def test_a_bundle_from_one_app_opens_the_same_tree_in_another_through_the_share_link(browser, tmp_path):
     db_a, db_b = tmp_path / "a.db", tmp_path / "b.db"
-    run_id = make_run(f"sqlite:///{db_a}")  # a scripted run through the real runner, with verifier scores
-    problem = run_problems(f"sqlite:///{db_a}", run_id)[1]
-    leaf = next(n for n in tree_nodes(f"sqlite:///{db_a}", run_id, problem.problem_id)
+    store_a = Store(f"sqlite:///{db_a}")
+    run_id = make_run(store_a)  # a scripted run through the real runner, with verifier scores
+    problem = run_problems(store_a, run_id)[1]
+    leaf = next(n for n in tree_nodes(store_a, run_id, problem.problem_id)
                 if n.status != "selected" and n.answer is not None)  # a path the run did not choose
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page.set_default_timeout(30_000)
@@ -49,7 +51,7 @@ def test_a_bundle_from_one_app_opens_the_same_tree_in_another_through_the_share_
         goto(page, base_b, "library")
         page.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(bundle))
         page.get_by_text("imported 1 run").wait_for()
-        assert [r.id for r in list_runs(f"sqlite:///{db_b}")] == [run_id]
+        assert [r.id for r in list_runs(Store(f"sqlite:///{db_b}"))] == [run_id]
 
         # The same link, pointed at B, restores run, problem and node: the path's text is on screen.
         page.goto(link.replace(base_a, base_b))
@@ -62,10 +64,10 @@ def test_a_bundle_from_one_app_opens_the_same_tree_in_another_through_the_share_
     page.close()
 
 
-def test_the_report_opens_offline_from_disk_and_draws_its_figures(browser, db_url, tmp_path):
-    run_id = make_run(db_url)
+def test_the_report_opens_offline_from_disk_and_draws_its_figures(browser, store, tmp_path):
+    run_id = make_run(store)
     path = tmp_path / "run.html"
-    write_report(db_url, run_id, path)
+    write_report(store, run_id, path)
     context = browser.new_context(offline=True)
     requests: list[str] = []
 

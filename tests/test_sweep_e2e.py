@@ -3,39 +3,36 @@ data is consistent with what the runs stored."""
 from __future__ import annotations
 
 import pytest
-from sqlmodel import select
 
 from reasoning.config import SearchConfig
 from thinktrace.curves import load_curves
 from reasoning.strategies import names
 from thinktrace.sweep import run_sweep, sweep_state
 from reasoning.verifiers import load_verifier
-from store import models as m
-from store.db import session_scope
-from store.queries import run_results
+from store.runs import run_results
+from store.sweeps import sweep_runs
 
 pytestmark = pytest.mark.slow
 
 
-def test_a_tiny_sweep_on_the_embedded_model(embedded_lm, db_url):
+def test_a_tiny_sweep_on_the_embedded_model(embedded_lm, store):
     strategies = ["self_consistency", "best_of_n"]
     tree = "beam_search" in names()
     if tree:
         strategies.append("beam_search")
     verifier = load_verifier("self_eval", embedded_lm)
     cfg = SearchConfig(max_new_tokens=32, max_steps=3, max_step_tokens=16)  # tiny: beam search stays short
-    sid = run_sweep(db_url, strategies, [1, 2], "arith:1", limit=2, verifier="self_eval", model="smollm2", cfg=cfg,
+    sid = run_sweep(store, strategies, [1, 2], "arith:1", limit=2, verifier="self_eval", model="smollm2", cfg=cfg,
                     lm=embedded_lm, verifier_obj=verifier, progress=False)
 
-    with session_scope(db_url) as session:
-        runs = session.exec(select(m.Run).where(m.Run.sweep_id == sid)).all()
+    runs = sweep_runs(store, sid)
     planned = sorted((r.strategy, r.params["n"]) for r in runs)
     expected = [("best_of_n", 2)] + ([("beam_search", 1), ("beam_search", 2)] if tree else [])
     assert planned == sorted(expected)
     assert all(r.status == "done" and r.n_problems == 2 and r.model_params > 100_000_000 for r in runs)
-    assert all(s.status == "done" for s in sweep_state(db_url, sid))
+    assert all(s.status == "done" for s in sweep_state(store, sid))
 
-    curves = load_curves(db_url, sid)
+    curves = load_curves(store, sid)
     assert curves.n_problems == 2 and curves.verifiers == ["self_eval"]
     sampling = next(r for r in runs if r.strategy == "best_of_n")
     by_estimator = {(p.estimator, p.k): p for p in curves.points if p.run_id == sampling.id}
@@ -54,6 +51,6 @@ def test_a_tiny_sweep_on_the_embedded_model(embedded_lm, db_url):
         assert sorted(p.k for p in beam_points) == [1, 2]
         for p in beam_points:
             run = next(r for r in runs if r.id == p.run_id)
-            results = run_results(db_url, run.id)
+            results = run_results(store, run.id)
             assert p.accuracy == pytest.approx(sum(bool(r.correct) for r in results) / len(results))
             assert p.tokens_per_problem == pytest.approx(sum(r.tokens for r in results) / len(results))

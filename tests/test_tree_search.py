@@ -20,7 +20,7 @@ from reasoning.strategies.revise import revision_question
 from reasoning.tree import Tree
 from reasoning.types import Problem
 from reasoning.verifiers import load_verifier
-from store.queries import run_results, tree_nodes
+from store.runs import run_results, tree_nodes
 from tree_checks import assert_valid_tree
 
 PROBLEM = Problem(key="p0", question="What is 2 + 3?", answer="5", dataset="test")
@@ -366,7 +366,7 @@ def judge_by_label(prompt: str) -> float:
 
 
 @pytest.mark.parametrize("strategy", ["beam_search", "dvts", "mcts", "revise", "budget_forcing"])
-def test_stored_trees_are_whole_and_budgets_add_up(strategy, db_url):
+def test_stored_trees_are_whole_and_budgets_add_up(strategy, store):
     texts = {name: f"{name}: The answer is {len(name)}." for name in ("aa", "ab", "ba", "bb", "abc")}
     script = tree_script(texts) if strategy in ("beam_search", "dvts", "mcts") else revise_script
     if strategy == "budget_forcing":
@@ -377,9 +377,9 @@ def test_stored_trees_are_whole_and_budgets_add_up(strategy, db_url):
     request = runner.RunRequest(strategy=strategy, dataset="unit", model="scripted", verifier="self_eval",
                                 config=cfg).validate()
     verifier = load_verifier("self_eval", lm)
-    run_id = runner.create_run(db_url, request, [PROBLEM], lm, verifier)
-    run = runner.execute(db_url, run_id, lm, verifier)
-    [result] = run_results(db_url, run_id)
-    assert_valid_tree(tree_nodes(db_url, run_id, result.problem_id), result)
+    run_id = runner.create_run(store, request, [PROBLEM], lm, verifier)
+    run = runner.execute(store, run_id, lm, verifier)
+    [result] = run_results(store, run_id)
+    assert_valid_tree(tree_nodes(store, run_id, result.problem_id), result)
     assert run.tokens == result.tokens and run.model_calls == result.model_calls == len(lm.calls)
     assert run.verifier_calls == result.verifier_calls >= 1

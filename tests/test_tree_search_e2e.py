@@ -8,9 +8,7 @@ from thinktrace import runner
 from reasoning.config import SearchConfig
 from reasoning.problems import load_problems
 from reasoning.verifiers import load_verifier
-from store import models as m
-from store.db import session_scope
-from store.queries import run_results, tree_nodes
+from store.runs import get_run, run_results, tree_nodes
 from tree_checks import assert_valid_tree
 
 pytestmark = pytest.mark.slow
@@ -19,22 +17,21 @@ CONFIG = dict(n=4, beam_width=2, max_steps=3, max_step_tokens=24, expansions=3, 
               think_tokens=32, max_new_tokens=48)
 
 
-def solve(db_url, lm, strategy):
+def solve(store, lm, strategy):
     problems = load_problems("arith:1", limit=1)
     request = runner.RunRequest(strategy=strategy, dataset="arith:1", model="smollm2", verifier="self_eval",
                                 limit=1, config=SearchConfig(**CONFIG)).validate()
     verifier = load_verifier("self_eval", lm)
-    run_id = runner.create_run(db_url, request, problems, lm, verifier)
-    runner.execute(db_url, run_id, lm, verifier)
-    [result] = run_results(db_url, run_id)
-    with session_scope(db_url) as session:
-        run = session.get(m.Run, run_id)
-    return run, result, tree_nodes(db_url, run_id, result.problem_id)
+    run_id = runner.create_run(store, request, problems, lm, verifier)
+    runner.execute(store, run_id, lm, verifier)
+    [result] = run_results(store, run_id)
+    run = get_run(store, run_id)
+    return run, result, tree_nodes(store, run_id, result.problem_id)
 
 
 @pytest.mark.parametrize("strategy", ["beam_search", "dvts", "mcts", "revise", "budget_forcing"])
-def test_the_stored_tree_is_whole_and_its_budget_adds_up(strategy, embedded_lm, db_url):
-    run, result, nodes = solve(db_url, embedded_lm, strategy)
+def test_the_stored_tree_is_whole_and_its_budget_adds_up(strategy, embedded_lm, store):
+    run, result, nodes = solve(store, embedded_lm, strategy)
     assert run.status == "done"
     assert_valid_tree(nodes, result)
     assert (run.tokens, run.model_calls, run.verifier_calls) == (result.tokens, result.model_calls,

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from store import models as m
-from store.db import session_scope
-from store.queries import run_results, run_summary, tree_nodes
+from store import Store
+from store.runs import get_run, run_results, run_summary, tree_nodes
 from test_tree_search_e2e import CONFIG as TREE_CONFIG
 from test_tree_search_e2e import check_beam_search
 from tree_checks import assert_chain_tree, assert_valid_tree
@@ -37,12 +36,14 @@ OPTIONS = {"max_model_len": 2048, "enforce_eager": True, "dtype": "float32"}
 DRIVER = r"""
 import json, sys
 from thinktrace import runner
+from store import Store
 from reasoning.backends import load_model
 from reasoning.config import SearchConfig
 from reasoning.problems import load_problems
 from reasoning.verifiers import load_verifier
 
 url, out, chain_cases, tree_config, options = sys.argv[1], sys.argv[2], *map(json.loads, sys.argv[3:6])
+store = Store(url)
 opts = dict(options)
 lm = load_model("smollm2", backend="vllm", dtype=opts.pop("dtype"), **opts)  # one engine for every case
 
@@ -52,8 +53,8 @@ def solve(strategy, verifier, cfg, limit):
                                 limit=limit, backend="vllm", backend_options=options,
                                 config=SearchConfig(**cfg)).validate()
     ver = load_verifier(verifier, lm)
-    run_id = runner.create_run(url, request, problems, lm, ver)
-    runner.execute(url, run_id, lm, ver)
+    run_id = runner.create_run(store, request, problems, lm, ver)
+    runner.execute(store, run_id, lm, ver)
     return run_id
 
 runs = {name: solve(strategy, verifier, dict(n=n, max_new_tokens=32, select=select), 1)
@@ -81,33 +82,32 @@ def vllm_runs(tmp_path_factory):
     proc = subprocess.run([str(VLLM_PY), "-c", DRIVER, url, str(out), json.dumps(CHAIN_CASES), json.dumps(TREE_CONFIG),
                            json.dumps(OPTIONS)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return url, json.loads(out.read_text())
+    return Store(url), json.loads(out.read_text())
 
 
 @pytest.mark.parametrize("name", list(CHAIN_CASES))
 def test_chain_strategies_run_end_to_end_on_vllm_and_store_their_trees(vllm_runs, name):
-    url, out = vllm_runs
+    store, out = vllm_runs
     strategy, n, verifier, _ = CHAIN_CASES[name]
     run_id = out["runs"][name]
-    summary = run_summary(url, run_id)
+    summary = run_summary(store, run_id)
     assert summary.status == "done" and summary.problems_done == 1
     assert summary.model == "SmolLM2-135M-Instruct (embedded)"
-    with session_scope(url) as session:
-        run = session.get(m.Run, run_id)
-        assert run.model_backend == "vllm" and run.params["backend_options"] == OPTIONS
-        assert 100_000_000 < run.model_params < 200_000_000  # counted from the safetensors headers
-    for result in run_results(url, run_id):
-        nodes = tree_nodes(url, run_id, result.problem_id)
+    run = get_run(store, run_id)
+    assert run.model_backend == "vllm" and run.params["backend_options"] == OPTIONS
+    assert 100_000_000 < run.model_params < 200_000_000  # counted from the safetensors headers
+    for result in run_results(store, run_id):
+        nodes = tree_nodes(store, run_id, result.problem_id)
         assert nodes[0].text == result.question
         assert_chain_tree(nodes, result, n, scored=bool(verifier))
 
 
 def test_beam_search_runs_on_vllm_with_its_prefixes_served_from_the_cache(vllm_runs):
-    url, out = vllm_runs
+    store, out = vllm_runs
     run_id = out["runs"]["beam_search"]
-    [result] = run_results(url, run_id)
-    nodes = tree_nodes(url, run_id, result.problem_id)
-    assert run_summary(url, run_id).status == "done"
+    [result] = run_results(store, run_id)
+    nodes = tree_nodes(store, run_id, result.problem_id)
+    assert run_summary(store, run_id).status == "done"
     assert_valid_tree(nodes, result)
     check_beam_search(nodes, result)
     stats = out["beam_stats"]

@@ -4,8 +4,10 @@ An adaptive run (adaptive_consistency, deepconf_online) spends a different numbe
 tokens on every problem, so it is not a curve over k but one point per facet group: x = the MEAN
 samples (Result.meta["samples"]) and tokens (Result.tokens, all generated tokens, cut traces included)
 per problem, with their standard deviations over problems as the spread (`Spread`: a line in
-CurveSet.notes, and `load_spreads` for error bars); y = the accuracy of its chosen answers with a bootstrap CI over problems. "Same
-accuracy for fewer tokens" then reads directly against fixed-N self-consistency's maj@k curve.
+CurveSet.notes, and curves.load_spreads for error bars); y = the accuracy of its chosen answers with a
+bootstrap CI over problems. "Same accuracy for fewer tokens" then reads directly against fixed-N
+self-consistency's maj@k curve. thinktrace/curves.py calls this module, never the other way round: what a
+point needs from there (its type, the FLOPs rule) is passed in.
 """
 from __future__ import annotations
 
@@ -13,11 +15,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import numpy as np
-from sqlmodel import select
 
 from reasoning.budget import BudgetPoint, flops
 from reasoning.estimators import bootstrap_ci
 from store import models as m
+from store.curves import ResultRow
 
 
 @dataclass(frozen=True)
@@ -30,13 +32,11 @@ class Spend:
     stop_reason: str
 
 
-def adaptive_results(session, run: m.Run, problem_ids: list[int]) -> dict[int, Spend]:
-    rows = session.exec(select(m.Result.problem_id, m.Result.correct, m.Result.tokens, m.Result.meta)
-                        .where(m.Result.run_id == run.id)).all()
-    wanted = set(problem_ids)
+def adaptive_results(run: m.Run, results: dict[int, ResultRow]) -> dict[int, Spend]:
+    """problem id -> what the run spent on it (a result without `samples` spent the cap, n)."""
     cap = int(run.params.get("n") or 1)
-    return {pid: Spend(correct, tokens, int((meta or {}).get("samples", cap)), _reason(meta or {}))
-            for pid, correct, tokens, meta in rows if pid in wanted}
+    return {pid: Spend(r.correct, r.tokens, int(r.meta.get("samples", cap)), _reason(r.meta))
+            for pid, r in results.items()}
 
 
 def _reason(meta: dict) -> str:
@@ -96,14 +96,3 @@ def adaptive_points(run: m.Run, spends: dict[int, Spend], group_of, suffix: str,
                               float(tokens.mean()), float(tokens.std()),
                               dict(Counter(s.stop_reason for s in spent))))
     return points, spreads
-
-
-def load_spreads(url: str, run_id: str) -> list[Spread]:
-    """The spend of one adaptive run over all its finished problems (for error bars on a page)."""
-    from store.db import session_scope
-
-    with session_scope(url) as session:
-        run = session.get(m.Run, run_id)
-        pids = session.exec(select(m.Result.problem_id).where(m.Result.run_id == run_id)).all()
-        spends = adaptive_results(session, run, list(pids))
-        return adaptive_points(run, spends, {str(p): None for p in pids}, "", 1, 0)[1]

@@ -26,21 +26,20 @@ import io
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
 
 import numpy as np
-from sqlalchemy import case, func
-from sqlmodel import select
 
-from thinktrace.adaptive_curves import adaptive_points, adaptive_results
-from reasoning.answers import canonical, group_answers
+from thinktrace.adaptive_curves import Spread, adaptive_points, adaptive_results
 from reasoning.budget import ESTIMATOR_INFO, BudgetPoint, flops
 from reasoning.errors import UserError
 from reasoning.strategies import SAMPLES, names
-from reasoning.estimators import (ProblemSamples, Sample, bootstrap_ci, curve_points, default_ks,
-                                  pass1_difficulty_bins)
+from reasoning.estimators import bootstrap_ci, curve_points, default_ks, pass1_difficulty_bins
+from store import Store
 from store import models as m
-from store.db import session_scope
+from store.curves import common_problems, problem_results, problems_by_id, run_samples
+from store.liveness import effective_status
+from store.runs import get_run, get_runs
+from store.sweeps import get_sweep, resolve_ref, sweep_runs
 
 FACETS = (None, "difficulty", "pass1")
 
@@ -83,38 +82,6 @@ class CurveSet:
 # Loading
 
 
-@dataclass(frozen=True)
-class SweepSummary:
-    id: str
-    name: str
-    created_at: datetime
-    dataset: str
-    strategies: list[str]
-    budgets: list[int]
-    verifier: str | None
-    runs: int
-    runs_done: int
-
-    def label(self) -> str:
-        """What a person recognises a sweep by."""
-        return (f"{self.name} · {self.runs_done}/{self.runs} runs done · "
-                f"{self.created_at:%Y-%m-%d %H:%M} · {self.id[:8]}")
-
-
-def list_sweeps(url: str) -> list[SweepSummary]:
-    """Sweeps, newest first, with how many of their runs exist and are done (counted in SQL)."""
-    done = func.sum(case((m.Run.status == m.DONE, 1), else_=0))
-    query = (select(m.Sweep, func.count(m.Run.id), done)
-             .join(m.Run, m.Run.sweep_id == m.Sweep.id, isouter=True)
-             .group_by(m.Sweep.id).order_by(m.Sweep.created_at.desc()))
-    with session_scope(url) as session:
-        rows = session.exec(query).all()
-    return [SweepSummary(id=s.id, name=s.name, created_at=s.created_at, dataset=s.params.get("dataset", ""),
-                         strategies=list(s.params.get("strategies", [])), budgets=list(s.params.get("budgets", [])),
-                         verifier=s.params.get("verifier"), runs=runs or 0, runs_done=int(n_done or 0))
-            for s, runs, n_done in rows]
-
-
 def points_csv(points: Sequence[BudgetPoint]) -> str:
     """The points as CSV, one row each, columns as in `BudgetPoint` (for spreadsheets)."""
     out = io.StringIO()
@@ -124,20 +91,7 @@ def points_csv(points: Sequence[BudgetPoint]) -> str:
     return out.getvalue()
 
 
-def resolve_ref(url: str, ref: str) -> tuple[str, str]:
-    """("sweep", id) or ("run", id) for a full id or unique prefix of either."""
-    with session_scope(url) as session:
-        sweeps = session.exec(select(m.Sweep.id).where(m.Sweep.id.startswith(ref))).all() if ref else []
-        runs = session.exec(select(m.Run.id).where(m.Run.id.startswith(ref))).all() if ref else []
-    matches = [("sweep", s) for s in sweeps] + [("run", r) for r in runs]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise UserError(f"no run or sweep with id {ref!r} in this database")
-    raise UserError(f"id prefix {ref!r} is ambiguous ({len(matches)} runs and sweeps): give more characters")
-
-
-def load_curves(url: str, ref: str | None = None, *, sweep_id: str | None = None,
+def load_curves(store: Store, ref: str | None = None, *, sweep_id: str | None = None,
                 run_ids: Sequence[str] | None = None, by: str | None = None, n_bins: int = 5,
                 n_draws: int = 200, n_boot: int = 1000, seed: int = 0) -> CurveSet:
     """Curve points of a sweep, a run or several runs (`ref` is an id or prefix of either).
@@ -146,20 +100,20 @@ def load_curves(url: str, ref: str | None = None, *, sweep_id: str | None = None
     if by not in FACETS:
         raise UserError(f"unknown facet {by!r}: choose difficulty or pass1")
     if ref is not None:
-        kind, found = resolve_ref(url, ref)
+        kind, found = resolve_ref(store, ref)
         sweep_id, run_ids = (found, None) if kind == "sweep" else (None, [found])
-    runs, ks, title, source = _select_runs(url, sweep_id, run_ids)
-    notes = [f"run {r.id[:8]} ({r.strategy} n={r.params.get('n')}) is {_status(r)}" for r in runs
-             if _status(r) != m.DONE]
+    runs, ks, title, source = _select_runs(store, sweep_id, run_ids)
+    notes = [f"run {r.id[:8]} ({r.strategy} n={r.params.get('n')}) is {effective_status(r)}" for r in runs
+             if effective_status(r) != m.DONE]
     sampling, adaptive_ones = names(kind=SAMPLES), names(adaptive=True)  # as the strategies declare
-    with session_scope(url) as session:
-        problem_ids = _common_problems(session, runs)
-        if not problem_ids:
-            raise UserError(f"{source}: no problem is finished in every run yet")
-        problems = {p.id: p for p in session.exec(select(m.Problem).where(m.Problem.id.in_(problem_ids))).all()}
-        samples = {r.id: _run_samples(session, r, problem_ids, problems) for r in runs if r.strategy in sampling}
-        results = {r.id: _run_results(session, r, problem_ids) for r in runs if r.strategy not in sampling}
-        adaptive = {r.id: adaptive_results(session, r, problem_ids) for r in runs if r.strategy in adaptive_ones}
+    problem_ids = common_problems(store, [r.id for r in runs])
+    if not problem_ids:
+        raise UserError(f"{source}: no problem is finished in every run yet")
+    problems = problems_by_id(store, problem_ids)
+    samples = {r.id: run_samples(store, r.id, problem_ids) for r in runs if r.strategy in sampling}
+    finished = {r.id: problem_results(store, r.id, problem_ids) for r in runs if r.strategy not in sampling}
+    results = {rid: {pid: (row.correct, row.tokens) for pid, row in rows.items()} for rid, rows in finished.items()}
+    adaptive = {r.id: adaptive_results(r, finished[r.id]) for r in runs if r.strategy in adaptive_ones}
     if notes:
         notes.append(f"the curves use the {len(problem_ids)} problems every run has finished")
     group_of = _groups(by, problems, samples, n_bins)
@@ -182,102 +136,34 @@ def load_curves(url: str, ref: str | None = None, *, sweep_id: str | None = None
     )
 
 
-def _select_runs(url, sweep_id, run_ids):
-    with session_scope(url) as session:
-        if sweep_id is not None:
-            sweep = session.get(m.Sweep, sweep_id)
-            if sweep is None:
-                raise UserError(f"no sweep with id {sweep_id!r} in this database")
-            runs = session.exec(select(m.Run).where(m.Run.sweep_id == sweep_id).order_by(m.Run.created_at)).all()
-            if not runs:
-                raise UserError(f"sweep {sweep_id} has no runs yet: `python -m reasoning sweep --resume {sweep_id}`")
-            budgets = sweep.params.get("budgets")
-            return list(runs), budgets, sweep.name or f"sweep {sweep_id[:8]}", f"sweep {sweep_id}"
-        if not run_ids:
-            raise UserError("no runs selected")
-        runs = session.exec(select(m.Run).where(m.Run.id.in_(list(run_ids)))).all()
-        missing = set(run_ids) - {r.id for r in runs}
-        if missing:
-            raise UserError(f"no run with id {sorted(missing)[0]!r} in this database")
-        runs = sorted(runs, key=lambda r: list(run_ids).index(r.id))
-        title = runs[0].name if len(runs) == 1 else f"{len(runs)} runs"
-        return runs, None, title, "runs " + ", ".join(r.id for r in runs)
+def load_spreads(store: Store, run_id: str) -> list[Spread]:
+    """The spend of one adaptive run over all its finished problems (for error bars on a page)."""
+    run = get_run(store, run_id)
+    if run is None:
+        raise UserError(f"no run with id {run_id!r} in this database")
+    spends = adaptive_results(run, problem_results(store, run_id))
+    return adaptive_points(run, spends, {str(p): None for p in spends}, "", 1, 0)[1]
 
 
-def _status(run: m.Run) -> str:
-    from store.queries import effective_status
-
-    return effective_status(run)
-
-
-def _common_problems(session, runs) -> list[int]:
-    """Problems with a Result in every run, in the first run's order."""
-    done = None
-    for run in runs:
-        ids = set(session.exec(select(m.Result.problem_id).where(m.Result.run_id == run.id)).all())
-        done = ids if done is None else done & ids
-    order = session.exec(select(m.RunProblem.problem_id).where(m.RunProblem.run_id == runs[0].id)
-                         .order_by(m.RunProblem.position)).all()
-    return [pid for pid in order if pid in done]
-
-
-def _run_samples(session, run: m.Run, problem_ids: list[int], problems) -> list[ProblemSamples]:
-    """Per problem, the terminal leaves of the run's chains (childless non-root nodes, in creation
-    order) as estimator samples; a leaf's tokens are those of its whole chain."""
-    rows = session.exec(
-        select(m.Node.problem_id, m.Node.seq, m.Node.parent_seq, m.Node.tokens, m.Node.answer,
-               m.Node.correct, m.Node.path_score)
-        .where(m.Node.run_id == run.id).order_by(m.Node.problem_id, m.Node.seq)
-    ).all()
-    by_problem = defaultdict(list)
-    for row in rows:
-        by_problem[row[0]].append(row)
-    out = []
-    for pid in problem_ids:
-        nodes = by_problem[pid]
-        chain_tokens: dict[int, int] = {}
-        parents = set()
-        for _, seq, parent, tokens, *_rest in nodes:  # parents precede children in seq order
-            chain_tokens[seq] = tokens + (chain_tokens.get(parent, 0) if parent is not None else 0)
-            parents.add(parent)
-        leaves = [n for n in nodes if n[2] is not None and n[1] not in parents]
-        keys = _answer_keys([n[4] for n in leaves], [n[5] for n in leaves])
-        samples = [Sample(answer=key, correct=n[5], score=n[6], tokens=chain_tokens[n[1]])
-                   for n, key in zip(leaves, keys)]
-        out.append(ProblemSamples(str(pid), samples, difficulty=problems[pid].difficulty))
-    return out
-
-
-def _answer_keys(answers: list[str | None], correct: list[bool | None]) -> list[str | None]:
-    """One key per equivalence class of answers (reasoning.answers.group_answers, run once per
-    distinct text: chains repeat a few answers many times). Should grading ever disagree inside a
-    class (math-verify is not perfectly transitive), its right and wrong members get separate
-    keys, so a vote never credits a wrong answer."""
-    distinct = list(dict.fromkeys(a for a in answers if a is not None))
-    class_of = dict(zip(distinct, group_answers(distinct)))
-    representative: dict[int, str] = {}
-    for text in distinct:  # first-seen text of each class names it
-        if class_of[text] not in representative:
-            representative[class_of[text]] = canonical(text)
-    grades: dict[int, set] = defaultdict(set)
-    for answer, ok in zip(answers, correct):
-        if answer is not None:
-            grades[class_of[answer]].add(ok)
-    keys = []
-    for answer, ok in zip(answers, correct):
-        if answer is None:
-            keys.append(None)
-            continue
-        cls = class_of[answer]
-        keys.append(f"{representative[cls]}#{ok}" if len(grades[cls]) > 1 else representative[cls])
-    return keys
-
-
-def _run_results(session, run: m.Run, problem_ids: list[int]) -> dict[int, tuple[bool | None, int]]:
-    rows = session.exec(select(m.Result.problem_id, m.Result.correct, m.Result.tokens)
-                        .where(m.Result.run_id == run.id)).all()
-    wanted = set(problem_ids)
-    return {pid: (correct, tokens) for pid, correct, tokens in rows if pid in wanted}
+def _select_runs(store: Store, sweep_id, run_ids):
+    if sweep_id is not None:
+        sweep = get_sweep(store, sweep_id)
+        if sweep is None:
+            raise UserError(f"no sweep with id {sweep_id!r} in this database")
+        runs = sweep_runs(store, sweep_id)
+        if not runs:
+            raise UserError(f"sweep {sweep_id} has no runs yet: `python -m reasoning sweep --resume {sweep_id}`")
+        budgets = sweep.params.get("budgets")
+        return runs, budgets, sweep.name or f"sweep {sweep_id[:8]}", f"sweep {sweep_id}"
+    if not run_ids:
+        raise UserError("no runs selected")
+    runs = get_runs(store, list(run_ids))
+    missing = set(run_ids) - {r.id for r in runs}
+    if missing:
+        raise UserError(f"no run with id {sorted(missing)[0]!r} in this database")
+    runs = sorted(runs, key=lambda r: list(run_ids).index(r.id))
+    title = runs[0].name if len(runs) == 1 else f"{len(runs)} runs"
+    return runs, None, title, "runs " + ", ".join(r.id for r in runs)
 
 
 def _groups(by, problems, samples, n_bins) -> dict[str, Hashable | None]:

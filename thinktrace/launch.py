@@ -19,10 +19,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from reasoning.backends import DEFAULT_MODEL
 from reasoning.config import knobs
+from store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = ".thinktrace-logs"
@@ -88,15 +87,14 @@ def display_command(spec: RunSpec, db_url: str, multiline: bool = False) -> str:
 
 
 def _db_arg(db_url: str) -> str:
-    url = make_url(db_url)
-    return url.database if url.get_backend_name() == "sqlite" and url.database else db_url
+    return Store(db_url).sqlite_file or db_url
 
 
 def log_path(db_url: str, run_id: str) -> Path:
     """`<db folder>/.thinktrace-logs/<run id>.log` (a temp folder for non-file databases)."""
-    url = make_url(db_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        folder = Path(url.database).resolve().parent / LOG_DIR
+    path = Store(db_url).sqlite_file
+    if path is not None:
+        folder = Path(path).resolve().parent / LOG_DIR
     else:
         folder = Path(tempfile.gettempdir()) / "thinktrace-logs"
     folder.mkdir(parents=True, exist_ok=True)

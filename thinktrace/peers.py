@@ -27,7 +27,7 @@ import reasoning
 from reasoning.answers import extract_answer, is_equiv
 from reasoning.errors import UserError
 from reasoning.types import DEFAULT_DELIMITER, KEPT, SELECTED, TERMINAL
-from store import bundle
+from store import Store, bundle
 from store.models import DONE, utcnow
 
 FORMATS = ("search-and-learn", "llm-reasoners")
@@ -35,9 +35,9 @@ FORMATS = ("search-and-learn", "llm-reasoners")
 _NAMESPACE = uuid.UUID("5f0c3a52-8d1e-4c1b-9a57-2d3c8f1e6b40")
 
 
-def import_peer(url: str, fmt: str, path: str | Path, name: str = "", model: str = "",
+def import_peer(store: Store, fmt: str, path: str | Path, name: str = "", model: str = "",
                 strategy: str | None = None) -> bundle.ImportReport:
-    """Convert a peer file into one run and import it (idempotently) into the database at `url`."""
+    """Convert a peer file into one run and import it (idempotently) into the store."""
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
     path = Path(path)
@@ -46,7 +46,7 @@ def import_peer(url: str, fmt: str, path: str | Path, name: str = "", model: str
         doc = from_search_and_learn(data, path.name, name=name, model=model, strategy=strategy or "best_of_n")
     else:
         doc = from_llm_reasoners(data, path.name, name=name, model=model, strategy=strategy or "mcts")
-    return bundle.import_bundle(url, doc)
+    return bundle.import_bundle(store, doc)
 
 
 def _read(path: Path) -> bytes:

@@ -12,30 +12,21 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from sqlmodel import select
-
 from reasoning.errors import UserError
+from store import Store
 from store import models as m
-from store.db import session_scope
-from store.queries import run_samples, run_summary, tree_nodes
+from store.curves import run_samples
+from store.runs import RunProblemRow, get_run, run_problems, run_summary, tree_nodes
 
 MAX_LISTED_STEPS = 400  # per problem, in the "all steps" table (the tree shows every node)
 
 
-def build_report(url: str, run_id: str, positions: Sequence[int] | None = None) -> str:
+def build_report(store: Store, run_id: str, positions: Sequence[int] | None = None) -> str:
     """The report's HTML text. `positions` are the run's problem positions whose trees to include
     (default: the first three, or all of a shorter run)."""
-    summary = run_summary(url, run_id)
-    with session_scope(url) as session:
-        run = session.get(m.Run, run_id)
-        rows = session.exec(
-            select(m.RunProblem.position, m.Problem, m.Result)
-            .join(m.Problem, m.Problem.id == m.RunProblem.problem_id)
-            .join(m.Result, (m.Result.run_id == m.RunProblem.run_id) & (m.Result.problem_id == m.Problem.id),
-                  isouter=True)
-            .where(m.RunProblem.run_id == run_id).order_by(m.RunProblem.position)
-        ).all()
-    by_position = {pos: (problem, result) for pos, problem, result in rows}
+    summary = run_summary(store, run_id)
+    run = get_run(store, run_id)
+    by_position = {p.position: p for p in run_problems(store, run_id)}
     if positions is None:
         positions = sorted(by_position)[:3]
     missing = [p for p in positions if p not in by_position]
@@ -50,17 +41,16 @@ def build_report(url: str, run_id: str, positions: Sequence[int] | None = None) 
         figures.append(div)
         return div
 
-    sections = [_summary_section(summary, run), _curve_section(url, run, summary, add_figure)]
+    sections = [_summary_section(summary, run), _curve_section(store, run, summary, add_figure)]
     for position in positions:
-        problem, result = by_position[position]
-        sections.append(_problem_section(url, run_id, position, problem, result, add_figure))
+        sections.append(_problem_section(store, run_id, by_position[position], add_figure))
     title = html.escape(summary.name or f"run {run_id[:8]}")
     return _PAGE.format(title=title, body="\n".join(sections), run_id=html.escape(run_id))
 
 
-def write_report(url: str, run_id: str, path: str | Path, positions: Sequence[int] | None = None) -> int:
+def write_report(store: Store, run_id: str, path: str | Path, positions: Sequence[int] | None = None) -> int:
     """Write the report; returns its size in bytes."""
-    text = build_report(url, run_id, positions)
+    text = build_report(store, run_id, positions)
     try:
         Path(path).write_text(text, encoding="utf-8")
     except OSError as exc:
@@ -87,13 +77,13 @@ def _summary_section(s, run: m.Run) -> str:
             f"<details><summary>Settings to reproduce this run</summary><pre>{params}</pre></details></section>")
 
 
-def _curve_section(url: str, run: m.Run, summary, add_figure) -> str:
+def _curve_section(store: Store, run: m.Run, summary, add_figure) -> str:
     """The budget curve when every problem has the same N > 1 parallel samples."""
     from reasoning.estimators import curve_points
     from thinktrace.curves import run_points
     from viz.curves import budget_figure
 
-    samples = run_samples(url, run.id)
+    samples = run_samples(store, run.id)  # as the Budget page reads them: one answer grouping
     sizes = {len(p.samples) for p in samples}
     if not samples or sizes == {1}:
         return ""
@@ -114,22 +104,22 @@ def _curve_section(url: str, run: m.Run, summary, add_figure) -> str:
             f"intervals over {points[0].n_problems} graded problems.</p>{div}</section>")
 
 
-def _problem_section(url: str, run_id: str, position: int, problem: m.Problem, result: m.Result | None,
-                     add_figure) -> str:
+def _problem_section(store: Store, run_id: str, problem: RunProblemRow, add_figure) -> str:
     from viz.tree import path_of, tree_figure
 
-    nodes = tree_nodes(url, run_id, problem.id)
-    chosen = result.node_seq if result is not None else None
-    fig = tree_figure(nodes, gold=problem.answer, title=f"problem {position}: {problem.key}")
+    position = problem.position
+    nodes = tree_nodes(store, run_id, problem.problem_id)
+    chosen = problem.node_seq if problem.done else None
+    fig = tree_figure(nodes, gold=problem.gold, title=f"problem {position}: {problem.key}")
     head = (f"<h2>Problem {position} <span class='muted'>{html.escape(problem.key)}</span></h2>"
             f"<p class='question'>{html.escape(problem.question)}</p>")
-    if result is None:
+    if not problem.done:
         outcome = "<p class='muted'>Not finished in this run.</p>"
     else:
-        mark = {True: "<span class='right'>right</span>", False: "<span class='wrong'>wrong</span>"}.get(result.correct, "")
-        gold = "none (not graded)" if problem.answer is None else html.escape(str(problem.answer))
-        outcome = (f"<p>Answer <b>{html.escape(str(result.answer))}</b> {mark} · gold "
-                   f"<b>{gold}</b> · {result.tokens:,} tokens</p>")
+        mark = {True: "<span class='right'>right</span>", False: "<span class='wrong'>wrong</span>"}.get(problem.correct, "")
+        gold = "none (not graded)" if problem.gold is None else html.escape(str(problem.gold))
+        outcome = (f"<p>Answer <b>{html.escape(str(problem.answer))}</b> {mark} · gold "
+                   f"<b>{gold}</b> · {problem.tokens:,} tokens</p>")
     path = path_of(nodes, chosen) if chosen is not None else []
     steps = "".join(f"<li>{_step(n)}</li>" for n in path if n.parent_seq is not None)
     path_html = f"<h3>Chosen path</h3><ol class='steps'>{steps}</ol>" if steps else ""

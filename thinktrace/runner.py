@@ -7,16 +7,12 @@ seeds, so an interrupted-then-resumed run equals an uninterrupted one.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import traceback
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable
-
-from sqlalchemy import delete, insert, update
-from sqlmodel import select
 
 import reasoning
 from reasoning.answers import is_equiv
@@ -25,11 +21,11 @@ from reasoning.config import SearchConfig
 from reasoning.errors import UserError
 from reasoning.strategies import check_config, check_strategy, default_verifier, get_strategy, lookup
 from reasoning.tree import Tree
-from reasoning.types import Node, Problem
+from reasoning.types import Problem
 from reasoning.verifiers import check_verifier_spec
+from store import Store, liveness, runs
 from store import models as m
-from store.db import session_scope
-from store.queries import HOST
+from store.runs import NodeWriter
 
 
 @dataclass
@@ -69,51 +65,36 @@ def check_gold(request: RunRequest, problems: list[Problem]) -> None:
                         f"{request.dataset} has none: choose another verifier")
 
 
-def create_run(url: str, request: RunRequest, problems: list[Problem], lm, verifier,
-               run_id: str | None = None) -> str:
-    """Record the run and its problem list; nothing model-related runs here."""
+def create_run(store: Store, request: RunRequest, problems: list[Problem], lm, verifier,
+               run_id: str | None = None, sweep_id: str | None = None) -> str:
+    """Record the run (and its sweep, if any) and its problem list; nothing model-related runs here."""
     if not problems:
         raise UserError(f"dataset {request.dataset} has no problems")
     check_gold(request, problems)
-    with session_scope(url) as session:
-        run = m.Run(
-            name=request.name or default_name(request),
-            strategy=request.strategy,
-            params={**request.config.to_dict(), "dataset": request.dataset, "limit": request.limit,
-                    "model": request.model, "verifier": request.verifier, "backend": request.backend,
-                    "backend_options": request.backend_options},
-            model_backend=getattr(lm, "backend", "unknown"),
-            model_id=getattr(lm, "model_id", request.model),
-            model_name=lm.name,
-            model_dtype=getattr(lm, "dtype", ""),
-            model_params=getattr(lm, "n_params", 0),
-            verifier=request.verifier or None,
-            verifier_params=getattr(verifier, "n_params", 0) if verifier else 0,
-            evaluation_only=bool(verifier and verifier.evaluation_only),
-            aggregate=request.config.aggregate,
-            dataset=request.dataset,
-            seed=request.seed,
-            app_version=reasoning.__version__,
-            n_problems=len(problems),
-        )
-        if run_id:
-            run.id = run_id
-        session.add(run)
-        # Problems are shared between runs: look the known ones up in one query, add the rest.
-        datasets = {problem.dataset for problem in problems}
-        known = {(row.dataset, row.key): row
-                 for row in session.exec(select(m.Problem).where(m.Problem.dataset.in_(datasets))).all()}
-        for problem in problems:
-            if (problem.dataset, problem.key) not in known:
-                row = m.Problem(dataset=problem.dataset, key=problem.key, question=problem.question,
-                                answer=problem.answer, difficulty=problem.difficulty, meta=problem.meta)
-                session.add(row)
-                known[(problem.dataset, problem.key)] = row
-        session.flush()
-        session.add_all(m.RunProblem(run_id=run.id, position=position,
-                                     problem_id=known[(problem.dataset, problem.key)].id)
-                        for position, problem in enumerate(problems))
-        return run.id
+    run = m.Run(
+        name=request.name or default_name(request),
+        strategy=request.strategy,
+        params={**request.config.to_dict(), "dataset": request.dataset, "limit": request.limit,
+                "model": request.model, "verifier": request.verifier, "backend": request.backend,
+                "backend_options": request.backend_options},
+        model_backend=getattr(lm, "backend", "unknown"),
+        model_id=getattr(lm, "model_id", request.model),
+        model_name=lm.name,
+        model_dtype=getattr(lm, "dtype", ""),
+        model_params=getattr(lm, "n_params", 0),
+        verifier=request.verifier or None,
+        verifier_params=getattr(verifier, "n_params", 0) if verifier else 0,
+        evaluation_only=bool(verifier and verifier.evaluation_only),
+        aggregate=request.config.aggregate,
+        dataset=request.dataset,
+        seed=request.seed,
+        app_version=reasoning.__version__,
+        n_problems=len(problems),
+        sweep_id=sweep_id,
+    )
+    if run_id:
+        run.id = run_id
+    return runs.create_run(store, run, problems)
 
 
 def default_name(request: RunRequest) -> str:
@@ -176,80 +157,20 @@ def problem_seed(run_seed: int, problem: Problem) -> int:
     return zlib.crc32(f"{run_seed}:{problem.dataset}:{problem.key}".encode())
 
 
-_NODE_FIELDS = ("seq", "depth", "text", "tokens", "logprob", "score", "path_score", "status",
-                "finish_reason", "answer", "correct", "iteration", "meta")
-
-
-class NodeWriter:
-    """Receives every node event of one problem; writes them in small batches (so the app sees the
-    tree grow) and finally together with the problem's Result in one transaction."""
-
-    def __init__(self, url: str, run_id: str, problem_id: int, every_s: float = 0.5):
-        self.url, self.run_id, self.problem_id, self.every_s = url, run_id, problem_id, every_s
-        self.pending: dict[int, Node] = {}
-        self.ids: dict[int, int] = {}
-        self.last_flush = time.monotonic()
-
-    def __call__(self, node: Node) -> None:
-        self.pending[node.seq] = node
-        if time.monotonic() - self.last_flush > self.every_s:
-            with session_scope(self.url) as session:
-                self.flush(session)
-
-    def flush(self, session) -> None:
-        self.last_flush = time.monotonic()
-        if not self.pending:
-            return
-        rows = [{**{f: getattr(n, f) for f in _NODE_FIELDS}, "parent_seq": n.parent} for n in self.pending.values()]
-        new = [r for r in rows if r["seq"] not in self.ids]
-        old = [{**r, "id": self.ids[r["seq"]]} for r in rows if r["seq"] in self.ids]
-        if new:
-            stmt = insert(m.Node).returning(m.Node.id, m.Node.seq, sort_by_parameter_order=True)
-            result = session.execute(stmt, [{**r, "run_id": self.run_id, "problem_id": self.problem_id} for r in new])
-            self.ids.update({seq: id_ for id_, seq in result.all()})
-        if old:
-            session.execute(update(m.Node), old)
-        self.pending.clear()
-
-
-def discard_partial(url: str, run_id: str) -> None:
-    """Delete nodes of problems that have no committed Result (a crash mid-problem)."""
-    with session_scope(url) as session:
-        done = select(m.Result.problem_id).where(m.Result.run_id == run_id)
-        session.execute(delete(m.Node).where(m.Node.run_id == run_id, m.Node.problem_id.not_in(done)))
-
-
-def pending_problems(url: str, run_id: str) -> list[tuple[int, m.Problem]]:
-    with session_scope(url) as session:
-        done = select(m.Result.problem_id).where(m.Result.run_id == run_id)
-        rows = session.exec(
-            select(m.RunProblem.position, m.Problem)
-            .join(m.Problem, m.Problem.id == m.RunProblem.problem_id)
-            .where(m.RunProblem.run_id == run_id, m.RunProblem.problem_id.not_in(done))
-            .order_by(m.RunProblem.position)
-        ).all()
-        return [(pos, prob) for pos, prob in rows]
-
-
-def _set_status(url: str, run_id: str, **values) -> None:
-    with session_scope(url) as session:
-        session.execute(update(m.Run).where(m.Run.id == run_id).values(**values))
-
-
 class Heartbeat:
     """Writes the run's `heartbeat_at` every `every_s` seconds from a daemon thread while the run
     works, so a machine that shares the database (and cannot see this process) knows it is alive
     even during a long model call. A failed beat is logged, never fatal: the run matters more."""
 
-    def __init__(self, url: str, run_id: str, every_s: float | None = None):
-        self.url, self.run_id, self.every_s = url, run_id, every_s or m.HEARTBEAT_S
+    def __init__(self, store: Store, run_id: str, every_s: float | None = None):
+        self.store, self.run_id, self.every_s = store, run_id, every_s or m.HEARTBEAT_S
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id[:8]}", daemon=True)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.every_s):
             try:
-                _set_status(self.url, self.run_id, heartbeat_at=m.utcnow())
+                liveness.heartbeat(self.store, self.run_id)
             except Exception as exc:  # a locked or unreachable database: try again next beat
                 logging.getLogger(__name__).warning("heartbeat of run %s failed: %s", self.run_id, exc)
 
@@ -265,43 +186,40 @@ class Heartbeat:
 ProblemCallback = Callable[[m.Result, m.Problem], None]
 
 
-def execute(url: str, run_id: str, lm, verifier, on_problem: ProblemCallback | None = None) -> m.Run:
+def execute(store: Store, run_id: str, lm, verifier, on_problem: ProblemCallback | None = None) -> m.Run:
     """Solve the run's unfinished problems. Ctrl-C (or SIGTERM turned into KeyboardInterrupt) leaves
     the run `interrupted`; any other error leaves it `failed` with the error text. Both resume."""
-    with session_scope(url) as session:
-        run = session.get(m.Run, run_id)
-        if run is None:
-            raise UserError(f"no run {run_id}")
-        request = request_of(run)
+    run = runs.get_run(store, run_id)
+    if run is None:
+        raise UserError(f"no run {run_id}")
+    request = request_of(run)
     search = get_strategy(request.strategy)
-    discard_partial(url, run_id)
-    _set_status(url, run_id, status=m.RUNNING, worker_pid=os.getpid(), worker_host=HOST, heartbeat_at=m.utcnow(),
-                error=None, finished_at=None)
+    runs.discard_partial(store, run_id)
+    liveness.claim(store, run_id)
     try:
-        with Heartbeat(url, run_id):
-            for position, row in pending_problems(url, run_id):
-                result = solve_one(url, run_id, position, row, request, lm, verifier, search)
+        with Heartbeat(store, run_id):
+            for position, row in runs.pending_problems(store, run_id):
+                result = solve_one(store, run_id, position, row, request, lm, verifier, search)
                 if on_problem:
                     on_problem(result, row)
     except KeyboardInterrupt:
-        _set_status(url, run_id, status=m.INTERRUPTED, worker_pid=None)
+        liveness.release(store, run_id, m.INTERRUPTED)
         raise
     except BaseException as exc:
-        _set_status(url, run_id, status=m.FAILED, worker_pid=None,
-                    error="".join(traceback.format_exception_only(type(exc), exc)).strip())
+        liveness.release(store, run_id, m.FAILED,
+                         error="".join(traceback.format_exception_only(type(exc), exc)).strip())
         raise
-    _set_status(url, run_id, status=m.DONE, worker_pid=None, finished_at=m.utcnow())
-    with session_scope(url) as session:
-        return session.get(m.Run, run_id)
+    liveness.release(store, run_id, m.DONE)
+    return runs.get_run(store, run_id)
 
 
-def solve_one(url: str, run_id: str, position: int, row: m.Problem, request: RunRequest, lm, verifier,
+def solve_one(store: Store, run_id: str, position: int, row: m.Problem, request: RunRequest, lm, verifier,
               search) -> m.Result:
     problem = Problem(key=row.key, question=row.question, answer=row.answer, dataset=row.dataset,
                       difficulty=row.difficulty, meta=row.meta)
     metered_lm = MeteredLM(lm, problem_seed(request.seed, problem))
     metered_verifier = MeteredVerifier(verifier) if verifier is not None else None
-    writer = NodeWriter(url, run_id, row.id)
+    writer = NodeWriter(store, run_id, row.id)
     tree = Tree(problem.question, emit=writer, delimiter=request.config.delimiter)
     started = time.perf_counter()
     outcome = search(problem, metered_lm, metered_verifier, request.config, tree)
@@ -314,11 +232,5 @@ def solve_one(url: str, run_id: str, position: int, row: m.Problem, request: Run
                       model_calls=metered_lm.calls,
                       verifier_calls=metered_verifier.calls if metered_verifier else 0,
                       wall_seconds=wall, votes=outcome.votes, meta=outcome.meta)
-    with session_scope(url) as session:
-        writer.flush(session)
-        session.add(result)
-        session.execute(update(m.Run).where(m.Run.id == run_id).values(
-            tokens=m.Run.tokens + result.tokens, model_calls=m.Run.model_calls + result.model_calls,
-            verifier_calls=m.Run.verifier_calls + result.verifier_calls,
-            wall_seconds=m.Run.wall_seconds + wall))
+    writer.finish(result)  # the problem's last nodes, its result and the run's totals: one transaction
     return result

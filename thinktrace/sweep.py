@@ -24,15 +24,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlmodel import select
-
 from reasoning.config import SearchConfig
 from reasoning.backends import DEFAULT_MODEL, check_backend
 from reasoning.errors import UserError
 from reasoning.strategies import FIXED, NEEDS, SAMPLES, check_config, check_strategy, default_verifier, lookup
 from reasoning.verifiers import check_verifier_spec
+from store import Store, sweeps
 from store import models as m
-from store.db import session_scope
+from store.liveness import effective_status, worker_label
+from store.runs import run_summary
+from store.sweeps import resolve_sweep_id
 
 DEFAULT_BEAM_WIDTH = 4
 
@@ -138,7 +139,7 @@ def tree_config(cfg: SearchConfig, budget: int, strategy: str = "") -> SearchCon
                           "beam_width": beam_width_for(budget, cfg.beam_width)})
 
 
-def run_sweep(url: str, strategies: list[str], budgets: list[int], dataset: str, limit: int | None = None,
+def run_sweep(store: Store, strategies: list[str], budgets: list[int], dataset: str, limit: int | None = None,
               seed: int = 0, model: str = DEFAULT_MODEL, verifier: str | None = None,
               cfg: SearchConfig | None = None, *, name: str = "", sweep_id: str | None = None,
               lm=None, verifier_obj=None, progress: bool | None = None, backend: str = "transformers",
@@ -151,39 +152,24 @@ def run_sweep(url: str, strategies: list[str], budgets: list[int], dataset: str,
                      seed=seed, model=model, verifier=verifier or None, config=cfg or SearchConfig(),
                      name=name, backend=backend, backend_options=dict(backend_options or {})).validate()
     if sweep_id is not None:
-        stored = _stored_spec(url, sweep_id)
+        stored = _stored_spec(store, sweep_id)
         if stored is not None:
             if _comparable(stored.to_params()) != _comparable(spec.to_params()):
                 raise UserError(f"sweep {sweep_id} exists with other settings: continue it with "
                                 f"`python -m reasoning sweep --resume {sweep_id}`")
-            return resume_sweep(url, sweep_id, lm=lm, verifier_obj=verifier_obj, progress=progress)
+            return resume_sweep(store, sweep_id, lm=lm, verifier_obj=verifier_obj, progress=progress)
     from reasoning.problems import load_problems
 
     load_problems(spec.dataset, limit=spec.limit, seed=spec.seed)  # fail before creating anything
-    with session_scope(url) as session:
-        sweep = m.Sweep(name=spec.name or _default_name(spec), params=spec.to_params())
-        if sweep_id:
-            sweep.id = sweep_id
-        session.add(sweep)
-    return _execute(url, sweep.id, spec, lm, verifier_obj, progress)
+    sweep_id = sweeps.create_sweep(store, spec.name or _default_name(spec), spec.to_params(), sweep_id)
+    return _execute(store, sweep_id, spec, lm, verifier_obj, progress)
 
 
-def resume_sweep(url: str, sweep_id: str, *, lm=None, verifier_obj=None, progress: bool | None = None) -> str:
+def resume_sweep(store: Store, sweep_id: str, *, lm=None, verifier_obj=None, progress: bool | None = None) -> str:
     """Finish a sweep: run what is missing, resume what was interrupted or failed."""
-    sweep_id = resolve_sweep_id(url, sweep_id)
-    spec = _stored_spec(url, sweep_id)
-    return _execute(url, sweep_id, spec.validate(), lm, verifier_obj, progress)
-
-
-def resolve_sweep_id(url: str, ref: str) -> str:
-    """A full sweep id or a unique prefix of one."""
-    with session_scope(url) as session:
-        ids = session.exec(select(m.Sweep.id).where(m.Sweep.id.startswith(ref))).all() if ref else []
-    if len(ids) == 1:
-        return ids[0]
-    if not ids:
-        raise UserError(f"no sweep with id {ref!r} in this database")
-    raise UserError(f"sweep id prefix {ref!r} is ambiguous ({len(ids)} sweeps): give more characters")
+    sweep_id = resolve_sweep_id(store, sweep_id)
+    spec = _stored_spec(store, sweep_id)
+    return _execute(store, sweep_id, spec.validate(), lm, verifier_obj, progress)
 
 
 @dataclass
@@ -194,24 +180,21 @@ class SweepRunState:
     worker: str | None = None  # "process 123 [on host]" while it runs
 
 
-def sweep_state(url: str, sweep_id: str) -> list[SweepRunState]:
+def sweep_state(store: Store, sweep_id: str) -> list[SweepRunState]:
     """Each planned run of a sweep with its stored run (if any) and status."""
-    from store.queries import effective_status, worker_label
-
-    spec = _stored_spec(url, sweep_id)
-    with session_scope(url) as session:
-        runs = session.exec(select(m.Run).where(m.Run.sweep_id == sweep_id).order_by(m.Run.created_at)).all()
-        existing = {(r.strategy, r.params.get("n")): (r.id, effective_status(r), worker_label(r)) for r in runs}
+    spec = _stored_spec(store, sweep_id)
+    existing = {(r.strategy, r.params.get("n")): (r.id, effective_status(r), worker_label(r))
+                for r in sweeps.sweep_runs(store, sweep_id)}
     return [SweepRunState(p, *existing.get((p.strategy, p.n), (None, None, None))) for p in spec.plan()]
 
 
-def _execute(url, sweep_id, spec: SweepSpec, lm, verifier_obj, progress) -> str:
+def _execute(store: Store, sweep_id, spec: SweepSpec, lm, verifier_obj, progress) -> str:
     from tqdm import tqdm
 
     from thinktrace import runner
     from reasoning.problems import load_problems
 
-    states = sweep_state(url, sweep_id)
+    states = sweep_state(store, sweep_id)
     busy = [s for s in states if s.status == m.RUNNING]
     if busy:
         raise UserError(f"run {busy[0].run_id} of sweep {sweep_id} is still running "
@@ -238,18 +221,14 @@ def _execute(url, sweep_id, spec: SweepSpec, lm, verifier_obj, progress) -> str:
                     limit=spec.limit, seed=spec.seed, config=planned.config, backend=spec.backend,
                     backend_options=spec.backend_options,
                     name=f"{spec.name or 'sweep'}: {planned.strategy} n={planned.n}").validate()
-                run_id = runner.create_run(url, request, problems, lm, verifier_obj)
-                with session_scope(url) as session:
-                    session.get(m.Run, run_id).sweep_id = sweep_id
+                run_id = runner.create_run(store, request, problems, lm, verifier_obj, sweep_id=sweep_id)
             runs_bar.set_postfix_str(f"{planned.strategy} n={planned.n}")
-            with session_scope(url) as session:
-                run = session.get(m.Run, run_id)
-                total, done = run.n_problems, len(session.exec(
-                    select(m.Result.id).where(m.Result.run_id == run_id)).all())
+            summary = run_summary(store, run_id)
+            total, done = summary.problems_total, summary.problems_done
             problems_bar = tqdm(total=total, initial=done, unit="problem", desc=f"{planned.strategy} n={planned.n}",
                                 position=1, leave=False, dynamic_ncols=True, disable=runs_bar.disable)
             try:
-                runner.execute(url, run_id, lm, verifier_obj, on_problem=lambda result, row: problems_bar.update(1))
+                runner.execute(store, run_id, lm, verifier_obj, on_problem=lambda result, row: problems_bar.update(1))
             finally:
                 problems_bar.close()
             runs_bar.update(1)
@@ -260,10 +239,9 @@ def _execute(url, sweep_id, spec: SweepSpec, lm, verifier_obj, progress) -> str:
     return sweep_id
 
 
-def _stored_spec(url: str, sweep_id: str) -> SweepSpec | None:
-    with session_scope(url) as session:
-        sweep = session.get(m.Sweep, sweep_id)
-        return None if sweep is None else SweepSpec.from_params(sweep.params)
+def _stored_spec(store: Store, sweep_id: str) -> SweepSpec | None:
+    sweep = sweeps.get_sweep(store, sweep_id)
+    return None if sweep is None else SweepSpec.from_params(sweep.params)
 
 
 def _comparable(params: dict) -> dict:

@@ -8,12 +8,12 @@ from typing import Optional
 import typer
 
 from reasoning.backends import DEFAULT_MODEL
-from thinktrace.cli.options import (BackendOption, BaseUrlOption, DtypeOption, GpuMemoryOption, KnobCommand,
-                                   MaxModelLenOption, ModelParamsOption, TensorParallelOption, backend_options)
+from thinktrace.cli.options import (BackendOption, BaseUrlOption, DbOption, DtypeOption, GpuMemoryOption,
+                                   KnobCommand, MaxModelLenOption, ModelParamsOption, TensorParallelOption,
+                                   backend_options)
 from reasoning.config import SearchConfig, knobs
 from reasoning.errors import UserError
 
-_DB_HELP = "SQLite file or database URL (default: $THINKTRACE_DB or ./thinktrace.db)"
 # The knobs `sweep` has flags for, set for all its runs (n and the strategies' other budget knobs it
 # sets per run itself), with the help each gets here (None: the knob's own).
 SWEEP_KNOBS = {"temperature": None, "max_new_tokens": None, "aggregate": None,
@@ -61,23 +61,22 @@ def sweep(
     name: str = typer.Option("", "--name", help="A label for the sweep."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish the sweep with this id (or prefix)."),
     sweep_id: Optional[str] = typer.Option(None, "--sweep-id", help="Use (or continue) the sweep with this id."),
-    db: Optional[str] = typer.Option(None, "--db", help=_DB_HELP),
+    db: Optional[str] = DbOption,
 ):
     """Run the runs an accuracy-vs-budget comparison needs: one N = max(budgets) sampling run shared by
     self_consistency and best_of_n (curves by subsampling), one run per budget for tree strategies."""
     from thinktrace.sweep import SweepInterrupted, resume_sweep, run_sweep
-    from store.db import precheck, resolve_url
+    from store import Store
 
-    url = resolve_url(db)
-    precheck(url)
+    store = Store.open(db)  # checked before the slow model load
     try:
         if resume:
-            sid = resume_sweep(url, resume)
+            sid = resume_sweep(store, resume)
         else:
             if strategies is None or budgets is None:
                 raise UserError("give --strategies and --budgets (or --resume SWEEP_ID)")
             cfg = SearchConfig(**knobs)
-            sid = run_sweep(url, parse_strategies(strategies), parse_budgets(budgets), dataset, limit=limit,
+            sid = run_sweep(store, parse_strategies(strategies), parse_budgets(budgets), dataset, limit=limit,
                             seed=seed, model=model, verifier=verifier, cfg=cfg, name=name, sweep_id=sweep_id,
                             backend=backend, backend_options=backend_options(
                                 base_url=base_url, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
@@ -97,16 +96,16 @@ def curves(
     by: Optional[str] = typer.Option(None, "--by", help="Facet: difficulty | pass1"),
     html: Optional[str] = typer.Option(None, "--html", help="Also write the figure as a standalone HTML file."),
     png: Optional[str] = typer.Option(None, "--png", help="Also write the figure as PNG (kaleido, or Chromium)."),
-    db: Optional[str] = typer.Option(None, "--db", help=_DB_HELP),
+    db: Optional[str] = DbOption,
 ):
     """Accuracy-vs-budget points (with 95% bootstrap CIs over problems) of a sweep or run."""
     from reasoning.budget import AXES, efficiency, frontier
+    from store import Store
     from thinktrace.curves import load_curves
-    from store.db import resolve_url
 
     if x not in AXES:
         raise UserError(f"unknown --x {x!r}: choose one of {', '.join(AXES)}")
-    curve_set = load_curves(resolve_url(db), ref, by=by)
+    curve_set = load_curves(Store.open(db), ref, by=by)
     if html or png:
         from viz.curves import budget_figure
 

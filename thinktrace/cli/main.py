@@ -10,9 +10,8 @@ from typing import Optional
 import typer
 
 from reasoning.backends import DEFAULT_MODEL
-from thinktrace.cli.options import (BackendOption, BaseUrlOption, DtypeOption, GpuMemoryOption, MaxModelLenOption,
-                                   ModelParamsOption, TensorParallelOption)
-from thinktrace.cli.options import KnobCommand
+from thinktrace.cli.options import (BackendOption, BaseUrlOption, DbOption, DtypeOption, GpuMemoryOption, JsonOption,
+                                   KnobCommand, MaxModelLenOption, ModelParamsOption, TensorParallelOption)
 from thinktrace.cli.options import backend_options as backend_options_of
 from reasoning.config import SearchConfig, knobs
 from reasoning.errors import UserError
@@ -20,9 +19,6 @@ from reasoning.strategies import names as strategy_names
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="ThinkTrace: run and inspect test-time reasoning strategies.")
-
-DbOption = typer.Option(None, "--db", help="SQLite file or database URL (default: $THINKTRACE_DB or ./thinktrace.db)")
-JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 
 def _sigterm_as_interrupt() -> None:
@@ -32,13 +28,13 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _execute(url: str, run_id: str, lm, verifier, total: int, as_json: bool):
+def _execute(store, run_id: str, lm, verifier, total: int, as_json: bool):
     from tqdm import tqdm
 
     from thinktrace import runner
-    from store.queries import run_summary
+    from store.runs import run_summary
 
-    summary = run_summary(url, run_id)
+    summary = run_summary(store, run_id)
     bar = tqdm(total=total, initial=summary.problems_done, unit="problem", dynamic_ncols=True,
                desc=summary.strategy, disable=None)
     stats = {"correct": summary.correct, "graded": summary.graded, "tokens": summary.tokens}
@@ -53,13 +49,13 @@ def _execute(url: str, run_id: str, lm, verifier, total: int, as_json: bool):
         bar.update(1)
 
     try:
-        runner.execute(url, run_id, lm, verifier, on_problem=on_problem)
+        runner.execute(store, run_id, lm, verifier, on_problem=on_problem)
     except KeyboardInterrupt:
         bar.close()
         typer.echo(f"interrupted: run {run_id} is resumable with `python -m reasoning resume {run_id}`", err=True)
         raise typer.Exit(130)
     bar.close()
-    _print_summary(run_summary(url, run_id), as_json)
+    _print_summary(run_summary(store, run_id), as_json)
 
 
 def _load_models(model: str, verifier_spec: str | None, trust_remote_code: bool = False,
@@ -105,7 +101,7 @@ def run(
     """Run a strategy over a problem set; every node lands in the store."""
     from reasoning.problems import load_problems
     from thinktrace.runner import RunRequest, check_gold, create_run
-    from store.db import precheck, resolve_url
+    from store import Store
 
     cfg = SearchConfig(**knobs)
     backend_options = backend_options_of(base_url=base_url, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
@@ -116,13 +112,12 @@ def run(
                          backend_options=backend_options).validate()
     problems = load_problems(dataset, limit=limit, seed=seed)
     check_gold(request, problems)  # before the slow model load
-    url = resolve_url(db)
-    precheck(url)
+    store = Store.open(db)  # checked before the slow model load
     lm, verifier_obj = _load_models(model, request.verifier, trust_remote_code, backend, backend_options)
-    rid = create_run(url, request, problems, lm, verifier_obj, run_id=run_id)
+    rid = create_run(store, request, problems, lm, verifier_obj, run_id=run_id)
     if not as_json:
         typer.echo(f"run {rid}")
-    _execute(url, rid, lm, verifier_obj, len(problems), as_json)
+    _execute(store, rid, lm, verifier_obj, len(problems), as_json)
 
 
 def _strategy_option():
@@ -139,34 +134,31 @@ def resume(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."
            trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="As for run (not stored with the run).")):
     """Finish an interrupted or failed run; finished problems are kept, the rest redone with the same seeds."""
     from thinktrace.runner import request_of
+    from store import Store
     from store import models as m
-    from store.db import resolve_url, session_scope
-    from store.queries import effective_status, resolve_run_id, worker_label
+    from store.liveness import effective_status, worker_label
+    from store.runs import get_run, resolve_run_id
 
-    url = resolve_url(db)
-    rid = resolve_run_id(url, run_id)
-    with session_scope(url) as session:
-        run = session.get(m.Run, rid)
-        status = effective_status(run)
-        request = request_of(run)
-        total = run.n_problems
-        worker = worker_label(run)
+    store = Store.open(db)
+    rid = resolve_run_id(store, run_id)
+    run = get_run(store, rid)
+    status, request, total, worker = effective_status(run), request_of(run), run.n_problems, worker_label(run)
     if status == m.DONE:
         raise UserError(f"run {rid} is already done")
     if status == m.RUNNING:
         raise UserError(f"run {rid} is still running ({worker})")
     lm, verifier = _load_models(request.model, request.verifier, trust_remote_code, request.backend,
                                 request.backend_options)
-    _execute(url, rid, lm, verifier, total, as_json)
+    _execute(store, rid, lm, verifier, total, as_json)
 
 
 @app.command("runs")
 def list_runs_cmd(db: Optional[str] = DbOption, as_json: bool = JsonOption):
     """List runs, newest first."""
-    from store.db import resolve_url
-    from store.queries import list_runs
+    from store import Store
+    from store.runs import list_runs
 
-    rows = list_runs(resolve_url(db))
+    rows = list_runs(Store.open(db))
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in rows], indent=2))
         return
@@ -185,12 +177,12 @@ def list_runs_cmd(db: Optional[str] = DbOption, as_json: bool = JsonOption):
 def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."), db: Optional[str] = DbOption,
          as_json: bool = JsonOption):
     """A run's summary and its per-problem results."""
-    from store.db import resolve_url
-    from store.queries import resolve_run_id, run_results, run_summary
+    from store import Store
+    from store.runs import resolve_run_id, run_results, run_summary
 
-    url = resolve_url(db)
-    rid = resolve_run_id(url, run_id)
-    summary, results = run_summary(url, rid), run_results(url, rid)
+    store = Store.open(db)
+    rid = resolve_run_id(store, run_id)
+    summary, results = run_summary(store, rid), run_results(store, rid)
     if as_json:
         out = summary.to_json()
         out["results"] = [

@@ -1,11 +1,14 @@
-"""The flags several commands share (one definition, so their names and help never drift): the
-backend's, and the knobs', made from their declarations (reasoning.config.Knob)."""
+"""Flags several commands share, defined once so their names and help never drift: the database
+(`--db`, every command that reads or writes runs), `--json`, the backend flags of `run` and `sweep`,
+and the knobs' flags, made from their declarations (reasoning.config.Knob)."""
 from __future__ import annotations
 
 import inspect
 
 import typer
 
+DbOption = typer.Option(None, "--db", help="SQLite file or database URL (default: $THINKTRACE_DB or ./thinktrace.db)")
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
 BackendOption = typer.Option("transformers", "--backend", help="transformers | vllm (pip install vllm==0.32.0) | openai (an OpenAI-compatible server at --base-url; key from $THINKTRACE_API_KEY or $OPENAI_API_KEY).")
 BaseUrlOption = typer.Option(None, "--base-url", help="openai backend: the server's API root, e.g. http://127.0.0.1:8000/v1.")
 DtypeOption = typer.Option(None, "--dtype", help="transformers / vllm: float32 | bfloat16 | float16 (default: bf16 on GPUs, fp32 on CPUs).")

@@ -18,9 +18,7 @@ from typing import List, Optional
 import typer
 
 from reasoning.errors import UserError
-
-DbOption = typer.Option(None, "--db", help="SQLite file or database URL (default: $THINKTRACE_DB or ./thinktrace.db)")
-JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
+from thinktrace.cli.options import DbOption, JsonOption
 
 
 def register(app: typer.Typer) -> None:
@@ -35,13 +33,13 @@ def export_cmd(
     db: Optional[str] = DbOption,
 ):
     """Write runs (problems, every node, results, settings) to one portable bundle file."""
+    from store import Store
     from store.bundle import write_bundle
-    from store.db import resolve_url
-    from store.queries import resolve_run_id
+    from store.runs import resolve_run_id
 
-    url = resolve_url(db)
-    ids = [resolve_run_id(url, ref) for ref in run_ids]
-    size = write_bundle(url, ids, output)
+    store = Store.open(db)
+    ids = [resolve_run_id(store, ref) for ref in run_ids]
+    size = write_bundle(store, ids, output)
     typer.echo(f"exported {len(ids)} run{'s' * (len(ids) != 1)} to {output} ({size / 1024:.1f} KB)")
 
 
@@ -58,14 +56,14 @@ def import_cmd(
 ):
     """Import runs into the database, idempotently: runs already present are left as they are."""
     from thinktrace.peers import FORMATS, import_peer
+    from store import Store
     from store.bundle import import_bundle
-    from store.db import resolve_url
 
-    url = resolve_url(db)
+    store = Store.open(db)
     if source == "thinktrace":
-        report = import_bundle(url, file)
+        report = import_bundle(store, file)
     elif source in FORMATS:
-        report = import_peer(url, source, file, name=name, model=model, strategy=strategy)
+        report = import_peer(store, source, file, name=name, model=model, strategy=strategy)
     else:
         raise UserError(f"unknown --from {source!r}: choose thinktrace, {', '.join(FORMATS)}")
     if as_json:
@@ -86,14 +84,14 @@ def report_cmd(
 ):
     """Write one self-contained HTML report (works offline): summary, budget curve, trees."""
     from thinktrace.report import write_report
-    from store.db import resolve_url
-    from store.queries import resolve_run_id
+    from store import Store
+    from store.runs import resolve_run_id
 
     try:
         positions = None if problems is None else [int(p) for p in problems.split(",") if p.strip()]
     except ValueError:
         raise UserError(f"--problems must be comma-separated positions like 0,1,2 (got {problems!r})") from None
-    url = resolve_url(db)
-    rid = resolve_run_id(url, run_id)
-    size = write_report(url, rid, output, positions)
+    store = Store.open(db)
+    rid = resolve_run_id(store, run_id)
+    size = write_report(store, rid, output, positions)
     typer.echo(f"wrote {output} ({size / 1024:.0f} KB)")

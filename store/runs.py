@@ -1,0 +1,323 @@
+"""Runs and their nodes: creating a run, streaming its nodes and results while it works, and reading
+it back (summaries, per-problem results, trees). Aggregations happen in SQL, not in Python loops.
+
+A problem counts as done only when its Result is committed, in the same transaction as its last
+nodes (NodeWriter.finish); the nodes of a problem without a Result are a crash's leftovers, which
+discard_partial deletes before a resume redoes the problem.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from sqlalchemy import Integer, cast, delete, func, insert, update
+from sqlmodel import select
+
+from reasoning.errors import UserError
+from reasoning.types import Node, Problem
+from store import models as m
+from store.db import Store
+from store.liveness import effective_status
+
+# ---------------------------------------------------------------------------------------------
+# Writing a run
+
+
+def create_run(store: Store, run: m.Run, problems: list[Problem]) -> str:
+    """Record the run and its problem list in one transaction. Problems are shared between runs:
+    the known ones are looked up in one query, the rest added."""
+    with store.session() as session:
+        session.add(run)
+        datasets = {problem.dataset for problem in problems}
+        known = {(row.dataset, row.key): row
+                 for row in session.exec(select(m.Problem).where(m.Problem.dataset.in_(datasets))).all()}
+        for problem in problems:
+            if (problem.dataset, problem.key) not in known:
+                row = m.Problem(dataset=problem.dataset, key=problem.key, question=problem.question,
+                                answer=problem.answer, difficulty=problem.difficulty, meta=problem.meta)
+                session.add(row)
+                known[(problem.dataset, problem.key)] = row
+        session.flush()
+        session.add_all(m.RunProblem(run_id=run.id, position=position,
+                                     problem_id=known[(problem.dataset, problem.key)].id)
+                        for position, problem in enumerate(problems))
+        return run.id
+
+
+def get_run(store: Store, run_id: str) -> m.Run | None:
+    """The run's row (settings, counters, worker), or None."""
+    with store.session() as session:
+        return session.get(m.Run, run_id)
+
+
+def get_runs(store: Store, run_ids: list[str]) -> list[m.Run]:
+    """The rows of these runs that exist, in no particular order."""
+    if not run_ids:
+        return []
+    with store.session() as session:
+        return list(session.exec(select(m.Run).where(m.Run.id.in_(list(run_ids)))).all())
+
+
+def discard_partial(store: Store, run_id: str) -> None:
+    """Delete nodes of problems that have no committed Result (a crash mid-problem)."""
+    with store.session() as session:
+        done = select(m.Result.problem_id).where(m.Result.run_id == run_id)
+        session.execute(delete(m.Node).where(m.Node.run_id == run_id, m.Node.problem_id.not_in(done)))
+
+
+def pending_problems(store: Store, run_id: str) -> list[tuple[int, m.Problem]]:
+    """(position, problem) of the run's problems without a Result, in order."""
+    with store.session() as session:
+        done = select(m.Result.problem_id).where(m.Result.run_id == run_id)
+        rows = session.exec(
+            select(m.RunProblem.position, m.Problem)
+            .join(m.Problem, m.Problem.id == m.RunProblem.problem_id)
+            .where(m.RunProblem.run_id == run_id, m.RunProblem.problem_id.not_in(done))
+            .order_by(m.RunProblem.position)
+        ).all()
+        return [(pos, prob) for pos, prob in rows]
+
+
+_NODE_FIELDS = ("seq", "depth", "text", "tokens", "logprob", "score", "path_score", "status",
+                "finish_reason", "answer", "correct", "iteration", "meta")
+
+
+class NodeWriter:
+    """Receives every node event of one problem; writes them in small batches (so the app sees the
+    tree grow) and finally, with the problem's Result, in one transaction (`finish`)."""
+
+    def __init__(self, store: Store, run_id: str, problem_id: int, every_s: float = 0.5):
+        self.store, self.run_id, self.problem_id, self.every_s = store, run_id, problem_id, every_s
+        self.pending: dict[int, Node] = {}
+        self.ids: dict[int, int] = {}
+        self.last_flush = time.monotonic()
+
+    def __call__(self, node: Node) -> None:
+        self.pending[node.seq] = node
+        if time.monotonic() - self.last_flush > self.every_s:
+            with self.store.session() as session:
+                self._flush(session)
+
+    def finish(self, result: m.Result) -> None:
+        """The problem is done: its last nodes, its Result and the run's totals commit together."""
+        with self.store.session() as session:
+            self._flush(session)
+            session.add(result)
+            session.execute(update(m.Run).where(m.Run.id == self.run_id).values(
+                tokens=m.Run.tokens + result.tokens, model_calls=m.Run.model_calls + result.model_calls,
+                verifier_calls=m.Run.verifier_calls + result.verifier_calls,
+                wall_seconds=m.Run.wall_seconds + result.wall_seconds))
+
+    def _flush(self, session) -> None:
+        """Insert new nodes, update the ones written before (a node's status or score changes)."""
+        self.last_flush = time.monotonic()
+        if not self.pending:
+            return
+        rows = [{**{f: getattr(n, f) for f in _NODE_FIELDS}, "parent_seq": n.parent} for n in self.pending.values()]
+        new = [r for r in rows if r["seq"] not in self.ids]
+        old = [{**r, "id": self.ids[r["seq"]]} for r in rows if r["seq"] in self.ids]
+        if new:
+            stmt = insert(m.Node).returning(m.Node.id, m.Node.seq, sort_by_parameter_order=True)
+            result = session.execute(stmt, [{**r, "run_id": self.run_id, "problem_id": self.problem_id} for r in new])
+            self.ids.update({seq: id_ for id_, seq in result.all()})
+        if old:
+            session.execute(update(m.Node), old)
+        self.pending.clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading runs back
+
+
+@dataclass
+class RunSummary:
+    id: str
+    name: str
+    strategy: str
+    n: int | None
+    model: str
+    verifier: str | None
+    dataset: str
+    status: str
+    created_at: datetime
+    finished_at: datetime | None
+    problems_done: int
+    problems_total: int
+    correct: int
+    graded: int
+    accuracy: float | None
+    tokens: int
+    model_calls: int
+    verifier_calls: int
+    wall_seconds: float
+    seed: int
+    evaluation_only: bool
+    error: str | None
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["created_at"] = self.created_at.isoformat()
+        d["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
+        return d
+
+
+def _result_counts():
+    """Per run: problems done, right, graded (one grouped subquery, joined to runs)."""
+    return (
+        select(
+            m.Result.run_id,
+            func.count(m.Result.id).label("done"),
+            func.sum(cast(m.Result.correct, Integer)).label("correct"),
+            func.count(m.Result.correct).label("graded"),
+        )
+        .group_by(m.Result.run_id)
+        .subquery()
+    )
+
+
+def _runs_with_counts(counts):
+    return select(m.Run, counts.c.done, counts.c.correct, counts.c.graded).join(
+        counts, counts.c.run_id == m.Run.id, isouter=True
+    )
+
+
+def _summary(run: m.Run, done, correct, graded) -> RunSummary:
+    done, correct, graded = done or 0, correct or 0, graded or 0
+    return RunSummary(
+        id=run.id, name=run.name, strategy=run.strategy, n=run.params.get("n"),
+        model=run.model_name or run.model_id, verifier=run.verifier, dataset=run.dataset,
+        status=effective_status(run), created_at=run.created_at, finished_at=run.finished_at,
+        problems_done=done, problems_total=run.n_problems, correct=correct, graded=graded,
+        accuracy=(correct / graded) if graded else None, tokens=run.tokens, model_calls=run.model_calls,
+        verifier_calls=run.verifier_calls, wall_seconds=run.wall_seconds, seed=run.seed,
+        evaluation_only=run.evaluation_only, error=run.error,
+    )
+
+
+def _summaries(session, where=None) -> list[RunSummary]:
+    query = _runs_with_counts(_result_counts())
+    if where is not None:
+        query = query.where(where)
+    return [_summary(*row) for row in session.exec(query.order_by(m.Run.created_at.desc())).all()]
+
+
+def list_runs(store: Store) -> list[RunSummary]:
+    with store.session() as session:
+        return _summaries(session)
+
+
+def resolve_run_id(store: Store, ref: str) -> str:
+    """A full run id or a unique prefix of one (as git does for commits)."""
+    with store.session() as session:
+        ids = session.exec(select(m.Run.id).where(m.Run.id.startswith(ref))).all() if ref else []
+    if len(ids) == 1:
+        return ids[0]
+    if not ids:
+        raise UserError(f"no run with id {ref!r} in this database")
+    raise UserError(f"run id prefix {ref!r} is ambiguous ({len(ids)} runs): give more characters")
+
+
+def run_summary(store: Store, run_id: str) -> RunSummary:
+    with store.session() as session:
+        rows = _summaries(session, m.Run.id == run_id)
+    if not rows:
+        raise UserError(f"no run with id {run_id!r} in this database")
+    return rows[0]
+
+
+@dataclass
+class ProblemResult:
+    position: int
+    problem_id: int
+    key: str
+    question: str
+    gold: str | None
+    difficulty: int | None
+    answer: str | None
+    correct: bool | None
+    tokens: int
+    model_calls: int
+    verifier_calls: int
+    wall_seconds: float
+    node_seq: int | None
+    votes: dict
+
+
+def run_results(store: Store, run_id: str) -> list[ProblemResult]:
+    """Per-problem results of a run, in the run's problem order (finished problems only)."""
+    with store.session() as session:
+        rows = session.exec(
+            select(m.Result, m.Problem)
+            .join(m.Problem, m.Problem.id == m.Result.problem_id)
+            .where(m.Result.run_id == run_id)
+            .order_by(m.Result.position)
+        ).all()
+        return [
+            ProblemResult(position=r.position, problem_id=p.id, key=p.key, question=p.question, gold=p.answer,
+                          difficulty=p.difficulty, answer=r.answer, correct=r.correct, tokens=r.tokens,
+                          model_calls=r.model_calls, verifier_calls=r.verifier_calls,
+                          wall_seconds=r.wall_seconds, node_seq=r.node_seq, votes=r.votes)
+            for r, p in rows
+        ]
+
+
+def tree_nodes(store: Store, run_id: str, problem_id: int) -> list[m.Node]:
+    """Every node of one problem's tree, in creation order (one query)."""
+    with store.session() as session:
+        return list(session.exec(
+            select(m.Node).where(m.Node.run_id == run_id, m.Node.problem_id == problem_id).order_by(m.Node.seq)
+        ).all())
+
+
+@dataclass
+class RunProblemRow:
+    """One problem of a run, finished or not (the problem picker of the Tree and Run pages)."""
+
+    position: int
+    problem_id: int
+    key: str
+    question: str
+    gold: str | None
+    difficulty: int | None
+    done: bool
+    correct: bool | None
+    answer: str | None
+    node_seq: int | None
+    tokens: int | None  # generated for the problem (None: not finished)
+    nodes: int
+
+
+def run_problems(store: Store, run_id: str) -> list[RunProblemRow]:
+    """Every problem a run was asked to solve, in order, with its result and node count (one query)."""
+    node_counts = (
+        select(m.Node.problem_id, func.count(m.Node.id).label("nodes"))
+        .where(m.Node.run_id == run_id)
+        .group_by(m.Node.problem_id)
+        .subquery()
+    )
+    query = (
+        select(m.RunProblem.position, m.Problem, m.Result.id, m.Result.correct, m.Result.answer,
+               m.Result.node_seq, m.Result.tokens, node_counts.c.nodes)
+        .join(m.Problem, m.Problem.id == m.RunProblem.problem_id)
+        .join(m.Result, (m.Result.run_id == m.RunProblem.run_id) & (m.Result.problem_id == m.RunProblem.problem_id),
+              isouter=True)
+        .join(node_counts, node_counts.c.problem_id == m.RunProblem.problem_id, isouter=True)
+        .where(m.RunProblem.run_id == run_id)
+        .order_by(m.RunProblem.position)
+    )
+    with store.session() as session:
+        return [
+            RunProblemRow(position=pos, problem_id=p.id, key=p.key, question=p.question, gold=p.answer,
+                          difficulty=p.difficulty, done=rid is not None, correct=correct, answer=answer,
+                          node_seq=node_seq, tokens=tokens, nodes=nodes or 0)
+            for pos, p, rid, correct, answer, node_seq, tokens, nodes in session.exec(query).all()
+        ]
+
+
+def current_problem(store: Store, run_id: str) -> int | None:
+    """The problem the run touched last (its newest node): the tree that is growing right now."""
+    with store.session() as session:
+        return session.exec(
+            select(m.Node.problem_id).where(m.Node.run_id == run_id).order_by(m.Node.id.desc()).limit(1)
+        ).first()

@@ -1,0 +1,89 @@
+"""Sweeps: the stored plan of an accuracy-vs-budget comparison and the runs made for it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import case, func
+from sqlmodel import select
+
+from reasoning.errors import UserError
+from store import models as m
+from store.db import Store
+
+
+def create_sweep(store: Store, name: str, params: dict, sweep_id: str | None = None) -> str:
+    """Record a sweep and its plan (`params`, what resuming it needs); returns its id."""
+    sweep = m.Sweep(name=name, params=params)
+    if sweep_id:
+        sweep.id = sweep_id
+    with store.session() as session:
+        session.add(sweep)
+    return sweep.id
+
+
+def get_sweep(store: Store, sweep_id: str) -> m.Sweep | None:
+    with store.session() as session:
+        return session.get(m.Sweep, sweep_id)
+
+
+def sweep_runs(store: Store, sweep_id: str) -> list[m.Run]:
+    """The runs made for a sweep so far, oldest first."""
+    with store.session() as session:
+        return list(session.exec(select(m.Run).where(m.Run.sweep_id == sweep_id).order_by(m.Run.created_at)).all())
+
+
+def resolve_sweep_id(store: Store, ref: str) -> str:
+    """A full sweep id or a unique prefix of one."""
+    with store.session() as session:
+        ids = session.exec(select(m.Sweep.id).where(m.Sweep.id.startswith(ref))).all() if ref else []
+    if len(ids) == 1:
+        return ids[0]
+    if not ids:
+        raise UserError(f"no sweep with id {ref!r} in this database")
+    raise UserError(f"sweep id prefix {ref!r} is ambiguous ({len(ids)} sweeps): give more characters")
+
+
+def resolve_ref(store: Store, ref: str) -> tuple[str, str]:
+    """("sweep", id) or ("run", id) for a full id or unique prefix of either."""
+    with store.session() as session:
+        sweeps = session.exec(select(m.Sweep.id).where(m.Sweep.id.startswith(ref))).all() if ref else []
+        runs = session.exec(select(m.Run.id).where(m.Run.id.startswith(ref))).all() if ref else []
+    matches = [("sweep", s) for s in sweeps] + [("run", r) for r in runs]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise UserError(f"no run or sweep with id {ref!r} in this database")
+    raise UserError(f"id prefix {ref!r} is ambiguous ({len(matches)} runs and sweeps): give more characters")
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    id: str
+    name: str
+    created_at: datetime
+    dataset: str
+    strategies: list[str]
+    budgets: list[int]
+    verifier: str | None
+    runs: int
+    runs_done: int
+
+    def label(self) -> str:
+        """What a person recognises a sweep by."""
+        return (f"{self.name} · {self.runs_done}/{self.runs} runs done · "
+                f"{self.created_at:%Y-%m-%d %H:%M} · {self.id[:8]}")
+
+
+def list_sweeps(store: Store) -> list[SweepSummary]:
+    """Sweeps, newest first, with how many of their runs exist and are done (counted in SQL)."""
+    done = func.sum(case((m.Run.status == m.DONE, 1), else_=0))
+    query = (select(m.Sweep, func.count(m.Run.id), done)
+             .join(m.Run, m.Run.sweep_id == m.Sweep.id, isouter=True)
+             .group_by(m.Sweep.id).order_by(m.Sweep.created_at.desc()))
+    with store.session() as session:
+        rows = session.exec(query).all()
+    return [SweepSummary(id=s.id, name=s.name, created_at=s.created_at, dataset=s.params.get("dataset", ""),
+                         strategies=list(s.params.get("strategies", [])), budgets=list(s.params.get("budgets", [])),
+                         verifier=s.params.get("verifier"), runs=runs or 0, runs_done=int(n_done or 0))
+            for s, runs, n_done in rows]
