@@ -116,7 +116,7 @@ def test_the_report_and_the_budget_curves_count_equivalent_answers_as_one(store)
     run_id = runner.create_run(store, request, problems, lm, None)
     runner.execute(store, run_id, lm, None)
 
-    [trace] = [t for t in figures(build_report(store, run_id))[0]["data"] if t.get("name") == "majority vote@k"]
+    [trace] = [t for t in figures(build_report(store, run_id))[0]["data"] if t.get("name") == "majority (self-consistency)"]
     report = dict(zip(trace["x"], trace["y"]))
     curves = {p.k: p.accuracy for p in load_curves(store, run_ids=[run_id]).points if p.estimator == "maj"}
     assert sorted(report) == sorted(curves) == [1, 2, 4, 5]
