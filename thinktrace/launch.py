@@ -8,6 +8,7 @@ the Run row, which is what the stop button signals (SIGTERM: the CLI turns it in
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -21,10 +22,24 @@ from pathlib import Path
 
 from reasoning.backends import DEFAULT_MODEL
 from reasoning.config import knobs
+from reasoning.errors import UserError
 from store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = ".thinktrace-logs"
+LOG_TAIL_BYTES = 64 * 1024  # what last_error reads of a log: its end, however long the log grew
+_ID = re.compile(r"[0-9A-Fa-f-]{1,36}")
+
+
+def check_id(ref: str, what: str = "run") -> str:
+    """`ref` if it has the form of a run or sweep id, a UUID (store.models.new_id) or a prefix of one;
+    else one UserError. Ids come from links (`?run=`), forms and other processes: checking their form
+    before any use means none can name a file (`../../x`, `/etc/x`, here a log path) or a pattern
+    (`%` in a prefix query), whatever the code that later uses it does with it."""
+    if not isinstance(ref, str) or not _ID.fullmatch(ref):
+        shown = ref if isinstance(ref, str) and len(ref) <= 60 else f"{str(ref)[:57]}..."
+        raise UserError(f"{shown!r} is not a {what} id (a UUID such as 3f9c01ab-…, or its first characters)")
+    return ref
 
 
 @dataclass
@@ -90,15 +105,18 @@ def _db_arg(db_url: str) -> str:
     return Store(db_url).sqlite_file or db_url
 
 
-def log_path(db_url: str, run_id: str) -> Path:
-    """`<db folder>/.thinktrace-logs/<run id>.log` (a temp folder for non-file databases)."""
+def app_folder(db_url: str) -> Path:
+    """Where the app keeps files beside a database (LOG_DIR, the Run page's uploads): the database's
+    folder, or the temp folder for a server database."""
     path = Store(db_url).sqlite_file
-    if path is not None:
-        folder = Path(path).resolve().parent / LOG_DIR
-    else:
-        folder = Path(tempfile.gettempdir()) / "thinktrace-logs"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{run_id}.log"
+    return Path(path).resolve().parent if path is not None else Path(tempfile.gettempdir())
+
+
+def log_path(db_url: str, run_id: str) -> Path:
+    """`<app folder>/.thinktrace-logs/<run id>.log`. Only names the file: reading a log must create
+    nothing (a read-only app writes nothing), so the folder is made where a run is spawned. The id
+    is checked first: it becomes part of a path."""
+    return app_folder(db_url) / LOG_DIR / f"{check_id(run_id)}.log"
 
 
 @dataclass
@@ -117,12 +135,12 @@ _lock = threading.Lock()
 
 
 def _spawn(run_id: str, argv: list[str], db_url: str) -> Launch:
-    from reasoning.errors import UserError
     from thinktrace.settings import read_only
 
     if read_only():  # the pages hide these buttons; this holds even if one is missed
         raise UserError("this app is read-only (THINKTRACE_READONLY): runs cannot be started or resumed here")
     log = log_path(db_url, run_id)
+    log.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1", THINKTRACE_DB=db_url)
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
@@ -140,8 +158,13 @@ def start_run(spec: RunSpec, db_url: str, run_id: str | None = None) -> Launch:
     return _spawn(run_id, argv, db_url)
 
 
-def resume_run(run_id: str, db_url: str) -> Launch:
-    argv = [sys.executable, "-m", "reasoning", "resume", run_id, "--db", db_url]
+def resume_run(run_id: str, db_url: str, base_url: str | None = None) -> Launch:
+    """Spawn `resume`. `base_url` is the server the user typed for an `openai` run that has none stored
+    (imported runs never bring one: a server address, where the API key goes, never comes from data);
+    it goes to `resume --base-url=URL` (one argument: a value starting with `-` stays a value)."""
+    argv = [sys.executable, "-m", "reasoning", "resume", check_id(run_id), "--db", db_url]
+    if base_url:
+        argv.append(f"--base-url={base_url}")
     return _spawn(run_id, argv, db_url)
 
 
@@ -168,11 +191,15 @@ def child_state(run_id: str) -> tuple[str, int | None]:
 
 
 def last_error(log: Path) -> str | None:
-    """The line that explains a failed start: the CLI's `error: ...` line, else the last line."""
+    """The line that explains a failed start: the CLI's `error: ...` line, else the last line. Reads
+    the log's last LOG_TAIL_BYTES only: a long run's log can be large, and a page polls this."""
     try:
-        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
+            tail = f.read().decode(errors="replace")
     except OSError:
         return None
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error:")]
     if errors:
         return errors[-1]
