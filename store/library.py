@@ -127,3 +127,25 @@ def delete_runs(store: Store, run_ids: list[str]) -> int:
         for table in (m.Node, m.Result, m.RunProblem):
             session.execute(delete(table).where(table.run_id.in_(run_ids)))
         return session.execute(delete(m.Run).where(m.Run.id.in_(run_ids))).rowcount
+
+
+@dataclass
+class RunSize:
+    """How much text a set of runs holds: what exporting or reporting them reads, holds and writes."""
+
+    nodes: int
+    chars: int  # characters of step texts, answers and meta, and of the questions of their problems
+
+
+def run_size(store: Store, run_ids: list[str]) -> RunSize:
+    """The size of these runs, summed in SQL without loading a row (the Library bounds by it what a
+    read-only visitor may export or report)."""
+    text = (func.length(m.Node.text) + func.coalesce(func.length(m.Node.answer), 0)
+            + func.length(cast(m.Node.meta, String)))
+    with store.session() as session:
+        nodes, chars = session.exec(select(func.count(m.Node.id), func.coalesce(func.sum(text), 0))
+                                    .where(m.Node.run_id.in_(run_ids))).one()
+        questions = session.exec(select(func.coalesce(func.sum(func.length(m.Problem.question)), 0))
+                                 .join(m.RunProblem, m.RunProblem.problem_id == m.Problem.id)
+                                 .where(m.RunProblem.run_id.in_(run_ids))).one()
+    return RunSize(nodes=int(nodes), chars=int(chars) + int(questions))
