@@ -15,7 +15,8 @@ from reasoning.config import Knob, SearchConfig, knobs
 from reasoning.errors import UserError
 from reasoning.strategies import IGNORES, NEEDS, lookup, names
 from reasoning.verifiers import VERIFIERS
-from thinktrace.launch import RunSpec, display_command, log_path, start_run
+from pages.common import md_escape
+from thinktrace.launch import RunSpec, app_folder, display_command, start_run
 
 
 def knob_widget(knob: Knob, key: str):
@@ -37,7 +38,7 @@ def knob_widget(knob: Knob, key: str):
 
 
 def uploads_dir(url: str) -> Path:
-    return log_path(url, "x").parent.parent / ".thinktrace-uploads"
+    return app_folder(url) / ".thinktrace-uploads"
 
 
 def save_problem_file(url: str, name: str, data: bytes) -> Path:
@@ -80,11 +81,11 @@ def problems_form(url: str) -> tuple[str | None, int | None]:
         try:
             count = check_problem_file(path)
         except UserError as exc:
-            st.error(f"Cannot use {upload.name}: {exc}")
+            st.error(f"Cannot use {md_escape(upload.name)}: {md_escape(exc)}")
             return None, None
         limit = int(st.number_input(f"Problems to use (of {count})", min_value=1, max_value=count, value=count,
                                     key="upload_limit"))
-        st.caption(f"✓ {count} problems read from {upload.name}")
+        st.caption(f"✓ {count} problems read from {md_escape(upload.name)}")
         return str(path), limit
     question = st.text_area("Question", key="question", placeholder="A farmer has 12 cows and buys 5 more. How many cows?")
     gold = st.text_input("Gold answer (optional)", key="gold", help="Marks the answers right or wrong; without it "
@@ -192,7 +193,7 @@ def form(url: str) -> None:
             st.code(display_command(spec, url, multiline=True), language="bash")
         problem = validate(strategy, model, verifier, values, backend, backend_options)
         if problem:
-            st.error(problem)
+            st.error(md_escape(problem))
         if st.button("Start run", icon=":material/play_arrow:", type="primary", disabled=spec is None or bool(problem), key="start"):
             launch = start_run(spec, url)
             st.session_state["watch"] = launch.run_id

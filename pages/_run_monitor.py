@@ -7,9 +7,10 @@ from datetime import datetime, timezone
 
 import streamlit as st
 
-from pages.common import TREE_PAGE, duration, param, problem_label, share_box, short
+from pages.common import TREE_PAGE, duration, md_escape, param, problem_label, share_box, short, url_ref
 from reasoning.errors import UserError
-from thinktrace.launch import child_state, last_error, log_path, resume_run, stop_run
+from thinktrace import launch
+from thinktrace.launch import child_state, last_error, log_path, stop_run
 from thinktrace.settings import read_only
 
 POLL_SECONDS = 1.5
@@ -20,6 +21,8 @@ def watched_run(store) -> str | None:
     from store.runs import list_runs, resolve_run_id
 
     rid = param("run") or st.session_state.get("watch")
+    if rid and url_ref(rid) is None:  # a malformed id goes nowhere near the store or the log files
+        return None
     if rid:
         try:
             return resolve_run_id(store, rid)  # a link may carry a unique prefix
@@ -45,14 +48,16 @@ def live(store, run_id: str) -> None:
         if state == "running":
             st.info("Starting: loading the model. The run appears here as soon as it is ready.", icon=":material/hourglass_top:")
         else:
-            line = last_error(log_path(url, run_id))
+            # A read-only app starts nothing, so it has no start to explain: it reads no log at all.
+            line = None if read_only() else last_error(log_path(url, run_id))
             if line:
-                st.error(f"The run did not start: {line.removeprefix('error: ')}")
+                st.error(f"The run did not start: {md_escape(line.removeprefix('error: '))}")
             else:
-                st.error(f"No run with id {run_id!r} in this database. Pick one on the Tree page or start a new one.")
+                st.error(f"No run with id {md_escape(repr(run_id))} in this database. Pick one on the Tree page or "
+                         "start a new one.")
         return
     status = "running" if state == "running" and s.status != "done" else s.status
-    st.subheader(f"{s.name}")
+    st.subheader(md_escape(s.name), anchor=False)
     now = datetime.now(timezone.utc)
     created, finished = as_utc(s.created_at), as_utc(s.finished_at)
     elapsed = ((finished or now) - created).total_seconds() if status in ("running", "done") else s.wall_seconds
@@ -65,26 +70,30 @@ def live(store, run_id: str) -> None:
     c[2].metric("Tokens", f"{s.tokens:,}")
     c[3].metric("Elapsed", duration(elapsed))
     c[4].metric("ETA", duration(eta) if eta is not None else ("–" if status != "done" else "done"))
-    st.progress(s.problems_done / max(1, s.problems_total))
+    st.progress(min(1.0, max(0.0, s.problems_done / max(1, s.problems_total))))  # any stored counts
     if s.accuracy is not None:
         st.caption(f"Accuracy so far: {s.correct}/{s.graded} = {100 * s.accuracy:.0f}%"
                    + (" (oracle verifier: an upper bound)" if s.evaluation_only else ""))
     b1, b2, b3, _ = st.columns([1, 1, 1, 3])
-    if read_only():  # a shared deployment: watch, never stop or resume
-        if s.error and status in ("interrupted", "failed"):
-            st.error(f"The run failed: {s.error}" if status == "failed" else s.error)
-    elif status == "running":
+    if s.error and status in ("interrupted", "failed"):
+        st.error(f"The run failed: {md_escape(s.error)}" if status == "failed" else md_escape(s.error))
+    writable = not read_only()  # a shared deployment: watch, never stop or resume
+    if writable and status == "running":
         run = get_run(store, run_id)
         here, pid, host = runs_here(run), run.worker_pid, run.worker_host
         if not here:  # its process id means nothing on this machine: never signal it from here
-            st.caption(f"Running on {host}: stop it there (or with Ctrl-C in its terminal).")
+            st.caption(f"Running on {md_escape(host)}: stop it there (or with Ctrl-C in its terminal).")
         elif b1.button("Stop", icon=":material/stop:", key="stop", help="The run stops as interrupted and can be resumed."):
             st.toast("Stopping…" if stop_run(pid) else "The run's process is already gone.")
-    elif status in ("interrupted", "failed"):
-        if s.error:
-            st.error(f"The run failed: {s.error}" if status == "failed" else s.error)
-        if b1.button("Resume", icon=":material/replay:", key="resume", help="Finished problems are kept; the rest are redone."):
-            resume_run(run_id, url)
+    elif writable and status in ("interrupted", "failed"):
+        if state == "exited" and code == 2:  # a resume from here was refused: the CLI's one line says why
+            line = last_error(log_path(url, run_id))
+            if line:
+                st.error(f"Resume did not start: {md_escape(line.removeprefix('error: '))}")
+        base_url = server_url(get_run(store, run_id))
+        if b1.button("Resume", icon=":material/replay:", key="resume", disabled=base_url == "",
+                     help="Finished problems are kept; the rest are redone."):
+            launch.resume_run(run_id, url, base_url=base_url)
             st.session_state["_was_running"] = True
             time.sleep(0.3)
             st.rerun()
@@ -97,7 +106,7 @@ def live(store, run_id: str) -> None:
         nodes = tree_nodes(store, run_id, problem_id)
         label = problem_label(p) if p else ""
         st.markdown(f"**{'Growing now' if status == 'running' and p and not p.done else 'Latest tree'}:** "
-                    f"{short(label, 120)} ({len(nodes)} nodes)")
+                    f"{md_escape(short(label, 120))} ({len(nodes)} nodes)")
         st.plotly_chart(tree_figure(nodes, gold=p.gold if p else None), key=f"live_{run_id}", width="stretch")
     elif status == "running":
         st.caption("Waiting for the first step…")
@@ -106,6 +115,20 @@ def live(store, run_id: str) -> None:
     st.session_state["_was_running"] = status == "running"
     if was and status != "running":
         st.rerun(scope="app")  # stop polling: the run is over
+
+
+def server_url(run) -> str | None:
+    """For resuming an `openai`-backend run that has no server URL stored (imported runs never carry
+    one: where the API key is sent must not come from someone else's data), the URL the user types
+    here; "" until typed; None when the run needs none (its own stored URL, or another backend)."""
+    params = run.params or {}
+    if params.get("backend") != "openai" or (params.get("backend_options") or {}).get("base_url"):
+        return None
+    return st.text_input("Server URL to resume on", key=f"resume_base_url_{run.id}",
+                         placeholder="http://127.0.0.1:8000/v1",
+                         help="This run uses an OpenAI-compatible server but has no server address stored (an "
+                              "imported run never brings one). The API key ($THINKTRACE_API_KEY or $OPENAI_API_KEY) "
+                              "is sent only to the URL typed here.").strip()
 
 
 def monitor(store) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import open_store, share_box
+from pages.common import md_escape, open_store, share_box, url_ref
 from reasoning.budget import efficiency, frontier
 from reasoning.errors import UserError
 from store import Store
@@ -55,11 +55,13 @@ if not sweeps and not runs:
 
 sweep_ids = [s.id for s in sweeps]
 run_by_id = {r.id: r for r in runs}
-url_runs = [r for r in (st.query_params.get("runs") or "").split(",") if r in run_by_id]
-url_sweep = next((s for s in sweep_ids if s.startswith(st.query_params.get("sweep") or "\0")), None)
+url_runs = [r for r in (st.query_params.get("runs") or "").split(",") if r and url_ref(r) and r in run_by_id]
+wanted_sweep = st.query_params.get("sweep")
+wanted_sweep = wanted_sweep and url_ref(wanted_sweep, "sweep")
+url_sweep = next((s for s in sweep_ids if s.startswith(wanted_sweep)), None) if wanted_sweep else None
 _default("budget_source", "runs" if (url_runs and not url_sweep) or not sweeps else None)
-_default("budget_sweep", url_sweep)
-_default("budget_runs", url_runs or None)
+_default("budget_sweep", url_sweep)  # else the selectbox shows its first sweep: the newest
+_default("budget_runs", url_runs or [r.id for r in runs[:1]] or None)  # the newest run, never an empty page
 _default("budget_x", _param("x", X_AXES))
 _default("budget_by", _param("by", FACETS))
 
@@ -98,12 +100,12 @@ if not sweep_id and not run_ids:
 try:
     curves = _curves(store, sweep_id, tuple(run_ids), by)
 except UserError as exc:
-    st.error(str(exc))
+    st.error(md_escape(exc))
     st.stop()
 
 for note in curves.notes:
-    st.warning(note)
-st.markdown(f"**{curves.title}** — {curves.caption()}")
+    st.warning(md_escape(note))
+st.markdown(f"**{md_escape(curves.title)}** — {md_escape(curves.caption())}")
 with st.expander("What the curves mean"):
     st.markdown("\n".join(f"- {line}" for line in curves.legend()))
 

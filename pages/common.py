@@ -6,6 +6,7 @@ runs (Compare, Verifier, Library's compare link), `?problem=N` counts from 1 as 
 `?node=SEQ` is a node's creation number. IDs may be shortened to a unique prefix."""
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from urllib.parse import quote
@@ -14,9 +15,18 @@ import streamlit as st
 
 from reasoning.errors import UserError
 from store import Store
+from store.library import RunSize
+from thinktrace.launch import check_id
 
 TREE_PAGE = "pages/tree.py"
 RUN_PAGE = "pages/run.py"
+# What a read-only visitor may export or report at once (the Library). Building either holds the runs'
+# text in memory several times over (rows, JSON or HTML, gzip), and anyone who reaches a shared app can
+# click, as often as they like: the work of one click is bounded by the size of what it builds, known
+# in SQL before anything is built (store.library.run_size). 50,000 nodes and 20 M characters cover a
+# class's runs (hundreds of problems times tens of samples) and build in seconds within a few hundred
+# MB. The owner (not read-only) has no limit, nor have `python -m reasoning export` and `report`.
+VISITOR_LIMIT = RunSize(nodes=50_000, chars=20_000_000)
 
 
 def _leave_folder_mode() -> None:
@@ -57,7 +67,7 @@ def open_store() -> Store:
     try:
         return _open_store(resolve_url())
     except UserError as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
         st.stop()
 
 
@@ -98,9 +108,35 @@ def _cached(name: str, _query, store: Store, args: tuple, version):  # keyed on 
     return _query(store, *args)
 
 
-def md_escape(text: str) -> str:
-    """Model output shown as markdown must not format itself (headings, HTML-looking text, LaTeX)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|>~<$])", r"\\\1", text or "")
+# Every ASCII punctuation character (CommonMark lets any of them be escaped with a backslash): no
+# emphasis, heading, list, table, code, math, HTML, entity, image or link syntax survives.
+_MD_SYNTAX = re.compile(r"([!-/:-@\[-`{-~])")
+# GFM also turns bare URLs and e-mail addresses into links, after escapes are read (remark-gfm finds
+# them in the text itself), so escaping cannot stop those: a WORD JOINER (U+2060, invisible, no line
+# break) after the `:` of `://`, the `www` of `www.` and the `@` of an address breaks the pattern.
+_AUTOLINK = re.compile(r"(?<=:)(?=//)|(?<=@)|(?<=www)(?=\.)", re.IGNORECASE)
+
+
+def md_escape(text) -> str:
+    """Text from data (names, questions, steps, errors, values in a link) for any Streamlit element
+    that renders Markdown (markdown, caption, error, subheader, metric labels, ...): shown as the
+    same characters, never as formatting, an image, a link or HTML."""
+    return _MD_SYNTAX.sub(r"\\\1", _AUTOLINK.sub("\u2060", "" if text is None else str(text)))
+
+
+def finite(value) -> float | None:
+    """`value` as a float, or None when it is missing, NaN or infinite: what a page shows as "–" (a
+    database written by another program may hold any float)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def num(value, digits: int = 2) -> str:
+    value = finite(value)
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def short(text: str, limit: int = 70) -> str:
@@ -117,9 +153,10 @@ def when(moment: datetime | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
+    seconds = finite(seconds)
     if seconds is None:
         return "–"
-    seconds = max(0.0, float(seconds))
+    seconds = max(0.0, seconds)
     if seconds < 60:
         return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
     minutes, sec = divmod(int(seconds), 60)
@@ -151,25 +188,38 @@ def param(name: str) -> str | None:
 
 
 def int_param(name: str) -> int | None:
+    """`?name=N` as a whole number (up to 9 digits), else None with one message."""
     value = param(name)
+    if value is None:
+        return None
+    if re.fullmatch(r"[0-9]{1,9}", value):
+        return int(value)
+    st.error(f"?{md_escape(name)}={md_escape(short(value, 40))} in the link is not a number: showing the default instead.")
+    return None
+
+
+def url_ref(ref: str, what: str = "run") -> str | None:
+    """An id taken from a link, checked by form before any use (thinktrace.launch.check_id); a
+    malformed one is one message and None."""
     try:
-        return int(value) if value is not None else None
-    except ValueError:
-        st.error(f"`?{name}={value}` in the link is not a number: showing the default instead.")
+        return check_id(ref, what)
+    except UserError as exc:
+        st.error(f"{md_escape(exc)}. The link is not valid; pick a {what} below.")
         return None
 
 
 def url_run(store: Store, ref: str | None = None) -> str | None:
-    """The run named by `ref` or `?run=` (full id or unique prefix); an unknown one is one clear message."""
+    """The run named by `ref` or `?run=` (full id or unique prefix); a malformed or unknown one is one
+    clear message."""
     from store.runs import resolve_run_id
 
     ref = ref or param("run")
-    if ref is None:
+    if ref is None or url_ref(ref) is None:
         return None
     try:
         return resolve_run_id(store, ref)
     except UserError as exc:
-        st.error(f"{exc}. The link may come from another database; pick a run below.")
+        st.error(f"{md_escape(exc)}. The link may come from another database; pick a run below.")
         return None
 
 

@@ -7,8 +7,8 @@ import html
 import numpy as np
 import streamlit as st
 
-from pages.common import (cached, empty_state, int_param, md_escape, open_store, run_label, run_set, runs_version,
-                          set_runs, share_box, short)
+from pages.common import (cached, empty_state, finite, int_param, md_escape, open_store, run_label, run_set,
+                          runs_version, set_runs, share_box, short)
 from store.analysis import outcomes, shared_summary
 from store.runs import list_runs, run_problems, tree_nodes
 from viz.compare import cost_accuracy_figure, outcome_matrix_figure, outcome_value
@@ -58,10 +58,12 @@ for rid in chosen:
     s = summary[rid]
     table.append({"run": labels[rid], "verifier": by_id[rid].verifier or "–",
                   "accuracy": s.correct / s.graded if s.graded else None,
-                  "right": f"{s.correct}/{s.graded}", "tokens / problem": round(s.tokens_per_problem),
-                  "s / problem": round(s.seconds_per_problem, 2)})
+                  "right": f"{s.correct}/{s.graded}", "tokens / problem": finite(s.tokens_per_problem),
+                  "s / problem": finite(s.seconds_per_problem)})
 st.dataframe(table, hide_index=True, width="stretch", column_config={
-    "accuracy": st.column_config.ProgressColumn("accuracy", min_value=0.0, max_value=1.0, format="percent")})
+    "accuracy": st.column_config.ProgressColumn("accuracy", min_value=0.0, max_value=1.0, format="percent"),
+    "tokens / problem": st.column_config.NumberColumn(format="%.0f"),
+    "s / problem": st.column_config.NumberColumn(format="%.2f")})
 with st.expander("Accuracy against tokens", expanded=len(chosen) > 2):
     st.plotly_chart(cost_accuracy_figure([labels[r] for r in chosen],
                                          [summary[r].tokens_per_problem for r in chosen],
@@ -91,7 +93,7 @@ if positions:
     only = {rid: int(((both[row_of[rid]] == 1) & (np.delete(both, row_of[rid], axis=0) != 1).all(axis=0)).sum())
             for rid in chosen}
     st.caption("Green right, red wrong, grey no gold answer, blank not run. Solved by this run alone: "
-               + ", ".join(f"{labels[r]}: {only[r]}" for r in chosen))
+               + ", ".join(f"{md_escape(labels[r])}: {only[r]}" for r in chosen))
 else:
     st.info("No finished problems in these runs yet.")
 

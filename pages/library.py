@@ -3,7 +3,8 @@ confirmation), compare several, export them as a bundle, import a bundle, downlo
 
 Filtering, sorting, counting and paging happen in SQL (store.library.library_runs), so the page stays
 quick with thousands of runs; those queries are not cached, so an edit here shows on the next rerun. With THINKTRACE_READONLY=1 (a shared deployment) the writing actions
-(rename, tag, notes, delete, import) are hidden; export and reports stay available.
+(rename, tag, notes, delete, import) are hidden; export and reports stay available, for runs up to
+VISITOR_LIMIT.
 """
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from datetime import datetime, time, timezone
 
 import streamlit as st
 
-from pages.common import compare_link, duration, md_escape, open_store, short, tree_link, when
+from pages.common import (VISITOR_LIMIT, cached, compare_link, duration, md_escape, open_store, runs_version, short,
+                          tree_link, when)
 from reasoning.errors import UserError
 from thinktrace.settings import read_only
-from store.library import LibraryFilter, delete_runs, library_facets, library_runs, run_info, update_run_info
+from store.library import (LibraryFilter, delete_runs, library_facets, library_runs, run_info, run_size,
+                           update_run_info)
 from store.models import RUN_STATUSES
 
 PAGE_SIZE = 50
@@ -48,7 +51,23 @@ def import_widget() -> None:
         except UserError as exc:
             done = (uploaded.file_id, "error", f"{uploaded.name} was not imported: {exc}")
         st.session_state["_library_imported"] = done
-    (st.success if done[1] == "success" else st.error)(done[2])
+    (st.success if done[1] == "success" else st.error)(md_escape(done[2]))
+
+
+def visitor_may_build(ids: list[str], what: str) -> bool:
+    """Whether this session may build an export or report of these runs: always for the owner; for a
+    read-only visitor, when they are within VISITOR_LIMIT (else one message saying so)."""
+    if not readonly:
+        return True
+    size = cached(run_size, store, list(ids), version=runs_version(*(by_id[i] for i in ids)))
+    if size.nodes <= VISITOR_LIMIT.nodes and size.chars <= VISITOR_LIMIT.chars:
+        return True
+    st.info(f"{what} is not offered on this shared app for runs this large ({size.nodes:,} nodes, "
+            f"{size.chars / 1e6:.1f} M characters of text; the limit here is {VISITOR_LIMIT.nodes:,} nodes and "
+            f"{VISITOR_LIMIT.chars / 1e6:.0f} M characters). Ask whoever serves it for the bundle or report: "
+            "`python -m reasoning export` and `report` where the database lives have no limit.",
+            icon=":material/block:")
+    return False
 
 
 facets = library_facets(store)
@@ -122,11 +141,13 @@ if selected:
         a1.caption("Select two or more runs to compare them.")
     from store.bundle import dump_bundle
 
-    a2.download_button(f"Export {len(selected)} run{'s' * (len(selected) != 1)} (bundle)", icon=":material/download:",
-                       # built only when clicked: a bundle of big runs is costly to make on every rerun
-                       data=lambda ids=tuple(selected): dump_bundle(store, list(ids)), file_name=f"thinktrace-{selected[0][:8]}"
-                       f"{'-and-more' if len(selected) > 1 else ''}.thinktrace.gz",
-                       mime="application/gzip", key="library_export")
+    with a2:
+        if visitor_may_build(selected, "Export"):
+            st.download_button(f"Export {len(selected)} run{'s' * (len(selected) != 1)} (bundle)", icon=":material/download:",
+                               # built only when clicked: a bundle of big runs is costly to make on every rerun
+                               data=lambda ids=tuple(selected): dump_bundle(store, list(ids)),
+                               file_name=f"thinktrace-{selected[0][:8]}{'-and-more' if len(selected) > 1 else ''}.thinktrace.gz",
+                               mime="application/gzip", key="library_export")
     if not readonly and a3.button(f"Delete {len(selected)} run{'s' * (len(selected) != 1)}…", icon=":material/delete:",
                                       key="library_delete"):
         st.session_state[CONFIRM] = list(selected)
@@ -149,7 +170,7 @@ if pending and not readonly:
 if len(selected) == 1:
     run = by_id[selected[0]]
     tags, notes = run_info(store, run.id)
-    st.subheader(f"Run {run.id[:8]}")
+    st.subheader(f"Run {md_escape(run.id[:8])}", anchor=False)
     if readonly:
         st.markdown(f"**{md_escape(run.name)}**" + (f" · tags: {md_escape(', '.join(tags))}" if tags else ""))
         if notes:
@@ -164,14 +185,15 @@ if len(selected) == 1:
                 st.session_state["library_flash"] = "Saved."
                 st.rerun()
     report_key = f"_library_report_{run.id}"
-    if st.button("Build HTML report", key="library_report_build",
-                 help="One self-contained file (works offline): summary, budget curve, first three trees."):
+    if visitor_may_build([run.id], "An HTML report") and st.button(
+            "Build HTML report", key="library_report_build",
+            help="One self-contained file (works offline): summary, budget curve, first three trees."):
         from thinktrace.report import build_report
 
         try:
             st.session_state[report_key] = build_report(store, run.id).encode("utf-8")  # the first three trees
         except UserError as exc:
-            st.error(str(exc))
+            st.error(md_escape(exc))
     if report_key in st.session_state:
         st.download_button("Download HTML report", icon=":material/download:", data=st.session_state[report_key],
                            file_name=f"thinktrace-{run.id[:8]}.html", mime="text/html", key="library_report")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import (cached, empty_state, int_param, md_escape, open_store, pick_run, problem_label, runs_version,
-                          share_box)
+from pages.common import (cached, empty_state, int_param, md_escape, num, open_store, pick_run, problem_label,
+                          runs_version, share_box)
 from store.runs import list_runs, run_problems, tree_nodes
 from viz.tree import COLOR_BY, answer_table, is_chain, path_of, tree_figure
 
@@ -49,10 +49,6 @@ def clicked_seq(chart_key: str) -> int | None:
 STATUS_WORDS = {"selected": "on the chosen path", "pruned": "pruned", "kept": "kept", "terminal": "ends a path"}
 
 
-def fmt(value, digits=2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
 def show_path(nodes, seq: int, gold: str | None) -> None:
     path = path_of(nodes, seq)
     if not path:
@@ -67,8 +63,9 @@ def show_path(nodes, seq: int, gold: str | None) -> None:
                     + (f" (gold **{md_escape(gold)}**)" if gold is not None else ""))
     for node in path[1:]:
         with st.container(border=True):
-            st.caption(f"Step {node.depth} · score {fmt(node.score)} · path score {fmt(node.path_score)} · "
-                       f"{node.tokens} tokens · logprob {fmt(node.logprob)} · {STATUS_WORDS.get(node.status, node.status)}")
+            st.caption(f"Step {node.depth} · score {num(node.score)} · path score {num(node.path_score)} · "
+                       f"{node.tokens} tokens · logprob {num(node.logprob)} · "
+                       f"{md_escape(STATUS_WORDS.get(node.status, node.status))}")
             st.markdown(md_escape(node.text) or "*(empty step)*")
     if len(path) == 1:
         st.caption("This is the root: it holds the question. Click a step below it.")
@@ -105,7 +102,8 @@ if not nodes:
                                                          if run.status == "running" else ""))
     st.stop()
 verdict = {True: "✓ right", False: "✗ wrong", None: "ungraded"}[problem.correct] if problem.done else "not finished yet"
-st.caption(f"{run.strategy} · n={run.n} · verifier {run.verifier or 'none'} · {len(nodes)} nodes · run answer "
+st.caption(f"{md_escape(run.strategy)} · n={md_escape(run.n)} · verifier {md_escape(run.verifier or 'none')} · "
+           f"{len(nodes)} nodes · run answer "
            f"**{md_escape(problem.answer) if problem.answer is not None else '–'}** vs gold "
            f"**{md_escape(problem.gold) if problem.gold is not None else '–'}** · {verdict}")
 

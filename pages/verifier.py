@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import (cached, empty_state, open_store, run_label, run_set, runs_version, set_runs, share_box, short,
-                          tree_link)
+from pages.common import (cached, empty_state, finite, md_escape, open_store, run_label, run_set, runs_version,
+                          set_runs, share_box, short, tree_link)
 from store.analysis import final_paths, scored_steps
 from store.runs import list_runs
 from viz.scores import calibration_figure, roc_auc, roc_figure, score_histogram, trajectory_figure
@@ -53,7 +53,7 @@ cols = st.columns(len(groups) + 1 if len(groups) < 4 else 4)
 cols[0].metric("Scored final paths", len(graded), help="Paths that ended with an answer, with a score and a gold answer.")
 for col, (name, scores, labels) in zip(cols[1:], groups):
     auc = roc_auc(scores, labels)
-    col.metric(f"ROC AUC · {short(name, 28)}", "n/a" if auc is None else f"{auc:.2f}",
+    col.metric(f"ROC AUC · {md_escape(short(name, 28))}", "n/a" if auc is None else f"{auc:.2f}",
                help="Chance that a right path outscores a wrong one (0.5: no better than chance). "
                     "n/a when all answers are right or all wrong.")
 
@@ -75,8 +75,9 @@ with right:
     parent = {(r, p, s): (ps, sc) for r, p, s, ps, sc in cached(scored_steps, store, chosen, version=version)}
     trajectories = []
     for fp in graded:
-        scores, key = [], (fp.run_id, fp.problem_id, fp.seq)
-        while key in parent:
+        scores, key, seen = [], (fp.run_id, fp.problem_id, fp.seq), set()
+        while key in parent and key not in seen:  # seen: a stored parent cycle must not loop forever
+            seen.add(key)
             parent_seq, score = parent[key]
             if parent_seq is None:
                 break  # the root holds the question, not a step
@@ -89,7 +90,7 @@ st.markdown("#### Worst disagreements with the gold answer")
 st.caption("Wrong answers the verifier liked most, and right answers it liked least. Open one to see its path.")
 wrong = sorted((p for p in graded if not p.correct), key=lambda p: -p.path_score)[:6]
 right_ = sorted((p for p in graded if p.correct), key=lambda p: p.path_score)[:6]
-rows = [{"kind": "high score, wrong" if not p.correct else "low score, right", "score": p.path_score,
+rows = [{"kind": "high score, wrong" if not p.correct else "low score, right", "score": finite(p.path_score),
          "answer": p.answer if p.answer is not None else "–", "gold": p.gold, "question": short(p.question, 90),
          "run": short(by_id[p.run_id].name, 30), "problem": p.position + 1,
          "open": tree_link(p.run_id, p.position, p.seq)} for p in wrong + right_]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+import re
 import sys
 import time
 import zlib
@@ -93,6 +95,11 @@ def open_page(page: str | None = None, **params) -> AppTest:
         at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def plain(text: str) -> str:
+    """A value as the browser shows it: Markdown escapes (pages.common.md_escape) read, word joiners gone."""
+    return re.sub(r"\\(.)", r"\1", str(text)).replace("\u2060", "")
 
 
 def texts(at: AppTest) -> str:
@@ -202,8 +209,10 @@ def test_replay_slider_cuts_the_tree_in_creation_order(db):
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("page", ["pages/tree.py", "pages/verifier.py", "pages/compare.py"])
 def test_an_unknown_run_in_the_link_is_one_clear_message(db, page):
+    at = open_page(page, run="0000dead")
+    assert [e.value for e in at.error] and "no run with id '0000dead'" in plain(at.error[0].value)
     at = open_page(page, run="no-such-run")
-    assert [e.value for e in at.error] and "no run with id 'no-such-run'" in at.error[0].value
+    assert [e.value for e in at.error] and "'no-such-run' is not a run id" in plain(at.error[0].value)
 
 
 def test_an_unknown_problem_or_node_in_the_link_falls_back_with_a_message(db):
@@ -219,7 +228,8 @@ def test_a_corrupt_jsonl_upload_is_one_message_and_blocks_start(db):
     at.get("file_uploader")[0].set_value(("broken.jsonl", b'{"question": "1+1?", "answer": "2"}\n{not json\n',
                                           "application/jsonl"))
     at.run()
-    assert len(at.error) == 1 and "broken.jsonl" in at.error[0].value and "line 2: not valid JSON" in at.error[0].value
+    assert len(at.error) == 1 and "broken.jsonl" in plain(at.error[0].value)
+    assert "line 2: not valid JSON" in plain(at.error[0].value)
     assert at.button(key="start").disabled
 
 
@@ -229,7 +239,7 @@ def test_a_good_upload_is_counted_and_goes_into_the_command(db):
     rows = b"".join(json.dumps({"question": f"{i} + 1?", "answer": str(i + 1)}).encode() + b"\n" for i in range(5))
     at.get("file_uploader")[0].set_value(("mine.jsonl", rows, "application/jsonl"))
     at.run()
-    assert not at.error and "5 problems read from mine.jsonl" in texts(at)
+    assert not at.error and "5 problems read from mine.jsonl" in plain(texts(at))
     assert "mine-" in at.code[0].value and not at.button(key="start").disabled
 
 
@@ -298,7 +308,7 @@ def test_a_run_on_another_machine_shows_where_it_runs_and_no_stop_button(db):
     try:
         at = open_page("pages/run.py", run=run_id)
         assert {m.label: m.value for m in at.metric}["Status"] == "running"
-        assert "Running on gpu-box-7: stop it there" in " ".join(c.value for c in at.caption)
+        assert "Running on gpu-box-7: stop it there" in plain(" ".join(c.value for c in at.caption))
         assert not [b for b in at.button if b.label == "Stop"]
     finally:
         with store.session() as session:
@@ -316,7 +326,7 @@ def test_a_run_that_fails_to_start_shows_the_cli_error(db, tmp_path):
     assert launch.child_state(started.run_id) == ("exited", 2)
     assert launch.last_error(started.log).startswith("error: unknown problem set 'nonsense:1'")
     at = open_page("pages/run.py", run=started.run_id)
-    assert "The run did not start: unknown problem set 'nonsense:1'" in at.error[0].value
+    assert "The run did not start: unknown problem set 'nonsense:1'" in plain(at.error[0].value)
 
 
 def test_demo_button_starts_a_run_and_opens_the_run_page(db, monkeypatch):
@@ -496,7 +506,7 @@ def test_the_run_form_starts_runs_on_a_server_and_refuses_one_without_its_url(db
     at = open_page("pages/run.py")
     assert "--backend" not in at.code[0].value  # this machine by default: the command stays short
     at.radio(key="backend").set_value("openai").run()
-    assert "needs --base-url" in at.error[0].value and at.button(key="start").disabled
+    assert "needs --base-url" in plain(at.error[0].value) and at.button(key="start").disabled
     at.text_input(key="base_url").input("http://127.0.0.1:8000/v1").run()
     assert not at.error and not at.button(key="start").disabled
     assert "--backend openai" in at.code[0].value and "--base-url http://127.0.0.1:8000/v1" in at.code[0].value
@@ -510,3 +520,189 @@ def test_a_run_spec_on_a_server_repeats_as_the_cli_command(tmp_path):
                           backend_options={"base_url": "http://gpu-box:8000/v1"})
     line = launch.display_command(spec, f"sqlite:///{tmp_path}/x.db")
     assert "--model lab --backend openai --base-url http://gpu-box:8000/v1 --seed 0" in line
+
+
+# ------------------------------------------------------------------ hostile and careless data (issue 14)
+# What would render as an image, a link or HTML if a page passed stored or linked text to Markdown.
+HOSTILE = ("![x](http://127.0.0.1:9/x.png) [click](http://evil.example/) <img src=x> "
+           "<a href='http://evil.example/'>a</a> www.evil.example mail@evil.example")
+RAW = re.compile(r"\]\(http|(?<!\\)<(img|a )|://|www\.|@evil")  # unescaped, unbroken
+MARKDOWN_ELEMENTS = ("markdown", "caption", "info", "warning", "error", "success", "subheader", "title")
+
+
+def make_hostile_runs(store: Store) -> list[str]:
+    """A failed and an interrupted run as another program may have written the database: markup in
+    every text a page shows (name, error, strategy, verifier, dataset, model, questions, answers), an
+    infinite duration and score, negative token and problem counts."""
+    from sqlmodel import select
+
+    from store import models as m
+    from tests.test_bundle import make_run
+
+    ids = [make_run(store), make_run(store)]  # before the questions change: the scripted model reads them
+    with store.session() as session:
+        for run_id, status in zip(ids, ("failed", "interrupted")):
+            run = session.get(m.Run, run_id)
+            for field in ("name", "error", "strategy", "verifier", "dataset", "model_name"):
+                setattr(run, field, f"{field} {HOSTILE}")
+            run.status, run.wall_seconds, run.tokens, run.n_problems = status, math.inf, -100, -5
+        for problem in session.exec(select(m.Problem)).all():
+            problem.question = f"question {HOSTILE}"
+        for result in session.exec(select(m.Result)).all():
+            result.answer, result.wall_seconds = f"answer {HOSTILE}", math.inf
+        for node in session.exec(select(m.Node).where(m.Node.answer.is_not(None))).all():
+            node.answer, node.score, node.path_score = f"answer {HOSTILE}", math.inf, math.inf
+    return ids
+
+
+@pytest.fixture(params=[False, True], ids=["owner", "read-only"])
+def hostile_db(request, tmp_path, monkeypatch):
+    store = Store(f"sqlite:///{tmp_path / 'hostile.db'}")
+    ids = make_hostile_runs(store)
+    monkeypatch.setenv("THINKTRACE_DB", store.url)
+    if request.param:
+        monkeypatch.setenv("THINKTRACE_READONLY", "1")
+    else:
+        monkeypatch.delenv("THINKTRACE_READONLY", raising=False)
+    return store, ids
+
+
+def rendered_markdown(at: AppTest) -> list[str]:
+    """The text of every element that renders Markdown, metric labels included."""
+    return [str(e.value) for kind in MARKDOWN_ELEMENTS for e in getattr(at, kind)] + [m.label for m in at.metric]
+
+
+HOSTILE_PAGES = [None, "pages/run.py", "pages/tree.py", "pages/verifier.py", "pages/compare.py", "pages/library.py",
+                 "pages/budget.py"]
+
+
+@pytest.mark.parametrize("page", HOSTILE_PAGES)
+def test_stored_markup_is_shown_as_text_and_odd_numbers_never_crash_a_page(hostile_db, page):
+    """Markdown and HTML in names, errors, questions, verifiers and strategies once rendered as images
+    and links; an infinite wall_seconds crashed Home (OverflowError in duration) and a negative problem
+    total made st.progress raise on the Run page."""
+    store, ids = hostile_db
+    at = open_page(page, run=ids[0], runs=",".join(ids))  # open_page asserts no exception
+    if page == "pages/library.py":
+        at.multiselect(key="library_selected").set_value([ids[0]]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = rendered_markdown(at)
+    leaks = [s for s in shown if RAW.search(s)]
+    assert not leaks, leaks
+    if page in ("pages/run.py", "pages/tree.py", "pages/compare.py"):  # names, errors, questions: as typed
+        assert HOSTILE in plain("\n".join(shown))
+    for chart in at.get("plotly_chart"):  # plotly renders its text as HTML too
+        spec = chart.proto.spec
+        assert "<img" not in spec and "<a " not in spec and "<a href" not in spec
+    if page is None:
+        assert set(at.dataframe[0].value["time"]) == {"–"}
+    if page == "pages/run.py":
+        assert {m.label: m.value for m in at.metric}["Elapsed"] == "–"
+        assert 0 <= at.get("progress")[0].proto.value <= 100
+
+
+def test_md_escape_leaves_no_markup_and_shows_the_same_characters():
+    from pages.common import md_escape
+
+    escaped = md_escape(HOSTILE + " **b** # h `c` $x$ | t | &amp; \\")
+    assert not RAW.search(escaped) and RAW.search(HOSTILE)
+    assert plain(escaped) == HOSTILE + " **b** # h `c` $x$ | t | &amp; \\"
+
+
+@pytest.mark.parametrize("readonly", [False, True], ids=["owner", "read-only"])
+def test_a_run_id_in_the_link_is_checked_by_form_and_never_names_a_file(tmp_path, monkeypatch, readonly):
+    """`?run=../secret` (or an absolute path) showed the last line of `<that path>.log` on the Run
+    page ("The run did not start: ..."), in read-only mode too, and viewing created a logs folder
+    beside the database."""
+    from tests.test_bundle import make_run
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    store = Store(f"sqlite:///{folder / 'runs.db'}")
+    make_run(store), make_run(store)  # two: Compare needs them before it reads the link
+    (folder / "secret.log").write_text("error: TOPSECRET by a relative path\n")
+    (tmp_path / "abs.log").write_text("error: TOPSECRET by an absolute path\n")
+    monkeypatch.setenv("THINKTRACE_DB", store.url)
+    if readonly:
+        monkeypatch.setenv("THINKTRACE_READONLY", "1")
+    else:
+        monkeypatch.delenv("THINKTRACE_READONLY", raising=False)
+    for ref in ("../secret", str(tmp_path / "abs"), "%", "0000dead"):
+        pages = PAGES + ["pages/budget.py"] if ref == "../secret" else ["pages/run.py"]
+        for page in pages:
+            at = open_page(page, run=ref, runs=ref, sweep=ref)
+            shown = plain(texts(at))
+            assert "TOPSECRET" not in shown, (page, ref)
+            if ref != "0000dead":
+                assert "is not a run id" in shown or "is not a sweep id" in shown, (page, ref, shown)
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == []  # no logs folder made by viewing
+
+
+def test_log_path_refuses_anything_but_an_id_and_creates_nothing(tmp_path):
+    from reasoning.errors import UserError
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    for bad in ("../x", "/etc/passwd", "a/b", "", "x" * 37, "ab%", "3f9c\n"):
+        with pytest.raises(UserError, match="is not a run id"):
+            launch.log_path(url, bad)
+    assert launch.log_path(url, "3f9c01ab-0000").name == "3f9c01ab-0000.log"
+    assert not (tmp_path / launch.LOG_DIR).exists()
+
+
+@pytest.fixture()
+def server_runs(tmp_path, monkeypatch):
+    """Two interrupted runs on an OpenAI-compatible server: one imported (no URL stored, as imports
+    drop it), one made here with its URL; _spawn records the command instead of starting it."""
+    from store import models as m
+    from tests.test_bundle import make_run
+
+    store = Store(f"sqlite:///{tmp_path / 'server.db'}")
+    ids = {}
+    for kind, options in (("imported", {}), ("local", {"base_url": "http://gpu-box:8000/v1"})):
+        ids[kind] = make_run(store)
+        with store.session() as session:
+            run = session.get(m.Run, ids[kind])
+            run.params = {**run.params, "backend": "openai", "backend_options": options}
+            run.status = "interrupted"
+    monkeypatch.setenv("THINKTRACE_DB", store.url)
+    monkeypatch.delenv("THINKTRACE_READONLY", raising=False)
+    spawned: list[list[str]] = []
+
+    def record(run_id, argv, db_url):
+        spawned.append(argv)
+        return launch.Launch(run_id=run_id, pid=0, log=Path("/dev/null"), argv=argv, started=time.time())
+
+    monkeypatch.setattr(launch, "_spawn", record)
+    return ids, spawned
+
+
+def test_resuming_a_server_run_without_a_stored_url_asks_for_it_and_sends_only_that(server_runs):
+    """An imported run's server address is not imported (policy P1): Resume asks for the URL and
+    passes what was typed as `resume --base-url`, never a URL from the data."""
+    ids, spawned = server_runs
+    rid = ids["imported"]
+    at = open_page("pages/run.py", run=rid)
+    assert at.button(key="resume").disabled  # nothing to send the key to yet
+    at.text_input(key=f"resume_base_url_{rid}").input("http://127.0.0.1:8000/v1").run()
+    assert not at.button(key="resume").disabled
+    at.button(key="resume").click().run()
+    assert spawned[-1][3:5] == ["resume", rid] and spawned[-1][-1] == "--base-url=http://127.0.0.1:8000/v1"
+
+
+def test_a_server_run_made_here_resumes_on_its_stored_url_as_before(server_runs):
+    ids, spawned = server_runs
+    at = open_page("pages/run.py", run=ids["local"])
+    assert not [t for t in at.text_input if t.key.startswith("resume_base_url")]
+    at.button(key="resume").click().run()
+    assert spawned[-1][3:5] == ["resume", ids["local"]] and not any(a.startswith("--base-url") for a in spawned[-1])
+
+
+def test_the_project_streamlit_config_binds_locally_and_sends_no_statistics():
+    import tomllib
+
+    root = Path(APP).parent
+    config = tomllib.loads((root / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1" and config["browser"]["gatherUsageStats"] is False
+    sharing = (root / "docs" / "sharing.md").read_text() + (root / "README.md").read_text()
+    serve = [line for line in sharing.splitlines() if "THINKTRACE_READONLY=1 bash scripts/dev.sh app" in line]
+    assert serve and all("--server.address 0.0.0.0" in line for line in serve)  # serving others stays explicit

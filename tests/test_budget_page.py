@@ -62,6 +62,19 @@ def test_an_empty_database_says_which_command_makes_a_sweep(db):
     assert not at.get("plotly_chart")
 
 
+def test_runs_without_a_sweep_open_on_the_newest_run(db):
+    """The page opened empty ("Pick one or more runs") although the database had runs."""
+    from store.runs import list_runs
+    from tests.test_bundle import make_run
+
+    make_run(db, n=2), make_run(db, n=4)
+    newest = list_runs(db)[0].id
+    at = open_page()
+    assert not at.exception and not at.error
+    assert at.radio(key="budget_source").value == "runs" and at.multiselect(key="budget_runs").value == [newest]
+    assert figure(at)["data"] and at.query_params["runs"] == newest
+
+
 def test_one_sweep_shows_every_curve_with_bands_frontier_and_efficiency(sweep_id):
     at = open_page()
     assert not at.exception and not at.error

@@ -15,6 +15,7 @@ from store import Store, bundle
 from store import models as m
 from store.library import LibraryFilter, library_runs
 from store.runs import list_runs
+from tests.test_app import plain
 from tests.test_bundle import make_run
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "library.py")
@@ -169,10 +170,41 @@ def test_uploading_a_bundle_imports_it_and_a_corrupt_one_is_one_error(db, tmp_pa
                                                       "application/gzip")).run()
     assert not at.exception
     assert len(at.error) == 1
-    assert "runs[0].nodes[5].score: expected number or null" in at.error[0].value
+    assert "runs[0].nodes[5].score: expected number or null" in plain(at.error[0].value)
     assert count(db, m.Node) == before
     at.file_uploader(key="library_upload").set_value(("cut.gz", b"\x1f\x8b\x08\x00garbage", "application/gzip")).run()
     assert len(at.error) == 1 and "not imported" in at.error[0].value
+
+
+def test_a_read_only_visitor_builds_exports_and_reports_only_of_runs_within_the_limit(db, three_runs, monkeypatch):
+    """Visitors could make the server build a report or bundle of any size, as often as they clicked
+    (a 300 MB step: 634 MB written, 4.1 GB peak). Over VISITOR_LIMIT they get a message instead; the
+    owner keeps both."""
+    from pages.common import VISITOR_LIMIT
+    from store.library import run_size
+
+    big, small = three_runs[0], three_runs[1]
+    with db.session() as session:
+        node = session.exec(select(m.Node).where(m.Node.run_id == big)).first()
+        node.text = "x" * (VISITOR_LIMIT.chars + 1)
+    assert run_size(db, [big]).chars > VISITOR_LIMIT.chars >= run_size(db, [small]).chars
+    monkeypatch.setenv("THINKTRACE_READONLY", "1")
+    at = open_page()
+    at.multiselect(key="library_selected").set_value([big]).run()
+    assert not at.exception and not at.get("download_button")
+    assert not [b for b in at.button if b.key == "library_report_build"]
+    assert sum("not offered on this shared app" in i.value for i in at.info) == 2  # export and report
+    at.multiselect(key="library_selected").set_value([big, small]).run()  # together: still over
+    assert not at.get("download_button")
+    at.multiselect(key="library_selected").set_value([small]).run()
+    assert [b.proto.label for b in at.get("download_button")] == ["Export 1 run (bundle)"]
+    at.button(key="library_report_build").click().run()
+    assert "Download HTML report" in [b.proto.label for b in at.get("download_button")]
+    monkeypatch.delenv("THINKTRACE_READONLY")  # the owner: no limit
+    at = open_page()
+    at.multiselect(key="library_selected").set_value([big]).run()
+    assert [b.proto.label for b in at.get("download_button")] == ["Export 1 run (bundle)"]
+    assert at.button(key="library_report_build")
 
 
 # --- queries under the page: thousands of runs, one page at a time ----------------------------

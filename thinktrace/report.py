@@ -95,9 +95,8 @@ def _curve_section(store: Store, run: m.Run, summary, add_figure) -> str:
     except ValueError as exc:
         return f"<section><h2>Accuracy vs budget</h2><p class='muted'>No budget curve: {html.escape(str(exc))}</p></section>"
     points = run_points(run, points)
-    caption = html.escape(f"model: {summary.model} · verifier: {summary.verifier or 'none'} · problems: "
-                          f"{points[0].n_problems} ({summary.dataset}) · seed: {summary.seed} · 95% bootstrap CIs "
-                          "over problems")
+    caption = (f"model: {summary.model} · verifier: {summary.verifier or 'none'} · problems: "  # escaped by the figure
+               f"{points[0].n_problems} ({summary.dataset}) · seed: {summary.seed} · 95% bootstrap CIs over problems")
     div = add_figure(budget_figure(points, "samples", caption=caption, height=460))
     return ("<section><h2>Accuracy vs budget</h2><p class='muted'>Had we sampled only k of the "
             f"{sizes.pop()} samples per problem: expected accuracy over many k-subsets, with 95% bootstrap "

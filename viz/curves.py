@@ -36,7 +36,9 @@ def budget_figure(points: Sequence[BudgetPoint], x: str = "samples", *, frontier
     panel per facet group (`by` names the facet for panel titles), at most `columns` panels a row.
     Points without a value on the x axis (FLOPs of a model of unknown size) are left out.
     `frontier` comes from reasoning.budget.frontier on the same axis (none: no frontier drawn).
-    The Budget page, `curves --html`, the HTML report and the Learn page all draw this figure."""
+    The Budget page, `curves --html`, the HTML report and the Learn page all draw this figure.
+    `title`, `caption` and curve names are plain text (a run's name, model, dataset): escaped here,
+    as plotly renders its text as HTML (links included)."""
     points = [p for p in points if p.x(x) is not None and p.x(x) > 0]
     groups = sorted({p.group for p in points}, key=lambda g: (g is None, g))
     if not groups:
@@ -72,7 +74,7 @@ def budget_figure(points: Sequence[BudgetPoint], x: str = "samples", *, frontier
     fig.update_yaxes(range=[-0.02, 1.02], tickformat=".0%", showgrid=True)
     fig.update_yaxes(title_text="accuracy", col=1)
     fig.update_layout(
-        title=dict(text=title or "Accuracy vs budget", subtitle=dict(text=caption)),
+        title=dict(text=escape(title or "Accuracy vs budget"), subtitle=dict(text=escape(caption))),
         height=height or 320 * rows + 180, margin=dict(t=110, l=60, r=20, b=60),
         legend=dict(orientation="h", yanchor="top", y=-0.18, x=0),
         hovermode="closest", template="plotly_white",
@@ -119,9 +121,9 @@ def _curve_traces(name: str, members: list[BudgetPoint], x: str, color: str, sho
         traces.append(go.Scatter(
             x=xs + xs[::-1], y=[p.ci_high for p in members] + [p.ci_low for p in members][::-1],
             mode="lines", fill="toself", fillcolor=_rgba(color, 0.10 if upper else 0.18), line=dict(width=0),
-            hoverinfo="skip", showlegend=False, legendgroup=name, name=f"{name} 95% CI"))
+            hoverinfo="skip", showlegend=False, legendgroup=name, name=escape(f"{name} 95% CI")))
     traces.append(go.Scatter(
-        x=xs, y=[p.accuracy for p in members], mode="lines+markers", name=name, legendgroup=name,
+        x=xs, y=[p.accuracy for p in members], mode="lines+markers", name=escape(name), legendgroup=name,
         showlegend=show_legend, line=line, marker=dict(color=color, size=7),
         error_y=None if len(members) > 1 else dict(
             type="data", symmetric=False, array=[members[0].ci_high - members[0].accuracy],
