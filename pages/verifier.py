@@ -75,9 +75,8 @@ with right:
     parent = {(r, p, s): (ps, sc) for r, p, s, ps, sc in cached(scored_steps, store, chosen, version=version)}
     trajectories = []
     for fp in graded:
-        scores, key, seen = [], (fp.run_id, fp.problem_id, fp.seq), set()
-        while key in parent and key not in seen:  # seen: a stored parent cycle must not loop forever
-            seen.add(key)
+        scores, key = [], (fp.run_id, fp.problem_id, fp.seq)
+        while key in parent:
             parent_seq, score = parent[key]
             if parent_seq is None:
                 break  # the root holds the question, not a step
