@@ -61,11 +61,20 @@ _leave_folder_mode()
 
 def open_store() -> Store:
     """The active database ($THINKTRACE_DB or ./thinktrace.db), opened and its schema checked once per
-    app process; a bad one stops the page with one message."""
+    app process; a bad one stops the page with one message. A read-only app writes nothing, so it does
+    not create a database file that is not there (opening one creates it with its schema)."""
+    from pathlib import Path
+
     from store.db import resolve_url
+    from thinktrace.settings import read_only
 
     try:
-        return _open_store(resolve_url())
+        url = resolve_url()
+        file = Store(url).sqlite_file
+        if read_only() and file is not None and not Path(file).exists():
+            raise UserError(f"there is no database at {file}, and a read-only app creates none: set THINKTRACE_DB "
+                            "to the database to show")
+        return _open_store(url)
     except UserError as exc:
         st.error(md_escape(exc))
         st.stop()

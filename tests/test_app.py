@@ -706,3 +706,13 @@ def test_the_project_streamlit_config_binds_locally_and_sends_no_statistics():
     sharing = (root / "docs" / "sharing.md").read_text() + (root / "README.md").read_text()
     serve = [line for line in sharing.splitlines() if "THINKTRACE_READONLY=1 bash scripts/dev.sh app" in line]
     assert serve and all("--server.address 0.0.0.0" in line for line in serve)  # serving others stays explicit
+
+
+def test_a_read_only_app_creates_no_database_where_there_is_none(tmp_path, monkeypatch):
+    missing = tmp_path / "nothing-here.db"
+    monkeypatch.setenv("THINKTRACE_DB", str(missing))
+    monkeypatch.setenv("THINKTRACE_READONLY", "1")
+    for page in [None, *PAGES, "pages/library.py", "pages/budget.py"]:
+        at = open_page(page)
+        assert "a read-only app creates none" in plain(at.error[0].value), page
+    assert list(tmp_path.iterdir()) == []
