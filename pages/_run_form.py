@@ -193,7 +193,7 @@ def form(url: str) -> None:
             st.code(display_command(spec, url, multiline=True), language="bash")
         problem = validate(strategy, model, verifier, values, backend, backend_options)
         if problem:
-            st.error(md_escape(problem))
+            st.error(problem)  # about settings typed here, in this session: not data from elsewhere
         if st.button("Start run", icon=":material/play_arrow:", type="primary", disabled=spec is None or bool(problem), key="start"):
             launch = start_run(spec, url)
             st.session_state["watch"] = launch.run_id
