@@ -1,0 +1,486 @@
+"""What a sound bundle is: the one schema of the bundle format (store/bundle.py reads and writes
+the files), its size limits, and the strict JSON reader every imported file goes through.
+
+Bundles and peer files come from strangers, and whatever they hold is later shown to everyone who
+opens the app. So every field is checked once, here, for its type, its range and its size
+(pydantic models, strict: "4" is not an integer, true is not a number), and the fields that refer
+to each other are checked together afterwards: problems named once, one tree per problem whose
+parents come before their children (so no cycle and no node unreachable from the root can get in),
+results pointing at nodes that exist. The first problem found is reported as one line naming the
+field: `runs[0].nodes[12].seq: expected integer`.
+
+The limits below are the only statement of them in the code; docs/formats.md lists them for users.
+"""
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
+
+from reasoning.errors import UserError
+from reasoning.types import STATUSES
+from store.models import RUN_STATUSES, RUNNING
+
+FORMAT = "thinktrace-bundle"
+VERSION = 1
+
+# ---------------------------------------------------------------------------------------------
+# Limits (read at call time where they are bytes, so a deployment or a test can lower them)
+
+MAX_COMPRESSED_BYTES = 200 * 1024**2  # a bundle file as uploaded or read
+MAX_DECOMPRESSED_BYTES = 256 * 1024**2  # its JSON once inflated; also the size limit of a peer file
+MAX_JSON_DEPTH = 64  # nesting of arrays and objects anywhere in a file
+MAX_RUNS = 1_000  # per bundle
+MAX_PROBLEMS = 100_000  # per run
+MAX_NODES = 1_000_000  # per run
+MAX_QUESTION = 100_000  # characters
+MAX_STEP = 200_000  # characters of one node's text
+MAX_ANSWER = 10_000  # characters of a gold or extracted answer
+MAX_NAME = 500  # characters of a run or sweep name, and of each tag
+MAX_TAGS = 100
+MAX_LABEL = 1_000  # characters of ids and labels: strategy, model, verifier, dataset, problem key, ...
+MAX_NOTES = 100_000  # characters
+MAX_ERROR = 10_000  # characters of a run's error
+MAX_JSON_BYTES = 1_000_000  # each params, meta and votes object, about its size as JSON
+INT64 = 2**63 - 1  # what a database integer holds
+
+# ---------------------------------------------------------------------------------------------
+# Strict JSON
+
+
+def load_json(data: bytes | str, name: str) -> Any:
+    """Parse an untrusted JSON document (or one JSONL line) or raise one UserError: invalid UTF-8,
+    invalid JSON, NaN / Infinity / numbers beyond a double, integers beyond 64 bits and nesting
+    deeper than MAX_JSON_DEPTH are refused, so nothing downstream meets them."""
+    if not isinstance(data, str):
+        try:
+            data = bytes(data).decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{name}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+    try:
+        doc = json.loads(data, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_int64)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{name}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})") from None
+    except _Refused as exc:
+        raise UserError(f"{name}: {exc}") from None
+    except RecursionError:
+        raise UserError(f"{name}: JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    if _depth_exceeds(doc, MAX_JSON_DEPTH):
+        raise UserError(f"{name}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return doc
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _no_constant(text: str):
+    raise _Refused(f"{text} is not a number (non-finite numbers are refused)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused(f"the number {text[:40]} is beyond the range of a double")
+    return value
+
+
+def _int64(text: str) -> int:
+    # Digits first: int() of thousands of digits is itself refused by Python (a ValueError).
+    if len(text.lstrip("-")) > 19 or not -INT64 - 1 <= int(text) <= INT64:
+        raise _Refused(f"the integer {text[:24]}{'…' if len(text) > 24 else ''} does not fit in 64 bits")
+    return int(text)
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Iterative (a recursive walk is what deep nesting is meant to break)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Field types
+
+
+def _fail(why: str, at: str = "") -> PydanticCustomError:
+    """An error whose message is `why`; `at` extends the field's location (a key inside a JSON field)."""
+    return PydanticCustomError("thinktrace", "{why}", {"why": why, "at": at})
+
+
+def _storable(text: str) -> str:
+    """Text both databases can hold: no lone surrogate (not encodable) and no NUL (PostgreSQL)."""
+    if "\x00" in text:
+        raise _fail("contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail("is not valid Unicode text (a lone surrogate)") from None
+    return text
+
+
+def _text(limit: int):
+    return Annotated[str, Field(max_length=limit), AfterValidator(_storable)]
+
+
+def _json_object(value: dict) -> dict:
+    """A free-form JSON object (params, meta, votes): JSON types only, finite numbers, 64-bit
+    integers, storable strings, bounded nesting and size. Iterative, and stops at the first fault."""
+    stack, size = [(value, "", 1)], 0
+    while stack:
+        item, at, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _fail(f"nested deeper than {MAX_JSON_DEPTH} levels", at)
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise _fail("object keys must be strings", at)
+                _storable_at(key, at)
+                size += len(key) + 4
+                stack.append((child, f"{at}.{key}", depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, f"{at}[{i}]", depth + 1) for i, child in enumerate(item))
+            size += 2
+        elif isinstance(item, str):
+            _storable_at(item, at)
+            size += len(item) + 2
+        elif isinstance(item, bool) or item is None:
+            size += 5
+        elif isinstance(item, int):
+            if not -INT64 - 1 <= item <= INT64:
+                raise _fail("integer does not fit in 64 bits", at)
+            size += 8
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise _fail("expected a finite number (not NaN or Infinity)", at)
+            size += 8
+        else:
+            raise _fail(f"{type(item).__name__} is not a JSON value", at)
+        if size > MAX_JSON_BYTES:
+            raise _fail(f"larger than the limit of {MAX_JSON_BYTES // 1000} kB")
+    return value
+
+
+def _storable_at(text: str, at: str) -> None:
+    try:
+        _storable(text)
+    except PydanticCustomError as exc:
+        raise _fail(exc.context["why"], at) from None
+
+
+def _uuid(value: str) -> str:
+    try:
+        if str(uuid.UUID(value)) == value.lower():
+            return value
+    except ValueError:
+        pass
+    raise _fail("expected UUID string")
+
+
+def _moment(value: Any) -> datetime:
+    """ISO text to an aware UTC datetime (the store's convention); naive text is taken as UTC."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise _fail("expected ISO date-time string")
+    try:
+        parsed = datetime.fromisoformat(value)
+        return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise _fail("expected ISO date-time string") from None
+
+
+def _tags(value: Any) -> Any:
+    if isinstance(value, list) and not all(isinstance(tag, str) for tag in value):
+        raise _fail("expected array of strings")
+    return value
+
+
+# Settings in params that the program reads back (resume, sweeps, summaries), beside the knobs.
+_PARAM_TYPES = {"dataset": (str,), "model": (str,), "verifier": (str, type(None)), "backend": (str,),
+                "limit": (int, type(None)), "backend_options": (dict,)}
+
+
+def _params(params: dict) -> dict:
+    """A run's settings are read back by resume and by every summary: each knob must have its
+    declared type and range (the knob's own declaration says which), the other settings theirs."""
+    from reasoning.config import knobs
+
+    for name, knob in knobs().items():
+        if name not in params:
+            continue
+        value = params[name]
+        kind = (int, float) if knob.type is float else knob.type
+        if isinstance(value, bool) is not (knob.type is bool) or not isinstance(value, kind):
+            raise _fail(f"expected {_KIND_WORDS.get(knob.type, knob.type.__name__)}", f".{name}")
+        if isinstance(value, str):
+            _storable_at(value, f".{name}")
+        problem = knob.error(value)
+        if problem:
+            raise _fail(problem, f".{name}")
+    for name, kinds in _PARAM_TYPES.items():
+        if name in params and (not isinstance(params[name], kinds) or isinstance(params[name], bool)):
+            raise _fail(f"expected {' or '.join(_KIND_WORDS.get(k, 'null') for k in kinds)}", f".{name}")
+    if isinstance(params.get("limit"), int) and params["limit"] < 1:
+        raise _fail("must be at least 1", ".limit")
+    return params
+
+
+_KIND_WORDS = {int: "integer", float: "number", str: "string", bool: "true or false", dict: "object"}
+
+Count = Annotated[int, Field(ge=0, le=INT64)]
+Int64 = Annotated[int, Field(ge=-INT64 - 1, le=INT64)]
+Number = float  # finite: the models' config refuses NaN and Infinity
+Seconds = Annotated[float, Field(ge=0)]
+Label = _text(MAX_LABEL)
+Name = _text(MAX_NAME)
+Answer = _text(MAX_ANSWER)
+JsonObject = Annotated[dict, AfterValidator(_json_object)]
+Uuid = Annotated[str, AfterValidator(_uuid)]
+Moment = Annotated[datetime, BeforeValidator(_moment)]
+
+
+def _items(limit: int) -> Any:
+    """A list field: at most `limit` items, and validation stops at the first bad one."""
+    return Field(max_length=limit, fail_fast=True)
+
+
+class _In(BaseModel):
+    # Unknown fields are ignored (a newer minor writer may add some); nothing is coerced.
+    model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="ignore", hide_input_in_errors=True)
+
+
+class SweepIn(_In):
+    id: Uuid
+    name: Name = ""
+    created_at: Optional[Moment] = None
+    params: JsonObject = {}
+
+
+class ProblemIn(_In):
+    position: Count
+    dataset: Label
+    key: Label
+    question: _text(MAX_QUESTION)
+    answer: Optional[Answer] = None
+    difficulty: Optional[Int64] = None
+    meta: JsonObject = {}
+
+
+class NodeIn(_In):
+    problem_dataset: Label
+    problem_key: Label
+    seq: Count
+    parent_seq: Optional[Count]
+    depth: Optional[Count] = None  # when absent, its parent's depth + 1 (checked when present)
+    text: _text(MAX_STEP)
+    tokens: Count = 0
+    logprob: Optional[Number] = None
+    score: Optional[Number] = None
+    path_score: Optional[Number] = None
+    status: Literal[STATUSES] = "kept"
+    finish_reason: Optional[Label] = None
+    answer: Optional[Answer] = None
+    correct: Optional[bool] = None
+    iteration: Optional[Count] = None
+    meta: JsonObject = {}
+
+
+class ResultIn(_In):
+    problem_dataset: Label
+    problem_key: Label
+    position: Optional[Count] = None  # when absent, its problem's position (checked when present)
+    node_seq: Optional[Count] = None
+    answer: Optional[Answer] = None
+    correct: Optional[bool] = None
+    tokens: Count = 0
+    model_calls: Count = 0
+    verifier_calls: Count = 0
+    wall_seconds: Seconds = 0.0
+    votes: JsonObject = {}
+    meta: JsonObject = {}
+
+
+class RunIn(_In):
+    id: Uuid
+    name: Name = ""
+    created_at: Optional[Moment] = None
+    finished_at: Optional[Moment] = None
+    status: Literal[RUN_STATUSES] = RUNNING
+    strategy: Label
+    params: Annotated[JsonObject, AfterValidator(_params)] = {}
+    model_backend: Label = "transformers"
+    model_id: Label = ""
+    model_name: Label = ""
+    model_dtype: Label = ""
+    model_params: Count = 0
+    verifier: Optional[Label] = None
+    verifier_params: Count = 0
+    evaluation_only: bool = False
+    aggregate: Label = "last"
+    dataset: Label = ""
+    seed: Int64 = 0
+    app_version: Label = ""
+    n_problems: Optional[Count] = None  # when absent, the number of problems listed (checked when present)
+    tokens: Count = 0
+    model_calls: Count = 0
+    verifier_calls: Count = 0
+    wall_seconds: Seconds = 0.0
+    error: Optional[_text(MAX_ERROR)] = None
+    tags: Annotated[list[Name], BeforeValidator(_tags), Field(max_length=MAX_TAGS)] = []
+    notes: _text(MAX_NOTES) = ""
+    sweep: Optional[SweepIn] = None
+    problems: Annotated[list[ProblemIn], _items(MAX_PROBLEMS)]
+    nodes: Annotated[list[NodeIn], _items(MAX_NODES)]
+    results: Annotated[list[ResultIn], _items(MAX_PROBLEMS)]
+
+
+class BundleIn(_In):
+    format: str
+    version: int
+    runs: Annotated[list[RunIn], _items(MAX_RUNS)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def parse(doc: Any) -> BundleIn:
+    """The validated bundle, or a UserError naming the first bad field."""
+    if not isinstance(doc, dict):
+        raise UserError("not a ThinkTrace bundle: the top level must be a JSON object")
+    if doc.get("format") != FORMAT:
+        raise UserError(f"not a ThinkTrace bundle: format is {str(doc.get('format'))[:80]!r}, expected {FORMAT!r}")
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise UserError("version: expected integer")
+    if version != VERSION:
+        newer = " (made by a newer ThinkTrace: upgrade to import it)" if version > VERSION else ""
+        raise UserError(f"unsupported bundle version {version}: this ThinkTrace reads version {VERSION}{newer}")
+    try:
+        bundle = BundleIn.model_validate(doc)
+    except ValidationError as exc:
+        raise UserError(_describe(exc.errors(include_url=False, include_input=False)[0])) from None
+    _check_references(bundle)
+    return bundle
+
+
+_MESSAGES = {
+    "missing": "missing", "int_type": "expected integer", "float_type": "expected number",
+    "finite_number": "expected a finite number (not NaN or Infinity)", "string_type": "expected string",
+    "bool_type": "expected true or false", "dict_type": "expected object", "model_type": "expected object",
+    "model_attributes_type": "expected object", "list_type": "expected array",
+    "datetime_type": "expected ISO date-time string",
+    "literal_error": "expected one of {expected}", "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}", "string_too_long": "longer than the limit of {max_length} characters",
+    "too_long": "more than the limit of {max_length} items",
+}
+
+
+def _describe(error: dict) -> str:
+    ctx = error.get("ctx") or {}
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
+    if error["type"] == "thinktrace":
+        return f"{where}{ctx['at']}: {ctx['why']}"
+    template = _MESSAGES.get(error["type"])
+    message = template.format(**ctx) if template else error["msg"][:1].lower() + error["msg"][1:]
+    return f"{where}: {message}"
+
+
+def _check_references(bundle: BundleIn) -> None:
+    """What one field cannot say alone: ids and problems named once, one content per problem, one
+    tree per problem (depths filled in), results pointing at real nodes."""
+    seen_runs: set[str] = set()
+    content: dict[tuple[str, str], tuple[str, str | None]] = {}
+    for i, run in enumerate(bundle.runs):
+        where = f"runs[{i}]"
+        if run.id in seen_runs:
+            raise UserError(f"{where}.id: run {run.id} appears twice in the bundle")
+        seen_runs.add(run.id)
+        positions: dict[tuple[str, str], int] = {}
+        for j, problem in enumerate(run.problems):
+            at, ref = f"{where}.problems[{j}]", (problem.dataset, problem.key)
+            if ref in positions:
+                raise UserError(f"{at}.key: problem {ref[1]!r} of {ref[0]!r} is listed twice")
+            if problem.position in positions.values():
+                raise UserError(f"{at}.position: position {problem.position} is used twice")
+            if content.setdefault(ref, (problem.question, problem.answer)) != (problem.question, problem.answer):
+                raise UserError(f"{at}: problem {ref[1]!r} of {ref[0]!r} appears twice with a different "
+                                f"question or answer")
+            positions[ref] = problem.position
+        if run.n_problems is None:
+            run.n_problems = len(run.problems)
+        elif run.n_problems != len(run.problems):
+            raise UserError(f"{where}.n_problems: {run.n_problems}, but the run lists {len(run.problems)} problems")
+        trees = _check_trees(run, positions, where)
+        done: set[tuple[str, str]] = set()
+        for j, result in enumerate(run.results):
+            at = f"{where}.results[{j}]"
+            ref = _problem_ref(result, positions, at)
+            if ref in done:
+                raise UserError(f"{at}: a second result for problem {ref[1]!r}")
+            done.add(ref)
+            if result.position is None:
+                result.position = positions[ref]
+            elif result.position != positions[ref]:
+                raise UserError(f"{at}.position: {result.position}, but problem {ref[1]!r} is at position "
+                                f"{positions[ref]}")
+            if result.node_seq is not None and result.node_seq not in trees.get(ref, {}):
+                raise UserError(f"{at}.node_seq: no node with seq {result.node_seq} in problem {ref[1]!r}")
+
+
+def _check_trees(run: RunIn, positions: dict, where: str) -> dict[tuple[str, str], dict[int, NodeIn]]:
+    """Every problem's nodes form one tree: each node's parent exists and was created before it
+    (parent_seq < seq), and there is one root. That rules out cycles and unreachable nodes without a
+    walk: following parents strictly lowers seq, so it always ends, and only at the one root."""
+    trees: dict[tuple[str, str], dict[int, tuple[int, NodeIn]]] = {}
+    for j, node in enumerate(run.nodes):
+        at = f"{where}.nodes[{j}]"
+        tree = trees.setdefault(_problem_ref(node, positions, at), {})
+        if node.seq in tree:
+            raise UserError(f"{at}.seq: seq {node.seq} is used twice in problem {node.problem_key!r}")
+        tree[node.seq] = (j, node)
+    for ref, tree in trees.items():
+        order = sorted(tree)  # parents first
+        roots = []
+        for seq in order:
+            j, node = tree[seq]
+            at, parent = f"{where}.nodes[{j}]", node.parent_seq
+            if parent is None:
+                roots.append(seq)
+            elif parent == seq:
+                raise UserError(f"{at}.parent_seq: a node cannot be its own parent (seq {seq})")
+            elif parent not in tree:
+                raise UserError(f"{at}.parent_seq: no node with seq {parent} in the same problem")
+            elif parent > seq:
+                raise UserError(f"{at}.parent_seq: {parent} is not below seq {seq}: a parent is created "
+                                f"before its children (this also refuses cycles)")
+        if len(roots) > 1:
+            raise UserError(f"{where}: problem {ref[1]!r} has {len(roots)} root nodes (parent_seq null): "
+                            f"node {roots[1]} is not reachable from the root (seq {roots[0]})")
+        for seq in order:
+            j, node = tree[seq]
+            depth = 0 if node.parent_seq is None else tree[node.parent_seq][1].depth + 1
+            if node.depth is None:
+                node.depth = depth
+            elif node.depth != depth:
+                raise UserError(f"{where}.nodes[{j}].depth: {node.depth}, but the node is {depth} steps below "
+                                f"the root")
+    return {ref: {seq: node for seq, (_, node) in tree.items()} for ref, tree in trees.items()}
+
+
+def _problem_ref(row: NodeIn | ResultIn, positions: dict, at: str) -> tuple[str, str]:
+    ref = (row.problem_dataset, row.problem_key)
+    if ref not in positions:
+        raise UserError(f"{at}.problem_key: problem {ref[1]!r} of {ref[0]!r} is not in the run's problems")
+    return ref
