@@ -13,7 +13,6 @@ The limits below are the only statement of them in the code; docs/formats.md lis
 """
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from datetime import datetime, timezone
@@ -22,6 +21,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
+from reasoning import strict_json
 from reasoning.errors import UserError
 from reasoning.types import STATUSES
 from store.models import RUN_STATUSES, RUNNING
@@ -34,7 +34,7 @@ VERSION = 1
 
 MAX_COMPRESSED_BYTES = 200 * 1024**2  # a bundle file as uploaded or read
 MAX_DECOMPRESSED_BYTES = 256 * 1024**2  # its JSON once inflated; also the size limit of a peer file
-MAX_JSON_DEPTH = 64  # nesting of arrays and objects anywhere in a file
+MAX_JSON_DEPTH = strict_json.MAX_DEPTH  # nesting of arrays and objects anywhere in a file
 MAX_RUNS = 1_000  # per bundle
 MAX_PROBLEMS = 100_000  # per run
 MAX_NODES = 1_000_000  # per run
@@ -47,68 +47,16 @@ MAX_LABEL = 1_000  # characters of ids and labels: strategy, model, verifier, da
 MAX_NOTES = 100_000  # characters
 MAX_ERROR = 10_000  # characters of a run's error
 MAX_JSON_BYTES = 1_000_000  # each params, meta and votes object, about its size as JSON
-INT64 = 2**63 - 1  # what a database integer holds
+INT64 = strict_json.INT64  # what a database integer holds
 
 # ---------------------------------------------------------------------------------------------
 # Strict JSON
 
 
 def load_json(data: bytes | str, name: str) -> Any:
-    """Parse an untrusted JSON document (or one JSONL line) or raise one UserError: invalid UTF-8,
-    invalid JSON, NaN / Infinity / numbers beyond a double, integers beyond 64 bits and nesting
-    deeper than MAX_JSON_DEPTH are refused, so nothing downstream meets them."""
-    if not isinstance(data, str):
-        try:
-            data = bytes(data).decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise UserError(f"{name}: not UTF-8 text (invalid byte at offset {exc.start})") from None
-    try:
-        doc = json.loads(data, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_int64)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{name}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})") from None
-    except _Refused as exc:
-        raise UserError(f"{name}: {exc}") from None
-    except RecursionError:
-        raise UserError(f"{name}: JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
-    if _depth_exceeds(doc, MAX_JSON_DEPTH):
-        raise UserError(f"{name}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    return doc
-
-
-class _Refused(ValueError):
-    pass
-
-
-def _no_constant(text: str):
-    raise _Refused(f"{text} is not a number (non-finite numbers are refused)")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _Refused(f"the number {text[:40]} is beyond the range of a double")
-    return value
-
-
-def _int64(text: str) -> int:
-    # Digits first: int() of thousands of digits is itself refused by Python (a ValueError).
-    if len(text.lstrip("-")) > 19 or not -INT64 - 1 <= int(text) <= INT64:
-        raise _Refused(f"the integer {text[:24]}{'…' if len(text) > 24 else ''} does not fit in 64 bits")
-    return int(text)
-
-
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    """Iterative (a recursive walk is what deep nesting is meant to break)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        for child in children:
-            if isinstance(child, (dict, list)):
-                if depth + 1 > limit:
-                    return True
-                stack.append((child, depth + 1))
-    return False
+    """Parse an untrusted JSON document (or one JSONL line) with the engine's strict reader
+    (`reasoning.strict_json`: no NaN, Infinity, 1e400, integers beyond 64 bits, deep nesting)."""
+    return strict_json.loads(data, name, MAX_JSON_DEPTH)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -375,12 +323,24 @@ def parse(doc: Any) -> BundleIn:
     return bundle
 
 
+def check_problem(problem) -> None:
+    """A problem from a local dataset (`reasoning.types.Problem`) fits what a bundle may carry, so a
+    run of it can be stored, exported and imported: the same rules, one UserError."""
+    try:
+        ProblemIn.model_validate({"position": 0, "dataset": problem.dataset, "key": problem.key,
+                                  "question": problem.question, "answer": problem.answer,
+                                  "difficulty": problem.difficulty, "meta": problem.meta})
+    except ValidationError as exc:
+        where = f"problem {str(problem.key)[:80]!r} of {str(problem.dataset)[:80]}"
+        raise UserError(f"{where}: {_describe(exc.errors(include_url=False, include_input=False)[0])}") from None
+
+
 _MESSAGES = {
     "missing": "missing", "int_type": "expected integer", "float_type": "expected number",
     "finite_number": "expected a finite number (not NaN or Infinity)", "string_type": "expected string",
     "bool_type": "expected true or false", "dict_type": "expected object", "model_type": "expected object",
     "model_attributes_type": "expected object", "list_type": "expected array",
-    "datetime_type": "expected ISO date-time string",
+    "datetime_type": "expected ISO date-time string", "string_unicode": "is not valid Unicode text (a lone surrogate)",
     "literal_error": "expected one of {expected}", "greater_than_equal": "must be at least {ge}",
     "less_than_equal": "must be at most {le}", "string_too_long": "longer than the limit of {max_length} characters",
     "too_long": "more than the limit of {max_length} items",

@@ -18,6 +18,7 @@ from sqlmodel import select
 from reasoning.errors import UserError
 from reasoning.types import Node, Problem
 from store import models as m
+from store.bundle_schema import check_problem
 from store.db import Store
 from store.liveness import effective_status
 
@@ -42,6 +43,8 @@ def problem_ids(session, problems: list[Problem]) -> dict[tuple[str, str], int]:
     the same (dataset, key) with another question or gold answer is refused, since mixing them would
     grade one run's answers against another's question. A stored one no run uses any more is
     corrected instead, so deleting the runs that brought a wrong copy is the way out."""
+    for problem in problems:
+        check_problem(problem)  # the bundle's rules, so every stored problem can travel
     datasets = {problem.dataset for problem in problems}
     known = {(row.dataset, row.key): row
              for row in session.exec(select(m.Problem).where(m.Problem.dataset.in_(datasets))).all()}

@@ -474,3 +474,15 @@ def test_the_old_bundle_still_validates_and_every_limit_is_documented():
     for name in dir(bundle_schema):
         if name.startswith("MAX_"):
             assert name in doc, f"docs/formats.md does not state {name}"
+
+
+def test_a_local_problem_that_could_not_travel_in_a_bundle_is_one_user_error(tmp_path):
+    from reasoning.types import Problem
+    from store.runs import create_run
+
+    store = Store(f"sqlite:///{tmp_path / 't.db'}")
+    for problem, message in ((Problem("k", "What is \ud800?", "1", "d"), "question: is not valid Unicode text"),
+                             (Problem("k", "q", "1", "d", difficulty=2**70), "difficulty: must be at most")):
+        with pytest.raises(UserError, match=f"problem 'k' of d: {message}"):
+            create_run(store, m.Run(strategy="cot", dataset="d"), [problem])
+    assert counts(store)["Run"] == 0
