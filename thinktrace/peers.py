@@ -48,7 +48,10 @@ def import_peer(store: Store, fmt: str, path: str | Path, name: str = "", model:
         doc = from_search_and_learn(data, path.name, name=name, model=model, strategy=strategy or "best_of_n")
     else:
         doc = from_llm_reasoners(data, path.name, name=name, model=model, strategy=strategy or "mcts")
-    return bundle.import_bundle(store, doc)
+    try:
+        return bundle.import_bundle(store, doc)
+    except UserError as exc:  # the bundle's rules, about the run the file became
+        raise UserError(f"{path.name}, as a run: {exc}") from None
 
 
 def _run_shell(data: bytes, source: str, fmt: str, name: str, model: str, strategy: str, params: dict) -> dict:
