@@ -8,7 +8,8 @@ from pages.common import (cached, empty_state, finite, md_escape, open_store, ru
                           set_runs, share_box, short, tree_link)
 from store.analysis import final_paths, scored_steps
 from store.runs import list_runs
-from viz.scores import calibration_figure, roc_auc, roc_figure, score_histogram, trajectory_figure
+from viz.scores import (calibration_figure, roc_auc, roc_figure, score_histogram, step_score_paths,
+                        trajectory_figure)
 
 st.title("Verifier")
 st.caption("Every path that ended with an answer, its verifier path score, and whether the answer was right. "
@@ -72,17 +73,8 @@ with left:
 with right:
     st.markdown("#### Score along the steps")
     st.caption("Each line a final path; bold: mean per step. Early separation is what step-level search needs.")
-    parent = {(r, p, s): (ps, sc) for r, p, s, ps, sc in cached(scored_steps, store, chosen, version=version)}
-    trajectories = []
-    for fp in graded:
-        scores, key = [], (fp.run_id, fp.problem_id, fp.seq)
-        while key in parent:
-            parent_seq, score = parent[key]
-            if parent_seq is None:
-                break  # the root holds the question, not a step
-            scores.append(score)
-            key = (fp.run_id, fp.problem_id, parent_seq)
-        trajectories.append((scores[::-1], fp.correct))
+    trajectories = step_score_paths(cached(scored_steps, store, chosen, version=version),
+                                    [(fp.run_id, fp.problem_id, fp.seq, fp.correct) for fp in graded])
     st.plotly_chart(trajectory_figure(trajectories), width="stretch", key="trajectories")
 
 st.markdown("#### Worst disagreements with the gold answer")

@@ -36,9 +36,10 @@ class Tree:
         return node
 
     def path(self, node: Node) -> list[Node]:
-        """Root-exclusive list of step nodes from the first step to `node`."""
+        """Root-exclusive list of step nodes from the first step to `node`: `depth` steps up, no more
+        (every walk over a tree is bounded, whatever its parents say)."""
         steps = []
-        while node.parent is not None:
+        for _ in range(node.depth):
             steps.append(node)
             node = self.nodes[node.parent]
         return steps[::-1]

@@ -6,39 +6,43 @@ their problem by (dataset, key) and each other by `seq` / `parent_seq`, never by
 bundle imports into any database. Run ids are UUIDs: importing a bundle twice, or bundles from two
 machines, never duplicates or collides.
 
-Bundles come from strangers, so reading one is defensive: JSON only (never pickle), a size limit on
-the compressed file and on the decompressed stream (read in chunks, so a gzip bomb is refused
-before it is allocated), and a schema check whose error names the first bad field
-("runs[0].nodes[12].seq: expected integer"). An import is one transaction: a refused or failed
-import leaves the database unchanged. Text is stored as-is; renderers escape it.
+Bundles come from strangers, so reading one is defensive: a regular file only, JSON only (never
+pickle), a size limit on the compressed file and on the inflated stream (counted in a first pass that
+keeps nothing, so a gzip bomb costs one chunk of memory), then the one schema of the format
+(store/bundle_schema.py: types, ranges, sizes, references, one tree per problem) whose error names
+the first bad field ("runs[0].nodes[12].seq: expected integer"). Imported data never brings
+connection settings (a server URL is dropped: the user gives it again on resume) and never changes a
+built-in problem. An import is one transaction: a refused or failed import leaves the database
+unchanged. Text is stored as-is; renderers escape it.
 """
 from __future__ import annotations
 
 import gzip
 import io
 import json
-import uuid
+import stat
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Callable, Iterable
 
 from sqlalchemy import insert
 from sqlmodel import select
 
 import reasoning
 from reasoning.errors import UserError
+from reasoning.types import Problem
+from store import bundle_schema as schema
 from store import models as m
+from store import runs as stored_runs
+from store.bundle_schema import FORMAT, VERSION
 from store.db import Store
 from store.liveness import effective_status
 
-FORMAT = "thinktrace-bundle"
-VERSION = 1
-# Read at call time (not bound as defaults) so a deployment or a test can lower them.
-MAX_COMPRESSED_BYTES = 200 * 1024**2
-MAX_DECOMPRESSED_BYTES = 1024**3
 _CHUNK = 1024**2
+# Backend options that make the program contact a host: never taken from imported data.
+CONNECTION_SETTINGS = ("base_url",)
 
 RUN_FIELDS = ("id", "name", "created_at", "finished_at", "status", "strategy", "params", "model_backend",
               "model_id", "model_name", "model_dtype", "model_params", "verifier", "verifier_params",
@@ -49,44 +53,6 @@ NODE_FIELDS = ("seq", "parent_seq", "depth", "text", "tokens", "logprob", "score
                "finish_reason", "answer", "correct", "iteration", "meta")
 RESULT_FIELDS = ("position", "node_seq", "answer", "correct", "tokens", "model_calls", "verifier_calls",
                  "wall_seconds", "votes", "meta")
-
-# Field -> (kind, required). A kind ending in "?" also accepts null. Missing optional fields take
-# the table's default, so hand-written or converted bundles need only what they know.
-_RUN_SCHEMA = {
-    "id": ("uuid", True), "name": ("str", False), "created_at": ("datetime", False),
-    "finished_at": ("datetime?", False), "status": ("status", False), "strategy": ("str", True),
-    "params": ("dict", False), "model_backend": ("str", False), "model_id": ("str", False),
-    "model_name": ("str", False), "model_dtype": ("str", False), "model_params": ("int", False),
-    "verifier": ("str?", False), "verifier_params": ("int", False), "evaluation_only": ("bool", False),
-    "aggregate": ("str", False), "dataset": ("str", False), "seed": ("int", False),
-    "app_version": ("str", False), "n_problems": ("int", False), "tokens": ("int", False),
-    "model_calls": ("int", False), "verifier_calls": ("int", False), "wall_seconds": ("number", False),
-    "error": ("str?", False), "tags": ("strlist", False), "notes": ("str", False), "sweep": ("dict?", False),
-    "problems": ("list", True), "nodes": ("list", True), "results": ("list", True),
-}
-_PROBLEM_SCHEMA = {
-    "position": ("int", True), "dataset": ("str", True), "key": ("str", True), "question": ("str", True),
-    "answer": ("str?", False), "difficulty": ("int?", False), "meta": ("dict", False),
-}
-_NODE_SCHEMA = {
-    "problem_dataset": ("str", True), "problem_key": ("str", True), "seq": ("int", True),
-    "parent_seq": ("int?", True), "depth": ("int", False), "text": ("str", True), "tokens": ("int", False),
-    "logprob": ("number?", False), "score": ("number?", False), "path_score": ("number?", False),
-    "status": ("str", False), "finish_reason": ("str?", False), "answer": ("str?", False),
-    "correct": ("bool?", False), "iteration": ("int?", False), "meta": ("dict", False),
-}
-_RESULT_SCHEMA = {
-    "problem_dataset": ("str", True), "problem_key": ("str", True), "position": ("int", False),
-    "node_seq": ("int?", False), "answer": ("str?", False), "correct": ("bool?", False),
-    "tokens": ("int", False), "model_calls": ("int", False), "verifier_calls": ("int", False),
-    "wall_seconds": ("number", False), "votes": ("dict", False), "meta": ("dict", False),
-}
-_SWEEP_SCHEMA = {"id": ("uuid", True), "name": ("str", False), "created_at": ("datetime", False),
-                 "params": ("dict", False)}
-_KIND_WORDS = {"str": "string", "int": "integer", "number": "number", "bool": "true or false",
-               "dict": "object", "list": "array", "strlist": "array of strings", "uuid": "UUID string",
-               "datetime": "ISO date-time string", "status": f"one of {', '.join(m.RUN_STATUSES)}"}
-
 
 # ---------------------------------------------------------------------------------------------
 # Export
@@ -110,7 +76,11 @@ def export_runs(store: Store, run_ids: Iterable[str]) -> dict:
 
 def dump_bundle(store: Store, run_ids: Iterable[str]) -> bytes:
     """The bundle file's bytes (gzip of compact UTF-8 JSON), e.g. for a download button."""
-    text = json.dumps(export_runs(store, run_ids), ensure_ascii=False, separators=(",", ":"))
+    try:
+        text = json.dumps(export_runs(store, run_ids), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise UserError("cannot export: a run holds a non-finite number (NaN or Infinity), which JSON cannot "
+                        "carry") from None
     return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
 
 
@@ -160,186 +130,71 @@ def _iso(value: datetime | None) -> str | None:
 # Reading (untrusted input)
 
 
-def read_bundle(source: bytes | str | Path) -> dict:
+def read_file(path: str | Path, limit: int, what: str) -> bytes:
+    """The bytes of an imported file: a regular file (not a directory, a device or a pipe) of at most
+    `limit` bytes, or a UserError."""
+    path = Path(path)
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise UserError(f"cannot import {path}: it is {kind}")
+        _check_size(info.st_size, limit, str(path), what)
+        with path.open("rb") as stream:
+            data = stream.read(limit + 1)  # the file may have grown since stat
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    _check_size(len(data), limit, str(path), what)
+    return data
+
+
+def _check_size(size: int, limit: int, name: str, what: str) -> None:
+    if size > limit:
+        raise UserError(f"{name} is {size / 1024**2:.0f} MB: larger than the {limit / 1024**2:.0f} MB limit for {what}")
+
+
+def read_bundle(source: bytes | str | Path) -> schema.BundleIn:
     """Decompress, parse and validate a bundle from a path or from the file's bytes. Raises
     UserError with one clear line for anything that is not a sound bundle of this version."""
+    limit = schema.MAX_COMPRESSED_BYTES
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "bundle"
-        if len(data) > MAX_COMPRESSED_BYTES:
-            raise UserError(f"{name} is {len(data) / 1024**2:.0f} MB: larger than the "
-                            f"{MAX_COMPRESSED_BYTES / 1024**2:.0f} MB limit for bundles")
-        raw = io.BytesIO(data)
+        _check_size(len(data), limit, name, "bundles")
     else:
-        path, name = Path(source), str(source)
+        name = str(source)
+        data = read_file(source, limit, "bundles")
+    text = _inflate(lambda: io.BytesIO(data), name)
+    return schema.parse(schema.load_json(text, name))
+
+
+def _inflate(open_raw: Callable[[], io.BytesIO], name: str) -> bytearray:
+    """The gzip stream's content, refused as soon as it passes MAX_DECOMPRESSED_BYTES. A first pass
+    only counts (memory: one chunk), so a gzip bomb is stopped at the limit without being held; a
+    sound file is then inflated again into memory."""
+    limit = schema.MAX_DECOMPRESSED_BYTES
+    for keep in (False, True):
+        out, total = bytearray(), 0
         try:
-            size = path.stat().st_size
-        except OSError as exc:
-            raise UserError(f"cannot read {name}: {exc.strerror}") from None
-        if size > MAX_COMPRESSED_BYTES:
-            raise UserError(f"{name} is {size / 1024**2:.0f} MB: larger than the "
-                            f"{MAX_COMPRESSED_BYTES / 1024**2:.0f} MB limit for bundles")
-        raw = path.open("rb")
-    with raw:
-        text = _gunzip_limited(raw, name)
-    try:
-        doc = json.loads(text)
-    except UnicodeDecodeError:
-        raise UserError(f"{name} is not a ThinkTrace bundle: its content is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{name} is not a ThinkTrace bundle: invalid JSON at line {exc.lineno} "
-                        f"column {exc.colno} ({exc.msg})") from None
-    except RecursionError:
-        raise UserError(f"{name} is not a ThinkTrace bundle: JSON nested too deeply") from None
-    validate_bundle(doc)
-    return doc
+            with gzip.GzipFile(fileobj=open_raw(), mode="rb") as stream:
+                while chunk := stream.read(_CHUNK):
+                    total += len(chunk)
+                    if total > limit:
+                        raise UserError(f"{name} refused: it decompresses to more than "
+                                        f"{limit / 1024**2:.0f} MB (the limit for bundles)")
+                    if keep:
+                        out += chunk
+        except gzip.BadGzipFile:
+            raise UserError(f"{name} is not a ThinkTrace bundle: not a gzip file") from None
+        except EOFError:
+            raise UserError(f"{name} is truncated: the gzip stream ends early (incomplete download?)") from None
+        except zlib.error as exc:
+            raise UserError(f"{name} is corrupt: gzip data error ({exc})") from None
+    return out
 
 
-def _gunzip_limited(raw, name: str) -> bytes:
-    """Decompress in chunks, refusing the stream as soon as it passes the limit (a gzip bomb never
-    gets allocated)."""
-    limit = MAX_DECOMPRESSED_BYTES
-    chunks, total = [], 0
-    try:
-        with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
-            while True:
-                chunk = stream.read(_CHUNK)
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > limit:
-                    raise UserError(f"{name} refused: it decompresses to more than "
-                                    f"{limit / 1024**2:.0f} MB (the limit for bundles)")
-                chunks.append(chunk)
-    except gzip.BadGzipFile:
-        raise UserError(f"{name} is not a ThinkTrace bundle: not a gzip file") from None
-    except EOFError:
-        raise UserError(f"{name} is truncated: the gzip stream ends early (incomplete download?)") from None
-    except zlib.error as exc:
-        raise UserError(f"{name} is corrupt: gzip data error ({exc})") from None
-    return b"".join(chunks)
-
-
-def validate_bundle(doc: Any) -> None:
-    """Check shape, types and references; the error names the first bad field."""
-    if not isinstance(doc, dict):
-        raise UserError("not a ThinkTrace bundle: the top level must be a JSON object")
-    if doc.get("format") != FORMAT:
-        raise UserError(f"not a ThinkTrace bundle: format is {doc.get('format')!r}, expected {FORMAT!r}")
-    version = doc.get("version")
-    if not _is_int(version):
-        raise UserError("version: expected integer")
-    if version != VERSION:
-        newer = " (made by a newer ThinkTrace: upgrade to import it)" if version > VERSION else ""
-        raise UserError(f"unsupported bundle version {version}: this ThinkTrace reads version {VERSION}{newer}")
-    runs = doc.get("runs")
-    if not isinstance(runs, list):
-        raise UserError("runs: expected array")
-    seen_runs: set[str] = set()
-    questions: dict[tuple[str, str], str] = {}
-    for i, run in enumerate(runs):
-        where = f"runs[{i}]"
-        _check_record(run, _RUN_SCHEMA, where)
-        if run["id"] in seen_runs:
-            raise UserError(f"{where}.id: run {run['id']} appears twice in the bundle")
-        seen_runs.add(run["id"])
-        if run.get("sweep") is not None:
-            _check_record(run["sweep"], _SWEEP_SCHEMA, f"{where}.sweep")
-        _check_run_references(run, where, questions)
-
-
-def _check_run_references(run: dict, where: str, questions: dict) -> None:
-    problems: set[tuple[str, str]] = set()
-    positions: set[int] = set()
-    for j, problem in enumerate(run["problems"]):
-        at = f"{where}.problems[{j}]"
-        _check_record(problem, _PROBLEM_SCHEMA, at)
-        ref = (problem["dataset"], problem["key"])
-        if ref in problems:
-            raise UserError(f"{at}.key: problem {ref[1]!r} of {ref[0]!r} is listed twice")
-        if problem["position"] in positions:
-            raise UserError(f"{at}.position: position {problem['position']} is used twice")
-        if questions.setdefault(ref, problem["question"]) != problem["question"]:
-            raise UserError(f"{at}.question: problem {ref[1]!r} of {ref[0]!r} has two different questions")
-        problems.add(ref)
-        positions.add(problem["position"])
-    seqs: dict[tuple[str, str], set[int]] = {ref: set() for ref in problems}
-    for j, node in enumerate(run["nodes"]):
-        at = f"{where}.nodes[{j}]"
-        _check_record(node, _NODE_SCHEMA, at)
-        ref = _problem_ref(node, problems, at)
-        if node["seq"] in seqs[ref]:
-            raise UserError(f"{at}.seq: seq {node['seq']} is used twice in problem {ref[1]!r}")
-        seqs[ref].add(node["seq"])
-    for j, node in enumerate(run["nodes"]):
-        parent = node["parent_seq"]
-        if parent is not None and parent not in seqs[(node["problem_dataset"], node["problem_key"])]:
-            raise UserError(f"{where}.nodes[{j}].parent_seq: no node with seq {parent} in the same problem")
-    done: set[tuple[str, str]] = set()
-    for j, result in enumerate(run["results"]):
-        at = f"{where}.results[{j}]"
-        _check_record(result, _RESULT_SCHEMA, at)
-        ref = _problem_ref(result, problems, at)
-        if ref in done:
-            raise UserError(f"{at}: a second result for problem {ref[1]!r}")
-        done.add(ref)
-        if result.get("node_seq") is not None and result["node_seq"] not in seqs[ref]:
-            raise UserError(f"{at}.node_seq: no node with seq {result['node_seq']} in problem {ref[1]!r}")
-
-
-def _problem_ref(row: dict, problems: set, at: str) -> tuple[str, str]:
-    ref = (row["problem_dataset"], row["problem_key"])
-    if ref not in problems:
-        raise UserError(f"{at}.problem_key: problem {ref[1]!r} of {ref[0]!r} is not in the run's problems")
-    return ref
-
-
-def _check_record(value: Any, schema: dict, where: str) -> None:
-    if not isinstance(value, dict):
-        raise UserError(f"{where}: expected object")
-    for name, (kind, required) in schema.items():
-        if name not in value:
-            if required:
-                raise UserError(f"{where}.{name}: missing")
-            continue
-        nullable = kind.endswith("?")
-        kind = kind.rstrip("?")
-        item = value[name]
-        if item is None and nullable:
-            continue
-        if not _KIND_CHECKS[kind](item):
-            raise UserError(f"{where}.{name}: expected {_KIND_WORDS[kind]}{' or null' if nullable else ''}")
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_uuid(v: Any) -> bool:
-    try:
-        return isinstance(v, str) and str(uuid.UUID(v)) == v.lower()
-    except ValueError:
-        return False
-
-
-def _is_datetime(v: Any) -> bool:
-    try:
-        return isinstance(v, str) and datetime.fromisoformat(v) is not None
-    except ValueError:
-        return False
-
-
-_KIND_CHECKS = {
-    "str": lambda v: isinstance(v, str),
-    "int": _is_int,
-    "number": lambda v: _is_int(v) or isinstance(v, float),
-    "bool": lambda v: isinstance(v, bool),
-    "dict": lambda v: isinstance(v, dict),
-    "list": lambda v: isinstance(v, list),
-    "strlist": lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v),
-    "uuid": _is_uuid,
-    "datetime": _is_datetime,
-    "status": lambda v: v in m.RUN_STATUSES,
-}
+def validate_bundle(doc: dict) -> schema.BundleIn:
+    """The validated bundle of a document already parsed (peer converters build one in memory)."""
+    return schema.parse(doc)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,79 +214,76 @@ class ImportReport:
 
 
 def import_bundle(store: Store, source: bytes | str | Path | dict) -> ImportReport:
-    """Read (unless given a validated dict) and import a bundle in one transaction. Runs already
-    in the database are skipped; problems are matched by (dataset, key)."""
-    doc = source if isinstance(source, dict) else read_bundle(source)
-    if isinstance(source, dict):
-        validate_bundle(doc)
+    """Read (or validate, given a document) and import a bundle in one transaction. Runs already in
+    the database are skipped; problems are matched by (dataset, key) and their content
+    (`store.runs.problem_ids`)."""
+    bundle = schema.parse(source) if isinstance(source, dict) else read_bundle(source)
+    problems = {i: _problems(run, f"runs[{i}]") for i, run in enumerate(bundle.runs)}
     report = ImportReport()
     with store.session() as session:
-        ids = [run["id"] for run in doc["runs"]]
+        ids = [run.id for run in bundle.runs]
         present = set(session.exec(select(m.Run.id).where(m.Run.id.in_(ids))).all()) if ids else set()
-        for run in doc["runs"]:
-            if run["id"] in present:
-                report.skipped.append(run["id"])
+        for i, run in enumerate(bundle.runs):
+            if run.id in present:
+                report.skipped.append(run.id)
                 continue
-            _import_run(session, run)
-            report.imported.append(run["id"])
+            _import_run(session, run, problems[i])
+            report.imported.append(run.id)
     return report
 
 
-def _import_run(session, run: dict) -> None:
-    problem_ids = {}
-    for problem in run["problems"]:
-        row = session.exec(select(m.Problem).where(m.Problem.dataset == problem["dataset"],
-                                                   m.Problem.key == problem["key"])).first()
-        if row is None:
-            row = m.Problem(**{f: problem[f] for f in PROBLEM_FIELDS[1:] if f in problem})
-            session.add(row)
-            session.flush()
-        elif row.question != problem["question"]:
-            raise UserError(f"problem {problem['key']!r} of dataset {problem['dataset']!r} already exists "
-                            f"here with a different question: refusing to mix them")
-        problem_ids[(problem["dataset"], problem["key"])] = row.id
-    sweep = run.get("sweep")
-    if sweep and session.get(m.Sweep, sweep["id"]) is None:
-        session.add(m.Sweep(id=sweep["id"], name=sweep.get("name", ""), params=sweep.get("params", {}),
-                            created_at=_parse_dt(sweep.get("created_at")) or m.utcnow()))
-    values = {f: run[f] for f in RUN_FIELDS if f in run}
-    values["created_at"] = _parse_dt(run.get("created_at")) or m.utcnow()
-    values["finished_at"] = _parse_dt(run.get("finished_at"))
-    if values.get("status") == m.RUNNING:
+def _problems(run: schema.RunIn, where: str) -> list[Problem]:
+    """The run's problems as the engine's type; a built-in set's problem is the generator's, and a
+    bundle that says otherwise is refused."""
+    out = []
+    for j, p in enumerate(run.problems):
+        problem = Problem(key=p.key, question=p.question, answer=p.answer, dataset=p.dataset,
+                          difficulty=p.difficulty, meta=p.meta)
+        try:
+            made = stored_runs.generated_problem(p.dataset, p.key)
+        except UserError as exc:
+            raise UserError(f"{where}.problems[{j}]: {exc}") from None
+        if made is not None and (made.question, made.answer) != (p.question, p.answer):
+            raise UserError(f"{where}.problems[{j}]: problem {p.key!r} of the built-in set {p.dataset!r} has "
+                            f"another question or answer than its generator makes: refused (built-in problems "
+                            f"always come from the generator)")
+        out.append(made or problem)
+    return out
+
+
+def _import_run(session, run: schema.RunIn, problems: list[Problem]) -> None:
+    problem_ids = stored_runs.problem_ids(session, problems)
+    sweep = run.sweep
+    if sweep and session.get(m.Sweep, sweep.id) is None:
+        session.add(m.Sweep(id=sweep.id, name=sweep.name, params=_without_connection(sweep.params),
+                            created_at=sweep.created_at or m.utcnow()))
+        session.flush()  # before the run that refers to it (no ORM relationship orders the two)
+    values = {f: getattr(run, f) for f in RUN_FIELDS}
+    values["params"] = _without_connection(run.params)
+    values["created_at"] = run.created_at or m.utcnow()
+    if values["status"] == m.RUNNING:
         values["status"] = m.INTERRUPTED  # its worker lives (if at all) on another machine
-    session.add(m.Run(**values, sweep_id=sweep["id"] if sweep else None, worker_pid=None))
+    session.add(m.Run(**values, sweep_id=sweep.id if sweep else None, worker_pid=None))
     session.flush()
-    session.add_all([m.RunProblem(run_id=run["id"], position=p["position"],
-                                  problem_id=problem_ids[(p["dataset"], p["key"])]) for p in run["problems"]])
+    session.add_all([m.RunProblem(run_id=run.id, position=p.position, problem_id=problem_ids[(p.dataset, p.key)])
+                     for p in run.problems])
     session.flush()
 
     def rows(items, names):
-        return [{**{f: item[f] for f in names if f in item}, "run_id": run["id"],
-                 "problem_id": problem_ids[(item["problem_dataset"], item["problem_key"])]} for item in items]
+        return [{**{f: getattr(item, f) for f in names}, "run_id": run.id,
+                 "problem_id": problem_ids[(item.problem_dataset, item.problem_key)]} for item in items]
 
-    # Bulk inserts: a run can hold many thousands of nodes. Column defaults fill what a row lacks,
-    # so every row is completed with the table's defaults to keep one INSERT shape.
-    if run["nodes"]:
-        session.execute(insert(m.Node), _with_defaults(rows(run["nodes"], NODE_FIELDS), _NODE_DEFAULTS))
-    if run["results"]:
-        session.execute(insert(m.Result), _with_defaults(rows(run["results"], RESULT_FIELDS), _RESULT_DEFAULTS))
-
-
-_NODE_DEFAULTS = {"depth": 0, "tokens": 0, "logprob": None, "score": None, "path_score": None, "status": "kept",
-                  "finish_reason": None, "answer": None, "correct": None, "iteration": None, "meta": {}}
-_RESULT_DEFAULTS = {"position": 0, "node_seq": None, "answer": None, "correct": None, "tokens": 0,
-                    "model_calls": 0, "verifier_calls": 0, "wall_seconds": 0.0, "votes": {}, "meta": {}}
+    # Bulk inserts: a run can hold many thousands of nodes (every row has every field: one INSERT shape).
+    if run.nodes:
+        session.execute(insert(m.Node), rows(run.nodes, NODE_FIELDS))
+    if run.results:
+        session.execute(insert(m.Result), rows(run.results, RESULT_FIELDS))
 
 
-def _with_defaults(rows: list[dict], defaults: dict) -> list[dict]:
-    return [{**defaults, **row} for row in rows]
-
-
-def _parse_dt(value: str | None) -> datetime | None:
-    """ISO text to an aware UTC datetime (the store's convention); naive text is taken as UTC."""
-    if value is None:
-        return None
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+def _without_connection(params: dict) -> dict:
+    """Settings as imported: the backend keeps its name, but a server address in them is dropped, so
+    a bundle can never make a resume send the user's API key (or the questions) to a host it chose."""
+    options = params.get("backend_options")
+    if not isinstance(options, dict) or not any(name in options for name in CONNECTION_SETTINGS):
+        return params
+    return {**params, "backend_options": {k: v for k, v in options.items() if k not in CONNECTION_SETTINGS}}

@@ -7,6 +7,7 @@ discard_partial deletes before a resume redoes the problem.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -17,6 +18,7 @@ from sqlmodel import select
 from reasoning.errors import UserError
 from reasoning.types import Node, Problem
 from store import models as m
+from store.bundle_schema import check_problem
 from store.db import Store
 from store.liveness import effective_status
 
@@ -25,24 +27,69 @@ from store.liveness import effective_status
 
 
 def create_run(store: Store, run: m.Run, problems: list[Problem]) -> str:
-    """Record the run and its problem list in one transaction. Problems are shared between runs:
-    the known ones are looked up in one query, the rest added."""
+    """Record the run and its problem list in one transaction (problems: `problem_ids`)."""
     with store.session() as session:
         session.add(run)
-        datasets = {problem.dataset for problem in problems}
-        known = {(row.dataset, row.key): row
-                 for row in session.exec(select(m.Problem).where(m.Problem.dataset.in_(datasets))).all()}
-        for problem in problems:
-            if (problem.dataset, problem.key) not in known:
-                row = m.Problem(dataset=problem.dataset, key=problem.key, question=problem.question,
-                                answer=problem.answer, difficulty=problem.difficulty, meta=problem.meta)
-                session.add(row)
-                known[(problem.dataset, problem.key)] = row
+        ids = problem_ids(session, problems)
         session.flush()
-        session.add_all(m.RunProblem(run_id=run.id, position=position,
-                                     problem_id=known[(problem.dataset, problem.key)].id)
+        session.add_all(m.RunProblem(run_id=run.id, position=position, problem_id=ids[(problem.dataset, problem.key)])
                         for position, problem in enumerate(problems))
         return run.id
+
+
+def problem_ids(session, problems: list[Problem]) -> dict[tuple[str, str], int]:
+    """The database id of each problem, by (dataset, key), adding the new ones (one query for the
+    known ones). Problems are shared between runs, so a problem is its content too: one stored under
+    the same (dataset, key) with another question or gold answer is refused, since mixing them would
+    grade one run's answers against another's question. A stored one no run uses any more is
+    corrected instead, so deleting the runs that brought a wrong copy is the way out."""
+    for problem in problems:
+        check_problem(problem)  # the bundle's rules, so every stored problem can travel
+    datasets = {problem.dataset for problem in problems}
+    known = {(row.dataset, row.key): row
+             for row in session.exec(select(m.Problem).where(m.Problem.dataset.in_(datasets))).all()}
+    for problem in problems:
+        row = known.get((problem.dataset, problem.key))
+        if row is None:
+            row = known[(problem.dataset, problem.key)] = m.Problem(dataset=problem.dataset, key=problem.key)
+        elif (row.question, row.answer) == (problem.question, problem.answer):
+            continue
+        elif row.id is not None:
+            user = session.exec(select(m.RunProblem.run_id).where(m.RunProblem.problem_id == row.id).limit(1)).first()
+            if user is not None:
+                raise UserError(f"problem {problem.key!r} of dataset {problem.dataset!r} is stored here with "
+                                f"another question or answer (used by run {user[:8]}): refusing to mix them "
+                                f"(delete the runs that use it to replace it)")
+        row.question, row.answer = problem.question, problem.answer
+        row.difficulty, row.meta = problem.difficulty, problem.meta
+        session.add(row)
+    session.flush()
+    return {ref: row.id for ref, row in known.items()}
+
+
+def generated_problem(dataset: str, key: str) -> Problem | None:
+    """The problem a built-in set (arith:D, arith:A-B) has under `key`, made by its generator (built-in
+    problems never come from data), or None for any other dataset. A key the generator never makes is
+    a UserError. O(1): the generator makes problem i from (seed, level, i) alone."""
+    if not dataset.startswith("arith:"):
+        return None
+    from reasoning.problems import _arith_problem, load_problems  # one problem by its index; no public call for it
+
+    load_problems(dataset, limit=1)  # refuses a malformed set name (arith:9, arith:x)
+    low, _, high = dataset[len("arith:"):].partition("-")
+    ranged = re.fullmatch(r"s(-?\d{1,18})-d(\d)-(\d{1,9})", key) if high else None
+    single = None if high else re.fullmatch(r"s(-?\d{1,18})-(\d{1,9})", key)
+    if ranged and int(low) <= int(ranged.group(2)) <= int(high):
+        seed, level, i = (int(part) for part in ranged.groups())
+        canonical = f"s{seed}-d{level}-{i}"
+    elif single:
+        (seed, i), level = (int(part) for part in single.groups()), int(low)
+        canonical = f"s{seed}-{i}"
+    else:
+        canonical = None
+    if canonical != key:  # "s0-01" is not a key the generator writes
+        raise UserError(f"{dataset} has no problem {key[:80]!r}: built-in problems come from the generator")
+    return _arith_problem(level, seed, i, key, dataset)
 
 
 def get_run(store: Store, run_id: str) -> m.Run | None:

@@ -179,3 +179,107 @@ def test_the_cli_imports_peer_files_with_from(tmp_path):
     assert shown["model"] == "Qwen" and shown["accuracy"] == 1.0
     bad = run("import", str(path), "--from", "openr")
     assert bad.returncode == 2 and "unknown --from 'openr'" in bad.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile and careless peer files (issue 14): each is one line and exit 2, or a sound import.
+
+def _alarm(seconds: int):
+    """Fail instead of hanging when a conversion never ends (on the code before its fix)."""
+    import signal
+
+    def stop(signum, frame):
+        raise TimeoutError(f"did not finish within {seconds} s")
+
+    signal.signal(signal.SIGALRM, stop)
+    signal.alarm(seconds)
+
+
+def test_a_selected_edge_that_loops_ends_the_path_instead_of_the_import():
+    log = {"logs": [snapshot([0, 1, 2], {0: (0, 1, 0.5, 0.6, "Step A"), 1: (1, 2, 0.9, 0.9, "The answer is 42.")},
+                             {0: 0, 1: 0, 2: 0})]}  # node 1 selects the edge into itself, node 2 the root's
+    _alarm(10)
+    try:
+        doc = from_llm_reasoners(json.dumps(log).encode(), "loop.json")
+    finally:
+        import signal
+
+        signal.alarm(0)
+    nodes = doc["runs"][0]["nodes"]
+    assert [n["status"] for n in nodes] == ["selected", "selected", "terminal"]
+    assert doc["runs"][0]["results"][0]["node_seq"] == 1
+
+
+def test_a_cycle_apart_from_the_root_is_refused():
+    log = {"logs": [{"nodes": {str(i): {"id": i, "data": {}, "selected_edge": 1 if i == 0 else None} for i in range(3)},
+                     "edges": [{"id": 0, "source": 1, "target": 2}, {"id": 1, "source": 2, "target": 1}]}]}
+    with pytest.raises(UserError, match="node 1 is not reachable from the root"):
+        from_llm_reasoners(json.dumps(log).encode(), "cycle.json")
+
+
+def test_node_ids_are_integers_or_strings_and_digit_like_ones_do_not_crash():
+    log = {"logs": [{"nodes": [{"id": "²", "data": {"question": "q"}}, {"id": "10", "data": "b"}, {"id": "9", "data": "a"}],
+                     "edges": [{"id": 0, "source": "²", "target": "10"}, {"id": 1, "source": "²", "target": "9"}]}]}
+    nodes = from_llm_reasoners(json.dumps(log).encode(), "ids.json")["runs"][0]["nodes"]
+    assert [n["text"] for n in nodes] == ["q", "a", "b"]  # numeric ids in numeric order
+    for odd in (1.5, True, None, [1], {"a": 1}):
+        log["logs"][0]["nodes"][0]["id"] = odd
+        with pytest.raises(UserError, match="a node id must be an integer or a string"):
+            from_llm_reasoners(json.dumps(log).encode(), "ids.json")
+
+
+SAL_ROW = {"problem": "What is 2 + 3?", "answer": "5", "completions": ["2 + 3 = 5\n\nThe answer is 5."],
+           "scores": [[0.9, 0.8]]}
+
+
+def _sal_line(**changes) -> str:
+    return json.dumps({**SAL_ROW, **changes})
+
+
+@pytest.mark.parametrize("fmt,text,message", [
+    ("search-and-learn", _sal_line(completions=5), "field 'completions' must be a list of strings"),
+    ("search-and-learn", _sal_line().replace("0.9", "1e400"), "the number 1e400 is beyond the range of a double"),
+    ("search-and-learn", _sal_line().replace("0.9", "NaN"), "NaN is not a number"),
+    ("search-and-learn", _sal_line().replace("0.9", "Infinity"), "Infinity is not a number"),
+    ("search-and-learn", _sal_line(level=2**64), "does not fit in 64 bits"),
+    ("search-and-learn", _sal_line().replace('"5"', "9" * 5000, 1), "does not fit in 64 bits"),
+    ("search-and-learn", _sal_line(level="Level " + "9" * 5000, answer=[4]), "field 'answer' must be a string or a number"),
+    ("search-and-learn", '{"problem": ' + "[" * 100_000 + "]" * 100_000 + "}", "JSON nested deeper than 64 levels"),
+    ("search-and-learn", _sal_line(completion_tokens=[True]) + "\n" + _sal_line(unique_id={"a": 1}),
+     "line 2: field 'unique_id' must be a string or an integer"),
+    ("llm-reasoners", '{"logs": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested deeper than 64 levels"),
+    ("llm-reasoners", json.dumps({"logs": [{"nodes": {"0": {"id": 0, "data": "q"}, "1": {"id": 1}},
+                                            "edges": [{"id": 0, "source": 0, "target": 1,
+                                                       "data": {"reward": float("inf")}}]}]}).replace("Infinity", "1e999"),
+     "the number 1e999 is beyond the range of a double"),
+])
+def test_a_hostile_peer_file_is_one_line_and_exit_2(tmp_path, fmt, text, message):
+    from helpers_cli import run_cli
+
+    path = tmp_path / "peer.json"
+    path.write_text(text)
+    result = run_cli("import", str(path), "--from", fmt, db=tmp_path / "t.db")
+    assert (result.code, len(result.lines)) == (2, 1), result
+    assert message in result.lines[0] and "Traceback" not in result.stderr
+
+
+def test_importing_a_directory_as_a_peer_file_is_one_line_and_exit_2(tmp_path):
+    from helpers_cli import run_cli
+
+    result = run_cli("import", str(tmp_path), "--from", "search-and-learn", db=tmp_path / "t.db")
+    assert (result.code, result.lines) == (2, [f"error: cannot import {tmp_path}: it is a directory"])
+
+
+def test_a_jsonl_row_may_hold_a_line_separator_inside_a_string(tmp_path, store):
+    path = tmp_path / "sep.jsonl"
+    path.write_text(json.dumps({**SAL_ROW, "problem": "What is\u2028 2 + 3?"}, ensure_ascii=False) + "\n",
+                    encoding="utf-8")  # the separator raw, as ensure_ascii=False writes it
+    [run_id] = import_peer(store, "search-and-learn", path).imported
+    assert run_results(store, run_id)[0].question == "What is\u2028 2 + 3?"
+
+
+def test_a_peer_file_that_is_not_utf8_is_refused(tmp_path, store):
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes(_sal_line(problem="Qu'est-ce que 2 + 3 ? \u00e9").encode("latin-1").replace(b"\\u00e9", b"\xe9"))
+    with pytest.raises(UserError, match="not UTF-8 text"):
+        import_peer(store, "search-and-learn", path)

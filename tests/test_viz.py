@@ -212,3 +212,19 @@ def test_tree_can_be_coloured_by_stored_token_signals():
     assert math.isnan(entropy[0]) and entropy[1] == pytest.approx(0.0) and entropy[2] == pytest.approx(1.0)
     confidence = _colour_values(nodes, "confidence")
     assert confidence[1] < confidence[2] <= 1.0
+
+
+def test_walks_up_a_tree_end_even_when_stored_parents_loop():
+    """A database written before imports refused cycles may hold them: the Verifier page's score paths
+    and the Tree page's clicked path must still end (issue 14 #2)."""
+    from types import SimpleNamespace
+
+    from viz.scores import step_score_paths
+    from viz.tree import layout_xy, path_of
+
+    steps = [("r", 1, 0, None, None), ("r", 1, 1, 2, 0.1), ("r", 1, 2, 1, 0.2), ("r", 1, 3, 3, 0.3)]
+    paths = step_score_paths(steps, [("r", 1, 1, True), ("r", 1, 3, False), ("r", 1, 9, None)])
+    assert paths == [([0.2, 0.1], True), ([0.3], False), ([], None)]
+    nodes = [SimpleNamespace(seq=s, parent_seq=p, depth=d) for _, _, s, p, _ in steps for d in [1]]
+    assert [n.seq for n in path_of(nodes, 1)] == [2, 1]
+    assert len(layout_xy(nodes)[0]) == 4

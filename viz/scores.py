@@ -6,7 +6,7 @@ ROC AUC comes from the engine (reasoning.estimators.roc_auc), like every number 
 from __future__ import annotations
 
 import html
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -103,6 +103,27 @@ def calibration_figure(groups: Sequence[Group], bins: int = 10) -> go.Figure:
     fig.update_xaxes(range=[0, 1], title_text="verifier path score (bin mean)")
     fig.update_yaxes(range=[0, 1.02], title_text="fraction right", tickformat=".0%")
     return _base(fig, 420)
+
+
+def step_score_paths(steps: Iterable[tuple[str, int, int, int | None, float | None]],
+                     leaves: Iterable[tuple[str, int, int, bool | None]]) -> list[tuple[list[float | None], bool | None]]:
+    """What `trajectory_figure` draws: the step scores along each final path, root excluded, from the
+    nodes' (run_id, problem_id, seq, parent_seq, score) (`store.analysis.scored_steps`) and each path's
+    (run_id, problem_id, leaf seq, correct). A walk up stops at a node it has seen, so parents that
+    loop (stored before imports refused them) cannot hang the page."""
+    parent = {(r, p, s): (ps, sc) for r, p, s, ps, sc in steps}
+    out = []
+    for run_id, problem_id, seq, correct in leaves:
+        scores, key, seen = [], (run_id, problem_id, seq), set()
+        while key in parent and key not in seen:
+            seen.add(key)
+            parent_seq, score = parent[key]
+            if parent_seq is None:
+                break  # the root holds the question, not a step
+            scores.append(score)
+            key = (run_id, problem_id, parent_seq)
+        out.append((scores[::-1], correct))
+    return out
 
 
 def trajectory_figure(paths: Sequence[tuple[Sequence[float | None], bool | None]]) -> go.Figure:

@@ -106,11 +106,9 @@ def back_up(tree: Tree, leaf: Node, new: list[Node]) -> None:
     values = [child.path_score or 0.0 for child in new]
     for child, q in zip(new, values):
         set_stats(tree, child, 1, q)
-    node: Node | None = leaf
-    while node is not None:
+    for node in [*reversed(tree.path(leaf)), tree.root]:  # the leaf up to the root
         n = visits(node) + len(values)
         set_stats(tree, node, n, (value(node) * visits(node) + sum(values)) / n)
-        node = tree.nodes[node.parent] if node.parent is not None else None
 
 
 def choose(tree: Tree, children: Children) -> tuple[Node, str]:
