@@ -271,3 +271,10 @@ def test_a_run_id_prefix_is_matched_literally_not_as_a_like_pattern(tmp_path):
         assert_one_line_error(cli("show", pattern, db=db), "no run with id")
         assert_one_line_error(cli("resume", pattern, db=db), "no run with id")
         assert_one_line_error(cli("curves", pattern, db=db), "no run or sweep with id")
+
+
+@pytest.mark.parametrize("source", ["thinktrace", "search-and-learn", "llm-reasoners"])
+def test_importing_a_folder_is_one_line(tmp_path, source):
+    db = tmp_path / "t.db"
+    assert_one_line_error(cli("import", str(tmp_path), "--from", source, db=db), "is a directory")
+    assert not db.exists()
