@@ -163,6 +163,12 @@ def test_numbers_that_are_not_finite_or_do_not_fit_64_bits_are_one_line_before_a
     assert not db.exists()
 
 
+def test_a_sweep_budget_beyond_64_bits_is_one_line(tmp_path):
+    proc = cli("sweep", "--strategies", "cot", "--budgets", "1," + "9" * 20, db=tmp_path / "t.db")
+    assert_one_line_error(proc, "--budgets must be whole numbers")
+    assert not (tmp_path / "t.db").exists()
+
+
 DATASETS = {
     "level": '{"question": "1+1?", "answer": "2", "level": 99999999999999999999}',
     "nan": '{"question": "1+1?", "answer": NaN}',

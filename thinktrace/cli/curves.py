@@ -28,8 +28,8 @@ def parse_strategies(text: str) -> list[str]:
 
 def parse_budgets(text: str) -> list[int]:
     try:
-        budgets = [int(b) for b in text.split(",") if b.strip()]
-    except ValueError:
+        budgets = [whole(b) for b in text.split(",") if b.strip()]
+    except ValueError:  # not a number, or one beyond 64 bits
         raise UserError(f"--budgets must be whole numbers separated by commas, e.g. 1,2,4,8 (got {text!r})") from None
     if not budgets:
         raise UserError("--budgets is empty: e.g. --budgets 1,2,4,8")
