@@ -32,8 +32,9 @@ def _signals_as_interrupt() -> None:
     def handler(signum, frame):
         _stopped_by["signum"] = signum
         raise KeyboardInterrupt
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, handler)
+    signal.signal(signal.SIGTERM, handler)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when started with Ctrl-C ignored
+        signal.signal(signal.SIGINT, handler)
 
 
 class Interrupted(Exception):
