@@ -23,6 +23,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+# vLLM's context for the bench: enough for its prompts, and a smaller KV cache than SmolLM2's 8,192.
+BENCH_CONTEXT = 2048
+
+
+def vllm_options(model: str) -> dict:
+    """The bench's context, or the model's own when that is shorter: vLLM refuses a max_model_len
+    above max_position_embeddings, and the lab models have 768."""
+    from reasoning.backends import MODELS, resolve
+
+    folder = MODELS[model].folder() if model in MODELS else resolve(model)
+    own = json.loads((folder / "config.json").read_text()).get("max_position_embeddings")
+    return {"max_model_len": min(BENCH_CONTEXT, own or BENCH_CONTEXT)}
+
+
 def measure(backend: str, args) -> dict:
     """Load the model on `backend`, then time raw complete() and a beam search run."""
     from thinktrace import runner
@@ -32,7 +46,7 @@ def measure(backend: str, args) -> dict:
     from reasoning.problems import load_problems
     from reasoning.verifiers import load_verifier
 
-    options = {"max_model_len": 2048} if backend == "vllm" else {}
+    options = vllm_options(args.model) if backend == "vllm" else {}
     started = time.perf_counter()
     lm = load_model(args.model, backend=backend, **options)
     out = {"backend": backend, "model": lm.name, "dtype": lm.dtype, "load_s": time.perf_counter() - started, "rows": []}

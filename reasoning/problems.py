@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -219,6 +220,15 @@ def _check_difficulty(difficulty: int) -> None:
         raise UserError(f"difficulty {difficulty} is out of range {MIN_DIFFICULTY}..{MAX_DIFFICULTY}")
 
 
+def _spec_level(text: str) -> int:
+    """A level typed in a spec, in range (a number of thousands of digits is refused before int())."""
+    if len(text) > 3:
+        raise UserError(f"difficulty {text[:20]}{'...' if len(text) > 20 else ''} is out of range "
+                        f"{MIN_DIFFICULTY}..{MAX_DIFFICULTY}")
+    _check_difficulty(int(text))
+    return int(text)
+
+
 def load_problems(spec: str, limit: int | None = None, seed: int = 0) -> list[Problem]:
     """The problems named by `spec`, the first `limit` of them when given:
     - `arith:D`: generated, difficulty D (1..5), DEFAULT_COUNT problems unless limited;
@@ -249,9 +259,7 @@ def _load_arith(spec: str, limit: int | None, seed: int) -> list[Problem]:
     if not match:
         raise UserError(f"bad problem set '{spec}': expected arith:D or arith:A-B with D in "
                         f"{MIN_DIFFICULTY}..{MAX_DIFFICULTY}")
-    low, high = int(match.group(1)), int(match.group(2) or match.group(1))
-    _check_difficulty(low)
-    _check_difficulty(high)
+    low, high = (_spec_level(text) for text in (match.group(1), match.group(2) or match.group(1)))
     if match.group(2) is None:
         return generate_arith(low, limit or DEFAULT_COUNT, seed)
     if low > high:
@@ -271,20 +279,48 @@ def _load_jsonl(path: Path) -> list[Problem]:
         data = path.read_bytes()
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, not a .jsonl file") from None
     except OSError as error:
         raise UserError(f"{path}: cannot read it ({error.strerror})") from None
     dataset = f"{path.stem}#{hashlib.sha256(data).hexdigest()[:8]}"
+    try:  # a BOM (Windows editors write one) is not part of the first row
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:  # replacing bad bytes would change questions and answers silently
+        line = data.count(b"\n", 0, error.start) + 1
+        raise UserError(f"{path.name} line {line}: not UTF-8 (byte {error.start}): save the file as UTF-8") from None
     rows = []
-    for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # JSON Lines: rows end at "\n" only
         if not line.strip():
             continue
         where = f"{path.name} line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise UserError(f"{where}: not valid JSON") from None
-        rows.append((where, str(number), row))
+        rows.append((where, str(number), _parse_line(line, where)))
     return _rows_to_problems(rows, dataset)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400
+        raise ValueError(f"{text} is too large for a number")
+    return value
+
+
+def _parse_line(line: str, where: str) -> Any:
+    """One JSON value, strictly: NaN, Infinity and numbers that overflow to them are refused (P3),
+    and so are integers of thousands of digits and nesting too deep to parse, each as one line."""
+    try:
+        return json.loads(line, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except json.JSONDecodeError:
+        raise UserError(f"{where}: not valid JSON") from None
+    except ValueError as error:  # NaN / Infinity / 1e400 / an integer over Python's 4300 digits
+        reason = "an integer with thousands of digits" if "digits" in str(error) else str(error)
+        raise UserError(f"{where}: {reason}") from None
+    except RecursionError:
+        raise UserError(f"{where}: JSON nested too deeply") from None
 
 
 def _load_hf(spec: str, limit: int | None) -> list[Problem]:
@@ -326,21 +362,23 @@ def _rows_to_problems(rows: Iterable[tuple[str, str, Any]], dataset: str) -> lis
 
 def _row_to_problem(row: Any, where: str, default_key: str, dataset: str) -> Problem:
     """One GSM8K-shaped row (question, answer "... #### N") or MATH-shaped row (problem, and answer
-    or a solution with \\boxed{})."""
+    or a solution with \\boxed{}). Every field is checked here, before any model loads: the run would
+    otherwise fail when it stores the problem, after the slow load."""
     if not isinstance(row, dict):
         raise UserError(f"{where}: expected a JSON object with the problem's fields")
-    question = row.get("question") or row.get("problem")
+    field = "question" if row.get("question") not in (None, "") else "problem"
+    question = _text(row.get(field), field, where)
     if not question:
         raise UserError(f"{where}: missing field 'question' (or 'problem')")
     meta = {}
     if row.get("answer") not in (None, ""):
-        answer = str(row["answer"])
+        answer = _text(row["answer"], "answer", where)
         if "####" in answer:
             meta["solution"] = answer.rsplit("####", 1)[0].strip()
             answer = answer.rsplit("####", 1)[1].strip().replace(",", "")
     elif row.get("solution"):
-        meta["solution"] = row["solution"]
-        answer = extract_answer(row["solution"], allow_fallback=False).value
+        meta["solution"] = _text(row["solution"], "solution", where)
+        answer = extract_answer(meta["solution"], allow_fallback=False).value
         if answer is None:
             raise UserError(f"{where}: no final answer (\\boxed{{}}) in field 'solution'")
     elif "answer" in row and row["answer"] is None:
@@ -350,16 +388,48 @@ def _row_to_problem(row: Any, where: str, default_key: str, dataset: str) -> Pro
                         f"answer write \"answer\": null (its runs are then not graded)")
     if answer is not None and not answer.strip():
         raise UserError(f"{where}: empty answer")
-    key = row.get("id", row.get("key"))
-    return Problem(key=default_key if key in (None, "") else str(key), question=str(question),
-                   answer=None if answer is None else answer.strip(), dataset=dataset, difficulty=_difficulty(row),
-                   meta=meta)
+    field = "id" if "id" in row else "key"
+    key = _text(row.get(field), field, where)
+    return Problem(key=key or default_key, question=question,
+                   answer=None if answer is None else answer.strip(), dataset=dataset,
+                   difficulty=_difficulty(row, where), meta=meta)
 
 
-def _difficulty(row: dict) -> int | None:
-    """`level` or `difficulty` as an int when it holds one: 3, "3" and MATH's "Level 3" all give 3."""
+def _text(value: Any, field: str, where: str) -> str | None:
+    """A field that must be one value written as text: a string or a finite number (2 -> "2"); None
+    stays None. A list or object is refused, not turned into its Python spelling ("[4]" as a gold
+    answer), and so is a string the database cannot store (a lone UTF-16 surrogate from "\\ud800")."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        kind = {bool: "true/false", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+        raise UserError(f"{where}: field '{field}' must be a string or a number, not {kind}")
+    if isinstance(value, float) and not math.isfinite(value):  # from a Hugging Face table
+        raise UserError(f"{where}: field '{field}' is {value}, not a finite number")
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"{where}: field '{field}' holds a character that is not valid Unicode") from None
+    return text
+
+
+# A stored difficulty is a 64-bit integer: the store's INTEGER column holds no more.
+MAX_LEVEL = 2**63 - 1
+
+
+def _difficulty(row: dict, where: str) -> int | None:
+    """`level` or `difficulty` as an int when it holds one: 3, "3" and MATH's "Level 3" all give 3;
+    one too large to store is refused."""
     value = row.get("level", row.get("difficulty"))
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    match = re.search(r"\d+", str(value)) if isinstance(value, str) else None
-    return int(match.group(0)) if match else None
+    if isinstance(value, str):
+        match = re.search(r"\d+", value)
+        digits = match.group(0) if match else None
+    else:
+        digits = str(value) if isinstance(value, int) and not isinstance(value, bool) else None
+    if digits is None:
+        return None
+    if len(digits.lstrip("-")) > len(str(MAX_LEVEL)) or abs(int(digits)) > MAX_LEVEL:  # no int() of 5000 digits
+        shown = digits if len(digits) <= 20 else digits[:20] + "..."
+        raise UserError(f"{where}: level {shown} is too large (at most {MAX_LEVEL})")
+    return int(digits)

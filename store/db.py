@@ -134,8 +134,16 @@ class Store:
 def _parse(url: str) -> URL:
     try:
         return make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number ("h:1,h2:2")
         raise UserError(f"not a database path or URL: {url}") from None
+
+
+def _cannot_open(store: "Store", exc: BaseException) -> UserError:
+    """The one message for a database that cannot be opened: its label and the first line of the
+    driver's reason (libpq adds "\n\tIs the server running ...?" and psycopg lists every attempt on
+    further lines), so every user error stays one line whichever path opened the database."""
+    reason = str(getattr(exc, "orig", None) or exc).strip()
+    return UserError(f"cannot open database {store.describe()}: {reason.splitlines()[0] if reason else type(exc).__name__}")
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
@@ -193,7 +201,7 @@ def _open_engine(store: Store) -> Engine:
         _ensure_schema(engine, store.describe())
     except DatabaseError as exc:
         engine.dispose()
-        raise UserError(f"cannot open database {store.describe()}: {exc.orig}") from None
+        raise _cannot_open(store, exc) from None
     except BaseException:
         engine.dispose()
         raise
@@ -206,7 +214,7 @@ def _server_engine(store: Store) -> Engine:
         engine = create_engine(store.url, pool_pre_ping=True)
     except Exception as exc:  # missing driver, bad URL
         hint = " (install the driver: pip install 'psycopg[binary]')" if "postgres" in store._parsed.drivername else ""
-        raise UserError(f"cannot open database {store.describe()}: {exc}{hint}") from None
+        raise UserError(f"{_cannot_open(store, exc)}{hint}") from None
     if engine.dialect.name == "postgresql":
         _postgres_settings(engine)
     return engine
@@ -290,7 +298,7 @@ def _precheck_server(store: Store) -> None:
         with engine.connect() as conn:
             row = _read_version(engine, conn)
     except DatabaseError as exc:
-        raise UserError(f"cannot open database {store.describe()}: {str(exc.orig).strip().splitlines()[0]}") from None
+        raise _cannot_open(store, exc) from None
     finally:
         engine.dispose()
     _refuse_newer(row, store.describe())

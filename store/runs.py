@@ -255,9 +255,10 @@ def list_runs(store: Store) -> list[RunSummary]:
 
 
 def resolve_run_id(store: Store, ref: str) -> str:
-    """A full run id or a unique prefix of one (as git does for commits)."""
+    """A full run id or a unique prefix of one (as git does for commits), matched literally: `%` and
+    `_` in it are characters, not LIKE wildcards (`show %` matched every run)."""
     with store.session() as session:
-        ids = session.exec(select(m.Run.id).where(m.Run.id.startswith(ref))).all() if ref else []
+        ids = session.exec(select(m.Run.id).where(m.Run.id.startswith(ref, autoescape=True))).all() if ref else []
     if len(ids) == 1:
         return ids[0]
     if not ids:

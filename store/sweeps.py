@@ -36,7 +36,7 @@ def sweep_runs(store: Store, sweep_id: str) -> list[m.Run]:
 def resolve_sweep_id(store: Store, ref: str) -> str:
     """A full sweep id or a unique prefix of one."""
     with store.session() as session:
-        ids = session.exec(select(m.Sweep.id).where(m.Sweep.id.startswith(ref))).all() if ref else []
+        ids = session.exec(select(m.Sweep.id).where(m.Sweep.id.startswith(ref, autoescape=True))).all() if ref else []
     if len(ids) == 1:
         return ids[0]
     if not ids:
@@ -47,8 +47,8 @@ def resolve_sweep_id(store: Store, ref: str) -> str:
 def resolve_ref(store: Store, ref: str) -> tuple[str, str]:
     """("sweep", id) or ("run", id) for a full id or unique prefix of either."""
     with store.session() as session:
-        sweeps = session.exec(select(m.Sweep.id).where(m.Sweep.id.startswith(ref))).all() if ref else []
-        runs = session.exec(select(m.Run.id).where(m.Run.id.startswith(ref))).all() if ref else []
+        sweeps = session.exec(select(m.Sweep.id).where(m.Sweep.id.startswith(ref, autoescape=True))).all() if ref else []
+        runs = session.exec(select(m.Run.id).where(m.Run.id.startswith(ref, autoescape=True))).all() if ref else []
     matches = [("sweep", s) for s in sweeps] + [("run", r) for r in runs]
     if len(matches) == 1:
         return matches[0]

@@ -131,3 +131,23 @@ def test_stats_count_prompt_tokens_once_per_distinct_prompt_and_every_generated_
     # The question's prompt is run once for both (and its last token again, for its own next-token logits).
     assert lm.stats["prompt_tokens_computed"] == lengths[1] + 1
     assert lm.stats["generated_tokens"] == sum(c.n_tokens for row in out for c in row)
+
+
+# --- where reuse pays --------------------------------------------------------------------------
+
+def test_prefix_reuse_is_off_for_the_tiny_lab_model_where_it_does_not_pay():
+    from reasoning.backends import load_model
+    from reasoning.backends.transformers_lm import PREFIX_REUSE_MIN_PARAMS
+
+    lab = load_model("lab")
+    assert lab.n_params < PREFIX_REUSE_MIN_PARAMS and lab.share_prefixes is False
+    prompts = [lab.prompt("What is 2 + 3?")] * 2
+    lab.complete(prompts, n=2, max_new_tokens=8, temperature=0.8, seed=0)
+    assert lab.stats["prompt_tokens_reused"] == 0 and not lab.prefix_cache.entries
+
+
+@slow
+def test_prefix_reuse_is_on_for_smollm2_where_it_pays(embedded_lm):
+    from reasoning.backends.transformers_lm import PREFIX_REUSE_MIN_PARAMS
+
+    assert embedded_lm.n_params >= PREFIX_REUSE_MIN_PARAMS and embedded_lm.share_prefixes is True

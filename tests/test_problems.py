@@ -246,3 +246,53 @@ def test_bad_rows_are_reported_with_their_line_number(tmp_path, rows, message):
     with pytest.raises(UserError, match=re.escape(message)) as error:
         load_problems(spec)
     assert "\n" not in str(error.value)
+
+
+# --- hostile files: refused with one line each, before any model loads ---------------------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"question": "a", "answer": NaN}', "line 1: NaN is not a number JSON allows"),
+    ('{"question": "a", "answer": -Infinity}', "line 1: -Infinity is not a number JSON allows"),
+    ('{"question": "a", "answer": 1e400}', "line 1: 1e400 is too large for a number"),
+    ('{"question": "a", "answer": ' + "9" * 5000 + "}", "line 1: an integer with thousands of digits"),
+    ('{"question": "a", "answer": "1", "meta": ' + DEEP + "}", "line 1: JSON nested too deeply"),
+    ('{"question": "a", "answer": "1", "level": 99999999999999999999}', "level 99999999999999999999 is too large"),
+    ('{"question": "a", "answer": "1", "difficulty": "Level ' + "9" * 5000 + '"}', "is too large"),
+    ('{"question": "a", "answer": [4]}', "field 'answer' must be a string or a number, not a list"),
+    ('{"question": "a", "answer": {"x": 4}}', "field 'answer' must be a string or a number, not an object"),
+    ('{"question": "a", "answer": true}', "field 'answer' must be a string or a number, not true/false"),
+    ('{"question": ["a"], "answer": "1"}', "field 'question' must be a string or a number, not a list"),
+    ('{"question": "a", "answer": "1", "id": {"k": 1}}', "field 'id' must be a string or a number"),
+    ('{"problem": "a", "solution": ["\\\\boxed{1}"]}', "field 'solution' must be a string or a number"),
+    ('{"question": "a\\ud800", "answer": "1"}', "field 'question' holds a character that is not valid Unicode"),
+])
+def test_non_finite_huge_deep_or_non_scalar_values_are_refused_with_their_line(tmp_path, line, message):
+    spec = write_jsonl(tmp_path / "data.jsonl", [line])
+    with pytest.raises(UserError, match=re.escape(message)) as error:
+        load_problems(spec)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 200
+
+
+def test_numbers_and_null_are_still_answers_and_a_large_storable_level_is_kept(tmp_path):
+    spec = write_jsonl(tmp_path / "ok.jsonl", [{"question": "a", "answer": 4, "level": 2**63 - 1},
+                                               {"question": "b", "answer": 2.5}, {"question": "c", "answer": None}])
+    assert [(p.answer, p.difficulty) for p in load_problems(spec)] == [("4", 2**63 - 1), ("2.5", None), (None, None)]
+
+
+def test_a_file_that_is_not_utf8_is_refused_with_its_line_and_byte(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"question": "1+1?", "answer": "2"}\n{"question": "caf\xe9?", "answer": "2"}\n')
+    with pytest.raises(UserError, match=re.escape("latin1.jsonl line 2: not UTF-8 (byte 53)")):
+        load_problems(str(path))
+    path.write_bytes(b'\xef\xbb\xbf{"question": "1+1?", "answer": "2"}\n')  # a BOM is not part of the row
+    assert load_problems(str(path))[0].answer == "2"
+
+
+@pytest.mark.parametrize("spec", ["arith:99999999999", "arith:" + "9" * 5000, "arith:1-" + "9" * 5000])
+def test_huge_levels_in_a_spec_are_out_of_range_in_one_short_line(spec):
+    with pytest.raises(UserError, match="is out of range 1..5") as error:
+        load_problems(spec)
+    assert len(str(error.value)) < 100

@@ -216,6 +216,22 @@ def test_run_ids_resolve_from_a_unique_prefix(store):
         resolve_run_id(store, "zzzz")
 
 
+def test_id_prefixes_are_matched_literally_not_as_like_patterns(store):
+    from store.sweeps import create_sweep, resolve_ref, resolve_sweep_id
+
+    run_id, *_ = make_run(store)
+    sweep_id = create_sweep(store, "s", {}, sweep_id="ab%_cd-sweep")
+    for pattern in ("%", "_", "_" * 8, "%-%"):
+        with pytest.raises(UserError, match="no run with id"):
+            resolve_run_id(store, pattern)
+    with pytest.raises(UserError, match="no sweep with id"):
+        resolve_sweep_id(store, "%")
+    with pytest.raises(UserError, match="no run or sweep with id"):
+        resolve_ref(store, "_")
+    assert resolve_sweep_id(store, "ab%_") == sweep_id and resolve_ref(store, "ab%_c") == ("sweep", sweep_id)
+    assert resolve_ref(store, run_id[:6]) == ("run", run_id)
+
+
 def test_the_database_uses_wal_and_records_its_schema_version(store, tmp_path):
     store.engine
     conn = sqlite3.connect(tmp_path / "thinktrace.db")
@@ -255,6 +271,22 @@ def test_a_database_from_a_newer_schema_is_refused_untouched(tmp_path):
 def test_a_database_in_a_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         Store.open(str(tmp_path / "nope" / "x.db"))
+
+
+def test_an_unreachable_database_server_is_one_line_whichever_way_it_is_opened():
+    import socket
+
+    pytest.importorskip("psycopg")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql+psycopg://thinktrace@127.0.0.1:{port}/nothing"
+    for open_store in (Store.open, lambda url: Store(url).engine):  # the CLI's pre-check; first use
+        with pytest.raises(UserError, match="cannot open database .*Connection refused") as error:
+            open_store(url)
+        assert "\n" not in str(error.value)  # libpq adds "\n\tIs the server running ...?"
+    with pytest.raises(UserError, match="not a database path or URL"):  # was a ValueError traceback
+        Store(f"postgresql+psycopg://u@127.0.0.1:{port},127.0.0.1:2/x")
 
 
 def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path):

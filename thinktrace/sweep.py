@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reasoning.config import SearchConfig
-from reasoning.backends import DEFAULT_MODEL, check_backend
+from reasoning.backends import DEFAULT_MODEL, check_backend, resume_options
 from reasoning.errors import UserError
 from reasoning.strategies import FIXED, NEEDS, SAMPLES, check_config, check_strategy, default_verifier, lookup
 from reasoning.verifiers import check_verifier_spec
@@ -165,10 +165,14 @@ def run_sweep(store: Store, strategies: list[str], budgets: list[int], dataset: 
     return _execute(store, sweep_id, spec, lm, verifier_obj, progress)
 
 
-def resume_sweep(store: Store, sweep_id: str, *, lm=None, verifier_obj=None, progress: bool | None = None) -> str:
-    """Finish a sweep: run what is missing, resume what was interrupted or failed."""
+def resume_sweep(store: Store, sweep_id: str, *, lm=None, verifier_obj=None, progress: bool | None = None,
+                 base_url: str | None = None) -> str:
+    """Finish a sweep: run what is missing, resume what was interrupted or failed; on an
+    OpenAI-compatible server at `base_url` when given (needed for a sweep from a bundle, which
+    carries no server address: reasoning.backends.resume_options)."""
     sweep_id = resolve_sweep_id(store, sweep_id)
     spec = _stored_spec(store, sweep_id)
+    spec.backend_options = resume_options(spec.backend, spec.backend_options, base_url, f"sweep {sweep_id}")
     return _execute(store, sweep_id, spec.validate(), lm, verifier_obj, progress)
 
 
@@ -202,13 +206,13 @@ def _execute(store: Store, sweep_id, spec: SweepSpec, lm, verifier_obj, progress
     todo = [s for s in states if s.status != m.DONE]
     if not todo:
         return sweep_id
+    problems = load_problems(spec.dataset, limit=spec.limit, seed=spec.seed)  # a bad file stops before the load
     if lm is None:
         from reasoning.backends import load_model
         from reasoning.verifiers import load_verifier
 
         lm = load_model(spec.model, backend=spec.backend, **spec.backend_options)
         verifier_obj = load_verifier(spec.verifier, lm)
-    problems = load_problems(spec.dataset, limit=spec.limit, seed=spec.seed)
     runs_bar = tqdm(total=len(states), initial=len(states) - len(todo), unit="run", desc="sweep",
                     position=0, dynamic_ncols=True, disable=None if progress is None else not progress)
     try:

@@ -78,6 +78,22 @@ def check_backend(backend: str, options: dict) -> None:
         raise UserError(f"--model-params must be a parameter count of at least 1 (got {options['model_params']})")
 
 
+def resume_options(backend: str, stored: dict, base_url: str | None, what: str) -> dict:
+    """The backend settings to resume `what` (a run or sweep) with: the stored ones, and the server
+    the user names now (`--base-url`, which replaces a stored one: the server moved). A server
+    address never comes from imported data (importing drops it, docs/sharing.md), so an openai run
+    without one is refused, before any model loads, until the user names the server: the API key
+    goes only to a URL given in this session or stored by a run started here."""
+    options = dict(stored)
+    if base_url is not None:
+        options["base_url"] = base_url
+    if backend == "openai" and not options.get("base_url"):
+        raise UserError(f"{what} runs on an OpenAI-compatible server whose address is not stored (runs "
+                        f"from a bundle carry none): pass --base-url URL, e.g. http://127.0.0.1:8000/v1")
+    check_backend(backend, options)
+    return options
+
+
 def load_model(spec: str = DEFAULT_MODEL, *, device: str | None = None, dtype: str | None = None,
                backend: str = "transformers", **options) -> LanguageModel:
     """Load a registry name, a local HF folder or a hub id (from the local cache first) on a backend.

@@ -11,6 +11,9 @@ the other prompts of the call. Each prompt is tokenized whole, and only the toke
 common token prefix with a cached prompt (`PrefixCache`, an LRU bounded in bytes) are run through the
 model; a call whose prompts share a prefix longer than any cached one runs that prefix once first.
 `stats` counts prompt tokens given, run and reused, and generated tokens.
+
+Reuse is chosen by model size (PREFIX_REUSE_MIN_PARAMS), not measured at load: a measurement would
+differ between machines and loads, and with it the batches, so the same seed could give another run.
 """
 from __future__ import annotations
 
@@ -31,6 +34,15 @@ from reasoning.types import DEFAULT_DELIMITER, Completion
 # Default cap of the cross-call prefix cache. SmolLM2-135M in fp32 holds 45 KB of keys and values per
 # token, so 256 MB is about 5,800 tokens: a dozen few-shot prompts with their steps.
 PREFIX_CACHE_MB = 256
+# Prefix reuse saves running prompt tokens again (~2 x params FLOPs each) and costs a prefix run per
+# call, cache lookups and splicing keys into the batch, which do not shrink with the model. Measured
+# with bench/tree_cost.py (1 CPU thread, beam search's wall per generated token over best-of-N's):
+# SmolLM2-135M 1.36x with reuse, 2.27x without (it re-runs 0.5 instead of 6.9 prompt tokens per
+# generated one); the ~1M lab reasoner gains nothing measurable (1.01-1.21x with, 1.05-1.20x without,
+# fastest of 3-5, warmed up). Off below this size, where it does not pay, and then no cross-call state
+# makes a run's numbers depend on what ran before it in the process; on from it. The size is a
+# judgment between the two models; `share_prefixes` can be set by hand.
+PREFIX_REUSE_MIN_PARAMS = 10_000_000
 
 
 @dataclass
@@ -132,9 +144,10 @@ class TransformersLM(RenderedPrompts):
         # a BOS token gets it from the chat template, or from here in few-shot mode.
         self._prompts_ready()
         self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20))
-        # Splicing cached keys into a batch needs caches that only grow (no sliding windows).
-        self.share_prefixes = all(type(layer) is DynamicLayer
-                                  for layer in DynamicCache(config=self.model.config).layers)
+        # Reuse where it pays (PREFIX_REUSE_MIN_PARAMS); splicing cached keys into a batch needs caches
+        # that only grow (no sliding windows).
+        self.share_prefixes = self.n_params >= PREFIX_REUSE_MIN_PARAMS and all(
+            type(layer) is DynamicLayer for layer in DynamicCache(config=self.model.config).layers)
         # prompt_tokens_total = computed (run through the model) + reused (taken from a KV cache).
         self.stats = dict.fromkeys(("prompt_tokens_total", "prompt_tokens_computed", "prompt_tokens_reused",
                                     "generated_tokens"), 0)

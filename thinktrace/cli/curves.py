@@ -2,7 +2,6 @@
 `curves --json` is a list of points with stable keys (see reasoning.budget.BudgetPoint)."""
 from __future__ import annotations
 
-import json
 from typing import Optional
 
 import typer
@@ -10,7 +9,7 @@ import typer
 from reasoning.backends import DEFAULT_MODEL
 from thinktrace.cli.options import (BackendOption, BaseUrlOption, DbOption, DtypeOption, GpuMemoryOption,
                                    KnobCommand, MaxModelLenOption, ModelParamsOption, TensorParallelOption,
-                                   backend_options)
+                                   backend_options, print_json, whole)
 from reasoning.config import SearchConfig, knobs
 from reasoning.errors import UserError
 
@@ -29,8 +28,8 @@ def parse_strategies(text: str) -> list[str]:
 
 def parse_budgets(text: str) -> list[int]:
     try:
-        budgets = [int(b) for b in text.split(",") if b.strip()]
-    except ValueError:
+        budgets = [whole(b) for b in text.split(",") if b.strip()]
+    except ValueError:  # not a number, or one beyond 64 bits
         raise UserError(f"--budgets must be whole numbers separated by commas, e.g. 1,2,4,8 (got {text!r})") from None
     if not budgets:
         raise UserError("--budgets is empty: e.g. --budgets 1,2,4,8")
@@ -44,7 +43,7 @@ def sweep(
                                              help="Comma list: self_consistency,best_of_n,beam_search,dvts,mcts,cot"),
     budgets: Optional[str] = typer.Option(None, "--budgets", "-b", help="Comma list of budgets N, e.g. 1,2,4,8"),
     dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D, arith:A-B, FILE.jsonl or hf:NAME"),
-    limit: Optional[int] = typer.Option(None, "--limit", "-k", help="Use the first K problems."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-k", parser=whole, help="Use the first K problems."),
     verifier: Optional[str] = typer.Option(None, "--verifier", "-v",
                                            help="none | self_eval | oracle (evaluation only) | prm:MODEL; "
                                                 "strategies that need one get prm:lab with --model lab"),
@@ -56,7 +55,7 @@ def sweep(
     tensor_parallel_size: Optional[int] = TensorParallelOption,
     max_model_len: Optional[int] = MaxModelLenOption,
     model_params: Optional[float] = ModelParamsOption,
-    seed: int = typer.Option(0, "--seed", help="One seed for every run: same problems, same draws."),
+    seed: int = typer.Option(0, "--seed", parser=whole, help="One seed for every run: same problems, same draws."),
     knobs: Optional[dict] = None,  # the options of SWEEP_KNOBS: see register()
     name: str = typer.Option("", "--name", help="A label for the sweep."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish the sweep with this id (or prefix)."),
@@ -65,13 +64,14 @@ def sweep(
 ):
     """Run the runs an accuracy-vs-budget comparison needs: one N = max(budgets) sampling run shared by
     self_consistency and best_of_n (curves by subsampling), one run per budget for tree strategies."""
+    from thinktrace.cli.main import Interrupted
     from thinktrace.sweep import SweepInterrupted, resume_sweep, run_sweep
     from store import Store
 
     store = Store.open(db)  # checked before the slow model load
     try:
         if resume:
-            sid = resume_sweep(store, resume)
+            sid = resume_sweep(store, resume, base_url=base_url)
         else:
             if strategies is None or budgets is None:
                 raise UserError("give --strategies and --budgets (or --resume SWEEP_ID)")
@@ -83,9 +83,8 @@ def sweep(
                                 tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
                                 model_params=model_params))
     except SweepInterrupted as exc:
-        typer.echo(f"interrupted: finish the sweep with `python -m reasoning sweep --resume {exc.sweep_id}`",
-                   err=True)
-        raise typer.Exit(130)
+        raise Interrupted(f"interrupted: finish the sweep with `python -m reasoning sweep --resume {exc.sweep_id}`"
+                          ) from exc
     typer.echo(sid)
 
 
@@ -116,7 +115,7 @@ def curves(
         if png:
             _write(png, lambda path: write_png(fig, path))
     if as_json:
-        typer.echo(json.dumps([{**p.to_json(), "x": p.x(x)} for p in curve_set.points], indent=2))
+        print_json([{**p.to_json(), "x": p.x(x)} for p in curve_set.points])
         return
     typer.echo(f"{curve_set.title} ({curve_set.source})")
     typer.echo(curve_set.caption())

@@ -16,6 +16,7 @@ from typing import Optional
 import typer
 
 from reasoning.config import SearchConfig
+from thinktrace.cli.options import finite, whole
 
 lab = typer.Typer(no_args_is_help=True, help="The System-2 lab: a tiny reasoner and PRM trained by this repo.")
 
@@ -24,19 +25,19 @@ lab = typer.Typer(no_args_is_help=True, help="The System-2 lab: a tiny reasoner 
 def train(
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for reasoner/ and prm/ (default: the committed "
                                        "reasoning/lab/models; pass another to keep them)."),
-    seed: int = typer.Option(1, "--seed", help="Seed of weights, data and paths (not 0: the evaluation seed)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Reasoner steps, first cosine cycle (default: the card's)."),
-    restart_steps: Optional[int] = typer.Option(None, "--restart-steps", help="Reasoner steps after the warm restart (0: none)."),
-    prm_steps: Optional[int] = typer.Option(None, "--prm-steps", help="PRM optimizer steps (default: the card's)."),
-    prm_problems: Optional[int] = typer.Option(None, "--prm-problems", help="Problems whose sampled paths train the PRM."),
-    threads: int = typer.Option(1, "--threads", help="Torch threads (1 is fastest on a shared 2-core machine)."),
+    seed: int = typer.Option(1, "--seed", parser=whole, help="Seed of weights, data and paths (not 0: the evaluation seed)."),
+    steps: Optional[int] = typer.Option(None, "--steps", parser=whole, help="Reasoner steps, first cosine cycle (default: the card's)."),
+    restart_steps: Optional[int] = typer.Option(None, "--restart-steps", parser=whole, help="Reasoner steps after the warm restart (0: none)."),
+    prm_steps: Optional[int] = typer.Option(None, "--prm-steps", parser=whole, help="PRM optimizer steps (default: the card's)."),
+    prm_problems: Optional[int] = typer.Option(None, "--prm-problems", parser=whole, help="Problems whose sampled paths train the PRM."),
+    threads: int = typer.Option(1, "--threads", parser=whole, help="Torch threads (1 is fastest on a shared 2-core machine)."),
     levels: Optional[str] = typer.Option(None, "--levels", help="Reasoner batch levels, comma-separated; repeat a "
                                          "level to weight it (default 1,2,3,4,5)."),
     resume_from: Optional[Path] = typer.Option(None, "--resume-from", help="Reasoner folder to continue: its "
                                                "weights start a warm restart at step --steps (fresh data)."),
     prm_only: bool = typer.Option(False, "--prm-only", help="Keep the reasoner in OUT/reasoner (default: the "
                                   "committed one) and train only the PRM on its samples."),
-    checker_steps: Optional[int] = typer.Option(None, "--checker-steps", help="Arithmetic checker optimizer steps "
+    checker_steps: Optional[int] = typer.Option(None, "--checker-steps", parser=whole, help="Arithmetic checker optimizer steps "
                                                 "(default: the card's)."),
     checker_only: bool = typer.Option(False, "--checker-only", help="Train only the PRM's arithmetic checker "
                                       "(it needs neither model: it learns from random equations)."),
@@ -94,12 +95,12 @@ def train(
 
 @lab.command("eval")
 def eval_(
-    per_level: int = typer.Option(50, "--per-level", help="Problems per level, greedy (the model card uses 200)."),
-    sample_per_level: int = typer.Option(25, "--sample-per-level", help="Problems per level with 16 samples each."),
+    per_level: int = typer.Option(50, "--per-level", parser=whole, help="Problems per level, greedy (the model card uses 200)."),
+    sample_per_level: int = typer.Option(25, "--sample-per-level", parser=whole, help="Problems per level with 16 samples each."),
     full: bool = typer.Option(False, "--full", help="200 problems per level, as in the model card."),
     reasoner: Optional[Path] = typer.Option(None, "--reasoner", help="Reasoner folder (default: the committed one)."),
     prm: Optional[Path] = typer.Option(None, "--prm", help="PRM folder (default: the committed one)."),
-    temperature: float = typer.Option(SearchConfig.temperature, "--temperature", "-t", help="Sampling temperature (the CLI's default)."),
+    temperature: float = typer.Option(SearchConfig.temperature, "--temperature", "-t", parser=finite, help="Sampling temperature (the CLI's default)."),
     no_checker: bool = typer.Option(False, "--no-checker", help="Score with the PRM alone, without its arithmetic checker."),
 ):
     """Print the targets table of the lab pair on the built-in evaluation problems."""

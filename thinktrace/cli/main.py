@@ -2,7 +2,6 @@
 commands, flags and `--json` shapes stay stable, and every user error is one line with exit code 2."""
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from typing import Optional
@@ -11,7 +10,8 @@ import typer
 
 from reasoning.backends import DEFAULT_MODEL
 from thinktrace.cli.options import (BackendOption, BaseUrlOption, DbOption, DtypeOption, GpuMemoryOption, JsonOption,
-                                   KnobCommand, MaxModelLenOption, ModelParamsOption, TensorParallelOption)
+                                   KnobCommand, MaxModelLenOption, ModelParamsOption, TensorParallelOption,
+                                   print_json, whole)
 from thinktrace.cli.options import backend_options as backend_options_of
 from reasoning.config import SearchConfig, knobs
 from reasoning.errors import UserError
@@ -21,11 +21,25 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="ThinkTrace: run and inspect test-time reasoning strategies.")
 
 
-def _sigterm_as_interrupt() -> None:
-    """A stop button or `kill` should leave the run `interrupted` (resumable), like Ctrl-C."""
+# The signal that stopped this process (Ctrl-C unless SIGTERM came): it exits with 128 + it, as shells
+# report a process a signal ended (130, 143), so a script or the app can tell a stop from success.
+_stopped_by = {"signum": signal.SIGINT}
+
+
+def _signals_as_interrupt() -> None:
+    """Ctrl-C and SIGTERM (a stop button, `kill`) both raise KeyboardInterrupt, so the run is left
+    `interrupted` (resumable) either way; which one came decides the exit code."""
     def handler(signum, frame):
+        _stopped_by["signum"] = signum
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, handler)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when started with Ctrl-C ignored
+        signal.signal(signal.SIGINT, handler)
+
+
+class Interrupted(Exception):
+    """A run or sweep stopped by a signal, with what to tell the user. Not a KeyboardInterrupt:
+    typer turns those into a plain exit code, and this one must reach `main` with its message."""
 
 
 def _execute(store, run_id: str, lm, verifier, total: int, as_json: bool):
@@ -50,10 +64,9 @@ def _execute(store, run_id: str, lm, verifier, total: int, as_json: bool):
 
     try:
         runner.execute(store, run_id, lm, verifier, on_problem=on_problem)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         bar.close()
-        typer.echo(f"interrupted: run {run_id} is resumable with `python -m reasoning resume {run_id}`", err=True)
-        raise typer.Exit(130)
+        raise Interrupted(f"interrupted: run {run_id} is resumable with `python -m reasoning resume {run_id}`") from exc
     bar.close()
     _print_summary(run_summary(store, run_id), as_json)
 
@@ -69,7 +82,7 @@ def _load_models(model: str, verifier_spec: str | None, trust_remote_code: bool 
 
 def _print_summary(s, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(s.to_json(), indent=2))
+        print_json(s.to_json())
         return
     acc = f"{s.correct}/{s.graded} = {100 * s.accuracy:.1f}%" if s.accuracy is not None else "n/a (no gold answers)"
     bound = " (oracle verifier: an upper bound, not an achievable accuracy)" if s.evaluation_only else ""
@@ -90,8 +103,8 @@ def run(
     max_model_len: Optional[int] = MaxModelLenOption,
     model_params: Optional[float] = ModelParamsOption,
     dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D (D=1..5), arith:A-B, FILE.jsonl or hf:NAME[:split]"),
-    limit: Optional[int] = typer.Option(None, "--limit", "-k", help="Use the first K problems."),
-    seed: int = typer.Option(0, "--seed", help="Seed for problems and sampling: same seed, same run."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-k", parser=whole, help="Use the first K problems."),
+    seed: int = typer.Option(0, "--seed", parser=whole, help="Seed for problems and sampling: same seed, same run."),
     knobs: Optional[dict] = None,  # every knob's option (--n, --temperature, ...): see KnobCommand
     name: str = typer.Option("", "--name", help="A label for the run."),
     db: Optional[str] = DbOption,
@@ -131,8 +144,10 @@ app.command("run")(KnobCommand(run, lambda: [knob for knob in knobs().values() i
 @app.command()
 def resume(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."), db: Optional[str] = DbOption,
            as_json: bool = JsonOption,
-           trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="As for run (not stored with the run).")):
+           trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="As for run (not stored with the run)."),
+           base_url: Optional[str] = BaseUrlOption):
     """Finish an interrupted or failed run; finished problems are kept, the rest redone with the same seeds."""
+    from reasoning.backends import resume_options
     from thinktrace.runner import request_of
     from store import Store
     from store import models as m
@@ -147,8 +162,8 @@ def resume(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."
         raise UserError(f"run {rid} is already done")
     if status == m.RUNNING:
         raise UserError(f"run {rid} is still running ({worker})")
-    lm, verifier = _load_models(request.model, request.verifier, trust_remote_code, request.backend,
-                                request.backend_options)
+    options = resume_options(request.backend, request.backend_options, base_url, f"run {rid}")
+    lm, verifier = _load_models(request.model, request.verifier, trust_remote_code, request.backend, options)
     _execute(store, rid, lm, verifier, total, as_json)
 
 
@@ -160,7 +175,7 @@ def list_runs_cmd(db: Optional[str] = DbOption, as_json: bool = JsonOption):
 
     rows = list_runs(Store.open(db))
     if as_json:
-        typer.echo(json.dumps([r.to_json() for r in rows], indent=2))
+        print_json([r.to_json() for r in rows])
         return
     if not rows:
         typer.echo("no runs yet: try `python -m reasoning run --strategy cot --limit 3`")
@@ -191,7 +206,7 @@ def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
              "verifier_calls": r.verifier_calls, "difficulty": r.difficulty, "votes": r.votes}
             for r in results
         ]
-        typer.echo(json.dumps(out, indent=2))
+        print_json(out)
         return
     _print_summary(summary, as_json=False)
     typer.echo(f"name: {summary.name}\nmodel: {summary.model}  verifier: {summary.verifier or '-'}  "
@@ -218,24 +233,29 @@ def _register_commands() -> None:
 
 def main() -> None:
     _register_commands()
-    _sigterm_as_interrupt()
+    _signals_as_interrupt()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns the code of a typer.Exit (typer: 130 on Ctrl-C)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
+    except Interrupted as exc:
+        typer.echo(str(exc), err=True)
+        sys.exit(128 + _stopped_by["signum"])
+    except (typer.Abort, KeyboardInterrupt):  # end of input at a prompt; a signal before the command runs
         typer.echo("interrupted", err=True)
-        sys.exit(130)
-    except typer.TyperException as exc:  # usage errors: bad option values, missing arguments
+        sys.exit(128 + _stopped_by["signum"])
+    except typer.BadParameter as exc:  # a flag's value: one line, like every other user error
+        typer.echo(f"error: {exc.format_message().replace('Value error, ', '')}", err=True)  # pydantic's prefix
+        sys.exit(2)
+    except typer.TyperException as exc:  # usage errors: unknown options, missing arguments
         show = getattr(exc, "show", None)
         if show:
             show()
         else:
             typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    if code == 130:  # a Ctrl-C or SIGTERM outside a run (e.g. while the model loads)
+        typer.echo("interrupted", err=True)
+        code = 128 + _stopped_by["signum"]
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,21 +1,73 @@
 """Flags several commands share, defined once so their names and help never drift: the database
 (`--db`, every command that reads or writes runs), `--json`, the backend flags of `run` and `sweep`,
-and the knobs' flags, made from their declarations (reasoning.config.Knob)."""
+and the knobs' flags, made from their declarations (reasoning.config.Knob); the parsers every number
+flag uses, and the one way JSON is printed."""
 from __future__ import annotations
 
 import inspect
+import json
+import math
 
 import typer
+
+# The store keeps integers in 64-bit columns (a run's seed, a problem's level).
+INT64 = 2**63
+
+
+def whole(text) -> int:
+    """The parser of every integer flag: a whole number the store can hold. Without it, --seed
+    99999999999999999999 passes and fails after the model has loaded, when the run is stored."""
+    shown = str(text) if len(str(text)) <= 24 else str(text)[:24] + "..."
+    if len(str(text).strip().lstrip("+-")) > len(str(INT64)):  # thousands of digits: no int() of them
+        raise ValueError(f"{shown} is out of range (a 64-bit integer)")
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"not a whole number: {shown}") from None
+    if not -INT64 <= value < INT64:
+        raise ValueError(f"{shown} is out of range (a 64-bit integer)")
+    return value
+
+
+def finite(text) -> float:
+    """The parser of every float flag: nan, inf and 1e400 are not numbers a setting can take (P3);
+    NaN passes every range check (nan < 0 is false) and only fails deep inside sampling."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number (got {text})")
+    return value
+
+
+NUMBER_PARSERS = {int: whole, float: finite}
+
+
+def print_json(data) -> None:
+    """Print `data` as strict JSON (allow_nan=False): NaN and Infinity are not JSON, and tools that
+    read `--json` (jq, JSON.parse) reject them. Non-finite floats can only come from a database row
+    written before inputs were checked (or by hand); they print as null, "no value", rather than
+    refusing the whole listing, so such a run can still be found, shown and deleted."""
+    typer.echo(json.dumps(_finite_or_none(data), indent=2, allow_nan=False))
+
+
+def _finite_or_none(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
 
 DbOption = typer.Option(None, "--db", help="SQLite file or database URL (default: $THINKTRACE_DB or ./thinktrace.db)")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
 BackendOption = typer.Option("transformers", "--backend", help="transformers | vllm (pip install vllm==0.32.0) | openai (an OpenAI-compatible server at --base-url; key from $THINKTRACE_API_KEY or $OPENAI_API_KEY).")
-BaseUrlOption = typer.Option(None, "--base-url", help="openai backend: the server's API root, e.g. http://127.0.0.1:8000/v1.")
+BaseUrlOption = typer.Option(None, "--base-url", help="openai backend: the server's API root, e.g. http://127.0.0.1:8000/v1. resume / sweep --resume: the server to finish on (required for runs from a bundle, which carry no server address).")
 DtypeOption = typer.Option(None, "--dtype", help="transformers / vllm: float32 | bfloat16 | float16 (default: bf16 on GPUs, fp32 on CPUs).")
-GpuMemoryOption = typer.Option(None, "--gpu-memory-utilization", help="vllm: share of GPU memory for weights + KV cache (default 0.9; lower it to fit a PRM beside the policy).")
-TensorParallelOption = typer.Option(None, "--tensor-parallel-size", help="vllm: GPUs to split the model across.")
-MaxModelLenOption = typer.Option(None, "--max-model-len", help="vllm: context length (smaller leaves more memory for the KV cache).")
-ModelParamsOption = typer.Option(None, "--model-params", help="openai: the served model's parameter count, e.g. 7.6e9, for the FLOPs axes of curves (the API does not say it; the lab and smollm2 models count their own).")
+GpuMemoryOption = typer.Option(None, "--gpu-memory-utilization", parser=finite, help="vllm: share of GPU memory for weights + KV cache (default 0.9; lower it to fit a PRM beside the policy).")
+TensorParallelOption = typer.Option(None, "--tensor-parallel-size", parser=whole, help="vllm: GPUs to split the model across.")
+MaxModelLenOption = typer.Option(None, "--max-model-len", parser=whole, help="vllm: context length (smaller leaves more memory for the KV cache).")
+ModelParamsOption = typer.Option(None, "--model-params", parser=finite, help="openai: the served model's parameter count, e.g. 7.6e9, for the FLOPs axes of curves (the API does not say it; the lab and smollm2 models count their own).")
 
 
 def backend_options(**given) -> dict:
@@ -31,7 +83,8 @@ def knob_option(knob, help: str | None = None) -> inspect.Parameter:
     decls = [knob.flag] + ([knob.short] if knob.short else [])
     text = knob.help if help is None else help
     return inspect.Parameter(knob.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=knob.type,
-                             default=typer.Option(knob.default, *decls, help=text or None))
+                             default=typer.Option(knob.default, *decls, help=text or None,
+                                                  parser=NUMBER_PARSERS.get(knob.type)))
 
 
 class KnobCommand:

@@ -11,14 +11,13 @@ is one line on stderr and exit code 2 (reasoning.errors.UserError), and the data
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from reasoning.errors import UserError
-from thinktrace.cli.options import DbOption, JsonOption
+from thinktrace.cli.options import DbOption, JsonOption, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +43,7 @@ def export_cmd(
 
 
 def import_cmd(
-    file: Path = typer.Argument(..., help="A ThinkTrace bundle, or a peer's file with --from."),
+    file: Path = typer.Argument(..., dir_okay=False, help="A ThinkTrace bundle, or a peer's file with --from."),
     source: str = typer.Option("thinktrace", "--from",
                                help="thinktrace (a bundle) | search-and-learn (JSONL rows) | llm-reasoners (TreeLog JSON)"),
     name: str = typer.Option("", "--name", help="Peer imports: a label for the run."),
@@ -67,7 +66,7 @@ def import_cmd(
     else:
         raise UserError(f"unknown --from {source!r}: choose thinktrace, {', '.join(FORMATS)}")
     if as_json:
-        typer.echo(json.dumps({"imported": report.imported, "skipped": report.skipped}, indent=2))
+        print_json({"imported": report.imported, "skipped": report.skipped})
         return
     typer.echo(report.message())
     for run_id in report.imported:
