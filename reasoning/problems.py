@@ -8,7 +8,6 @@ step solution ("... so he has 5 + 3 = 8 apples.") that trains and labels the lab
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
 import re
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from reasoning import strict_json
 from reasoning.answers import extract_answer
 from reasoning.errors import UserError
 from reasoning.types import Problem
@@ -272,6 +272,29 @@ def _load_arith(spec: str, limit: int | None, seed: int) -> list[Problem]:
     return problems
 
 
+def builtin_problem(dataset: str, key: str) -> Problem | None:
+    """The problem a built-in set (arith:D, arith:A-B) has under `key`, made by its generator (built-in
+    problems never come from data), or None for any other dataset. A key the generator never makes is
+    a UserError. O(1): the generator makes problem i from (seed, level, i) alone."""
+    if not dataset.startswith("arith:"):
+        return None
+    load_problems(dataset, limit=1)  # refuses a malformed set name (arith:9, arith:x)
+    low, _, high = dataset[len("arith:"):].partition("-")
+    ranged = re.fullmatch(r"s(-?\d{1,18})-d(\d)-(\d{1,9})", key) if high else None
+    single = None if high else re.fullmatch(r"s(-?\d{1,18})-(\d{1,9})", key)
+    if ranged and int(low) <= int(ranged.group(2)) <= int(high):
+        seed, level, i = (int(part) for part in ranged.groups())
+        canonical = f"s{seed}-d{level}-{i}"
+    elif single:
+        (seed, i), level = (int(part) for part in single.groups()), int(low)
+        canonical = f"s{seed}-{i}"
+    else:
+        canonical = None
+    if canonical != key:  # "s0-01" is not a key the generator writes
+        raise UserError(f"{dataset} has no problem {key[:80]!r}: built-in problems come from the generator")
+    return _arith_problem(level, seed, i, key, dataset)
+
+
 def _load_jsonl(path: Path) -> list[Problem]:
     """Rows of a JSONL file; the dataset name is the file stem plus a hash of its content, so two
     different files that share a name never mix in the store."""
@@ -298,29 +321,10 @@ def _load_jsonl(path: Path) -> list[Problem]:
     return _rows_to_problems(rows, dataset)
 
 
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e400
-        raise ValueError(f"{text} is too large for a number")
-    return value
-
-
 def _parse_line(line: str, where: str) -> Any:
-    """One JSON value, strictly: NaN, Infinity and numbers that overflow to them are refused (P3),
-    and so are integers of thousands of digits and nesting too deep to parse, each as one line."""
-    try:
-        return json.loads(line, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except json.JSONDecodeError:
-        raise UserError(f"{where}: not valid JSON") from None
-    except ValueError as error:  # NaN / Infinity / 1e400 / an integer over Python's 4300 digits
-        reason = "an integer with thousands of digits" if "digits" in str(error) else str(error)
-        raise UserError(f"{where}: {reason}") from None
-    except RecursionError:
-        raise UserError(f"{where}: JSON nested too deeply") from None
+    """One JSON value under the rules every imported file obeys (reasoning.strict_json): NaN,
+    Infinity, numbers beyond a double or 64 bits and deep nesting are one line each."""
+    return strict_json.loads(line, where)
 
 
 def _load_hf(spec: str, limit: int | None) -> list[Problem]:

@@ -30,7 +30,7 @@ def loads(data: bytes | bytearray | str, name: str, max_depth: int = MAX_DEPTH) 
     try:
         doc = json.loads(data, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_int64)
     except json.JSONDecodeError as exc:
-        raise UserError(f"{name}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})") from None
+        raise UserError(f"{name}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})") from None
     except _Refused as exc:
         raise UserError(f"{name}: {exc}") from None
     except RecursionError:

@@ -32,6 +32,7 @@ from sqlmodel import select
 
 import reasoning
 from reasoning.errors import UserError
+from reasoning.problems import builtin_problem
 from reasoning.types import Problem
 from store import bundle_schema as schema
 from store import models as m
@@ -240,7 +241,7 @@ def _problems(run: schema.RunIn, where: str) -> list[Problem]:
         problem = Problem(key=p.key, question=p.question, answer=p.answer, dataset=p.dataset,
                           difficulty=p.difficulty, meta=p.meta)
         try:
-            made = stored_runs.generated_problem(p.dataset, p.key)
+            made = builtin_problem(p.dataset, p.key)
         except UserError as exc:
             raise UserError(f"{where}.problems[{j}]: {exc}") from None
         if made is not None and (made.question, made.answer) != (p.question, p.answer):

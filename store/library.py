@@ -42,8 +42,8 @@ def library_runs(store: Store, filters: LibraryFilter | None = None, sort: str =
     f = filters or LibraryFilter()
     conditions = []
     if f.text.strip():
-        like = f"%{f.text.strip().lower()}%"
-        conditions.append(or_(*[func.lower(col).like(like) for col in
+        text = f.text.strip().lower()  # matched literally: % and _ are not wildcards
+        conditions.append(or_(*[func.lower(col).contains(text, autoescape=True) for col in
                                 (m.Run.name, m.Run.id, m.Run.model_name, m.Run.model_id, m.Run.strategy, m.Run.dataset)]))
     for column, values in ((m.Run.strategy, f.strategies), (m.Run.dataset, f.datasets), (m.Run.status, f.statuses)):
         if values:
@@ -52,7 +52,7 @@ def library_runs(store: Store, filters: LibraryFilter | None = None, sort: str =
         conditions.append(or_(m.Run.model_name.in_(f.models), m.Run.model_id.in_(f.models)))
     if f.tag.strip():
         # JSON lists serialise each tag as a quoted string: match the quoted form exactly.
-        conditions.append(cast(m.Run.tags, String).like(f"%{json.dumps(f.tag.strip())}%"))
+        conditions.append(cast(m.Run.tags, String).contains(json.dumps(f.tag.strip()), autoescape=True))
     if f.created_from is not None:
         conditions.append(m.Run.created_at >= f.created_from)
     if f.created_to is not None:

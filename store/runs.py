@@ -7,7 +7,6 @@ discard_partial deletes before a resume redoes the problem.
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -65,31 +64,6 @@ def problem_ids(session, problems: list[Problem]) -> dict[tuple[str, str], int]:
         session.add(row)
     session.flush()
     return {ref: row.id for ref, row in known.items()}
-
-
-def generated_problem(dataset: str, key: str) -> Problem | None:
-    """The problem a built-in set (arith:D, arith:A-B) has under `key`, made by its generator (built-in
-    problems never come from data), or None for any other dataset. A key the generator never makes is
-    a UserError. O(1): the generator makes problem i from (seed, level, i) alone."""
-    if not dataset.startswith("arith:"):
-        return None
-    from reasoning.problems import _arith_problem, load_problems  # one problem by its index; no public call for it
-
-    load_problems(dataset, limit=1)  # refuses a malformed set name (arith:9, arith:x)
-    low, _, high = dataset[len("arith:"):].partition("-")
-    ranged = re.fullmatch(r"s(-?\d{1,18})-d(\d)-(\d{1,9})", key) if high else None
-    single = None if high else re.fullmatch(r"s(-?\d{1,18})-(\d{1,9})", key)
-    if ranged and int(low) <= int(ranged.group(2)) <= int(high):
-        seed, level, i = (int(part) for part in ranged.groups())
-        canonical = f"s{seed}-d{level}-{i}"
-    elif single:
-        (seed, i), level = (int(part) for part in single.groups()), int(low)
-        canonical = f"s{seed}-{i}"
-    else:
-        canonical = None
-    if canonical != key:  # "s0-01" is not a key the generator writes
-        raise UserError(f"{dataset} has no problem {key[:80]!r}: built-in problems come from the generator")
-    return _arith_problem(level, seed, i, key, dataset)
 
 
 def get_run(store: Store, run_id: str) -> m.Run | None:

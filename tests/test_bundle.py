@@ -200,7 +200,7 @@ def test_truncated_gzip_is_refused_clearly(exported):
 def test_not_gzip_and_not_json_are_refused_clearly(exported):
     with pytest.raises(UserError, match="not a gzip file"):
         bundle.read_bundle(json.dumps(exported).encode())
-    with pytest.raises(UserError, match="invalid JSON"):
+    with pytest.raises(UserError, match="not valid JSON"):
         bundle.read_bundle(gzip.compress(b"{not json"))
     with pytest.raises(UserError, match="not a ThinkTrace bundle"):
         bundle.read_bundle(gzip.compress(b"[1, 2, 3]"))

@@ -346,12 +346,7 @@ DATASET = [
 ]
 
 
-@pytest.mark.xfail(strict=True, raises=(RecursionError, ValueError, AttributeError),
-                   reason="reasoning/problems.py (not this branch's file) lets 100k-deep nesting (RecursionError) and "
-                          "5000-digit integers (ValueError) escape _load_jsonl (read each line with "
-                          "reasoning.strict_json.loads), and a non-string 'solution' reaches extract_answer "
-                          "(AttributeError). strict: this marker must go once they are fixed.")
-@settings(FUZZ, max_examples=200, phases=[Phase.generate])  # in-process and fast; no shrinking of an xfail
+@settings(FUZZ, max_examples=200)  # in-process and fast
 @given(data=st.data())
 def test_a_mutated_dataset_gives_problems_or_one_user_error(workdir, data):
     folder = workdir[0]

@@ -240,6 +240,14 @@ def test_library_runs_pages_sorts_and_counts_in_sql(db):
     assert total == 100 and [r.name for r in rows] == [f"bulk {i:04d}" for i in range(90, 100)]
 
 
+def test_search_text_and_tags_are_matched_literally_not_as_like_patterns(db):
+    db.add(m.Run(name="50% off", strategy="cot", status="done", tags=["a_b"]),
+           m.Run(name="500 off", strategy="cot", status="done", tags=["axb"]))
+    assert [r.name for r in library_runs(db, LibraryFilter(text="0%"))[0]] == ["50% off"]
+    assert library_runs(db, LibraryFilter(text="%"))[1] == 1
+    assert [r.name for r in library_runs(db, LibraryFilter(tag="a_b"))[0]] == ["50% off"]
+
+
 def test_the_page_paginates_thousands_of_runs(db):
     add_bare_runs(db, 1200)
     at = open_page()

@@ -137,7 +137,7 @@ def test_llm_reasoners_edges_may_be_a_list_and_the_question_comes_from_the_calle
 
 
 @pytest.mark.parametrize("payload,message", [
-    (b"not json", "invalid JSON"),
+    (b"not json", "not valid JSON"),
     (json.dumps({"logs": []}).encode(), "at least one snapshot"),
     (json.dumps({"logs": [{"nodes": {}}]}).encode(), "'nodes' and 'edges'"),
     (json.dumps({"logs": [{"nodes": {"0": {"id": 0}, "1": {"id": 1}}, "edges": []}]}).encode(), "one root node, found 2"),

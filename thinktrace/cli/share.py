@@ -43,7 +43,7 @@ def export_cmd(
 
 
 def import_cmd(
-    file: Path = typer.Argument(..., dir_okay=False, help="A ThinkTrace bundle, or a peer's file with --from."),
+    file: Path = typer.Argument(..., help="A ThinkTrace bundle, or a peer's file with --from."),
     source: str = typer.Option("thinktrace", "--from",
                                help="thinktrace (a bundle) | search-and-learn (JSONL rows) | llm-reasoners (TreeLog JSON)"),
     name: str = typer.Option("", "--name", help="Peer imports: a label for the run."),
