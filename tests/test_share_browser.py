@@ -5,6 +5,7 @@ inlined), and hostile step text stays text."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from helpers_browser import browser  # noqa: F401  (the fixture)
 from helpers_browser import expect, goto, needs_chromium, pick_option, serve_app, settle
 
@@ -35,10 +36,7 @@ def test_a_bundle_from_one_app_opens_the_same_tree_in_another_through_the_share_
         pick_option(page, "Select runs", run_id[:8])
         page.keyboard.press("Escape")
         settle(page)
-        with page.expect_download() as download:
-            page.get_by_role("button", name="Export 1 run (bundle)").click()
-        bundle = tmp_path / download.value.suggested_filename
-        download.value.save_as(bundle)
+        bundle = download_bundle(page, tmp_path, "Export 1 run (bundle)")
         assert bundle.name.endswith(".thinktrace.gz") and bundle.stat().st_size > 100
 
         goto(page, base_a, f"tree?run={run_id[:8]}&problem={problem.position + 1}&node={leaf.seq}")
@@ -91,3 +89,20 @@ def test_the_report_opens_offline_from_disk_and_draws_its_figures(browser, store
     assert "<script>alert('x')</script> & more" in page.locator("table.nodes").first.inner_text()
     assert errors == [] and dialogs == [] and requests == []
     context.close()
+
+
+def download_bundle(page, folder, label: str):
+    """Click the download button and save its file. Streamlit builds the bundle on the click; on a
+    loaded machine (the whole suite at once) a click during a rerun was lost once: settle, try again."""
+    for attempt in (1, 2):
+        try:
+            with page.expect_download(timeout=45_000) as download:
+                page.get_by_role("button", name=label).click()
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            settle(page)
+    path = folder / download.value.suggested_filename
+    download.value.save_as(path)
+    return path
