@@ -228,16 +228,25 @@ def list_runs(store: Store) -> list[RunSummary]:
         return _summaries(session)
 
 
-def resolve_run_id(store: Store, ref: str) -> str:
-    """A full run id or a unique prefix of one (as git does for commits), matched literally: `%` and
-    `_` in it are characters, not LIKE wildcards (`show %` matched every run)."""
+def resolve_prefix(store: Store, ref: str, columns: dict, what: str, plural: str) -> tuple[str, str]:
+    """(kind, id) of the one row whose id is `ref` or starts with it (as git does for commits), among
+    the id `columns` by kind; matched literally: `%` and `_` are characters, not LIKE wildcards (`show %`
+    matched every run). `what` / `plural` name the kinds in the messages."""
     with store.session() as session:
-        ids = session.exec(select(m.Run.id).where(m.Run.id.startswith(ref, autoescape=True))).all() if ref else []
-    if len(ids) == 1:
-        return ids[0]
-    if not ids:
-        raise UserError(f"no run with id {ref!r} in this database")
-    raise UserError(f"run id prefix {ref!r} is ambiguous ({len(ids)} runs): give more characters")
+        matches = [(kind, id_) for kind, column in columns.items()
+                   for id_ in (session.exec(select(column).where(column.startswith(ref, autoescape=True))).all()
+                               if ref else [])]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise UserError(f"no {what} with id {ref!r} in this database")
+    prefix = f"{what} id prefix" if len(columns) == 1 else "id prefix"
+    raise UserError(f"{prefix} {ref!r} is ambiguous ({len(matches)} {plural}): give more characters")
+
+
+def resolve_run_id(store: Store, ref: str) -> str:
+    """A full run id or a unique prefix of one."""
+    return resolve_prefix(store, ref, {"run": m.Run.id}, "run", "runs")[1]
 
 
 def run_summary(store: Store, run_id: str) -> RunSummary:

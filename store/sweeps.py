@@ -7,9 +7,9 @@ from datetime import datetime
 from sqlalchemy import case, func
 from sqlmodel import select
 
-from reasoning.errors import UserError
 from store import models as m
 from store.db import Store
+from store.runs import resolve_prefix
 
 
 def create_sweep(store: Store, name: str, params: dict, sweep_id: str | None = None) -> str:
@@ -35,26 +35,12 @@ def sweep_runs(store: Store, sweep_id: str) -> list[m.Run]:
 
 def resolve_sweep_id(store: Store, ref: str) -> str:
     """A full sweep id or a unique prefix of one."""
-    with store.session() as session:
-        ids = session.exec(select(m.Sweep.id).where(m.Sweep.id.startswith(ref, autoescape=True))).all() if ref else []
-    if len(ids) == 1:
-        return ids[0]
-    if not ids:
-        raise UserError(f"no sweep with id {ref!r} in this database")
-    raise UserError(f"sweep id prefix {ref!r} is ambiguous ({len(ids)} sweeps): give more characters")
+    return resolve_prefix(store, ref, {"sweep": m.Sweep.id}, "sweep", "sweeps")[1]
 
 
 def resolve_ref(store: Store, ref: str) -> tuple[str, str]:
     """("sweep", id) or ("run", id) for a full id or unique prefix of either."""
-    with store.session() as session:
-        sweeps = session.exec(select(m.Sweep.id).where(m.Sweep.id.startswith(ref, autoescape=True))).all() if ref else []
-        runs = session.exec(select(m.Run.id).where(m.Run.id.startswith(ref, autoescape=True))).all() if ref else []
-    matches = [("sweep", s) for s in sweeps] + [("run", r) for r in runs]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise UserError(f"no run or sweep with id {ref!r} in this database")
-    raise UserError(f"id prefix {ref!r} is ambiguous ({len(matches)} runs and sweeps): give more characters")
+    return resolve_prefix(store, ref, {"sweep": m.Sweep.id, "run": m.Run.id}, "run or sweep", "runs and sweeps")
 
 
 @dataclass(frozen=True)
