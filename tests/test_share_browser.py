@@ -94,10 +94,13 @@ def test_the_report_opens_offline_from_disk_and_draws_its_figures(browser, store
 def download_bundle(page, folder, label: str):
     """Click the download button and save its file. Streamlit builds the bundle on the click; on a
     loaded machine (the whole suite at once) a click during a rerun was lost once: settle, try again."""
+    button = page.get_by_role("button", name=label)
     for attempt in (1, 2):
         try:
+            # Streamlit disables widgets while a loaded server has not answered the last rerun yet.
+            expect(button).to_be_enabled(timeout=90_000)
             with page.expect_download(timeout=45_000) as download:
-                page.get_by_role("button", name=label).click()
+                button.click()
             break
         except PlaywrightTimeout:
             if attempt == 2:
