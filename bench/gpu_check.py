@@ -8,6 +8,13 @@ comparison uses float32 too; throughput is measured in the GPU default, bfloat16
 says so on one line and runs the same checks on the CPU.
 
     python bench/gpu_check.py [--model lab|smollm2] [--problems 3] [--n 16] [--max-new-tokens 48]
+    python bench/gpu_check.py --math500 [--backend vllm] [--model Qwen/Qwen2.5-Math-1.5B-Instruct] \
+        [--prm prm:Qwen/Qwen2.5-Math-PRM-7B]
+
+--math500 also measures the per-token costs of a MATH-500 sweep (bench/math500.py) with many problems
+in flight: generated tokens/s of `complete_many` over 64 problems x 16 samples, and the PRM's scored
+tokens/s; then prints the sweep's expected time from them. The numbers are for the models it ran:
+pass a 1.5B policy and PRM (from the local Hugging Face cache) for the sweep docs/scale.md describes.
 """
 from __future__ import annotations
 
@@ -58,6 +65,28 @@ def throughput(lm, problems, n: int, max_new_tokens: int) -> list[tuple[str, int
     return out
 
 
+def math500_costs(lm, prm, problems, n: int, max_new_tokens: int) -> tuple[float, float]:
+    """(generated tokens/s, PRM scored tokens/s) with 64 problems in flight."""
+    from reasoning.types import GenerationRequest
+
+    requests = [GenerationRequest([lm.prompt(p.question)], n, max_new_tokens, 0.8, None, i)
+                for i, p in enumerate(problems)]
+    lm.complete_many(requests[:2])  # warm-up
+    started = time.perf_counter()
+    rows = lm.complete_many(requests)
+    decode_wall = time.perf_counter() - started
+    generated = sum(c.n_tokens for r in rows for row in r for c in row)
+    items = [(p.question, [[s for s in c.text.split("\n\n") if s.strip()] for c in row], None)
+             for p, [row] in zip(problems, rows)]
+    scorer = getattr(prm, "prm", prm)  # the PRM itself, without the lab's arithmetic checker
+    scorer.score_many(items[:2])
+    before = scorer.stats["tokens"]
+    started = time.perf_counter()
+    scorer.score_many(items)
+    prm_wall = time.perf_counter() - started
+    return generated / decode_wall, (scorer.stats["tokens"] - before) / prm_wall
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="default: lab if trained, else smollm2")
@@ -65,6 +94,9 @@ def main() -> int:
     parser.add_argument("--problems", type=int, default=3)
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--math500", action="store_true", help="also measure the per-token costs of a MATH-500 sweep")
+    parser.add_argument("--backend", default="transformers", choices=("transformers", "vllm"))
+    parser.add_argument("--prm", default="prm:lab")
     args = parser.parse_args()
     model = args.model or smallest_model()
     problems = load_problems(args.dataset, limit=args.problems)
@@ -96,6 +128,18 @@ def main() -> int:
         answers = f"cuda answer {answer}, cpu answer {cpu_answer}" if cuda else f"answer {answer}"
         print(f"check {problem.key}: gold {problem.answer}, {answers}: {'well-formed' if well_formed else 'MALFORMED'}"
               + ((", same as cpu" if same else ", DIFFERS FROM CPU") if cuda else ""))
+    if args.math500:
+        from math500 import print_table
+
+        from reasoning.verifiers import load_verifier
+
+        policy = load_model(model, device=device, backend=args.backend) if args.backend == "vllm" else lm
+        prm = load_verifier(args.prm, policy)
+        decode_tps, prm_tps = math500_costs(policy, prm, load_problems("arith:4", limit=64), 16, 256)
+        where = torch.cuda.get_device_properties(0).name if cuda else "cpu"
+        print(f"math500 costs: {policy.name} on {args.backend} generated {decode_tps:,.0f} tokens/s; "
+              f"{prm.name} scored {prm_tps:,.0f} tokens/s ({where})")
+        print_table(decode_tps, prm_tps, source=f"measured on {where} with {policy.name} and {prm.name}")
     print("gpu_check: OK" if ok else "gpu_check: FAILED")
     return 0 if ok else 1
 

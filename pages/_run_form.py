@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from reasoning.backends import DEFAULT_MODEL, DEFAULT_VERIFIERS
+from reasoning.backends import DEFAULT_CONCURRENCY, DEFAULT_MODEL, DEFAULT_VERIFIERS
 from reasoning.config import Knob, SearchConfig, knobs
 from reasoning.errors import UserError
 from reasoning.strategies import IGNORES, NEEDS, lookup, names
@@ -117,8 +117,10 @@ BACKEND_CHOICES = {"transformers": "this machine (transformers)", "vllm": "vLLM 
                    "openai": "an OpenAI-compatible server"}
 
 
-def backend_form() -> tuple[str, dict]:
-    """Where the model runs: here (default), vLLM, or a server (its URL). Stored with the run."""
+def backend_form() -> tuple[str, dict, int | None]:
+    """Where the model runs: here (default), vLLM, or a server (its URL), stored with the run; and
+    how many problems are in flight (not stored: the results do not depend on it)."""
+    options: dict = {}
     with st.expander("Backend: where the model runs (default: this machine)"):
         backend = st.radio("Run the model on", list(BACKEND_CHOICES), format_func=BACKEND_CHOICES.get,
                            horizontal=True, key="backend",
@@ -130,8 +132,15 @@ def backend_form() -> tuple[str, dict]:
                                    key="model_params", help="The served model's size, e.g. 7.6e9, for the FLOPs axes "
                                    "of curves: the server does not say it (lab and smollm2 count their own).")
             options = {"base_url": url} if url else {}
-            return backend, {**options, **({"model_params": int(size)} if size >= 1 else {})}
-    return backend, {}
+            options = {**options, **({"model_params": int(size)} if size >= 1 else {})}
+        default = DEFAULT_CONCURRENCY[backend]
+        concurrency = st.number_input(
+            "Problems in flight", min_value=1, max_value=4096, value=None, step=1, key="concurrency",
+            placeholder=f"default: {default}" + (" (64 on a GPU)" if backend == "transformers" else ""),
+            help="The same as `--concurrency`: this many problems advance together and their model and "
+                 "verifier calls are merged into shared batches (faster on a CPU, and what a GPU needs). "
+                 "The results do not depend on it.")
+    return backend, options, None if concurrency is None else int(concurrency)
 
 
 def verifier_form(strategy: str, model: str) -> str | None:
@@ -172,7 +181,7 @@ def form(url: str) -> None:
     with left:
         dataset, limit = problems_form(url)
         model = model_form()
-        backend, backend_options = backend_form()
+        backend, backend_options, concurrency = backend_form()
         strategy, values = strategy_form()
         c1, c2, c3 = st.columns(3)
         verifier = None
@@ -184,7 +193,8 @@ def form(url: str) -> None:
     spec = None
     if dataset is not None:
         spec = RunSpec(strategy=strategy, dataset=dataset, model=model, verifier=verifier, limit=limit, seed=seed,
-                       name=name.strip(), knobs=values, backend=backend, backend_options=backend_options)
+                       name=name.strip(), knobs=values, backend=backend, backend_options=backend_options,
+                       concurrency=concurrency)
     with right:
         st.markdown("**The same run from a terminal**")
         if spec is None:

@@ -32,6 +32,23 @@ class Completion:
     token_top_logprobs: list[list[float]] | None = None
 
 
+@dataclass
+class GenerationRequest:
+    """The arguments of one `complete` call. A backend with `complete_many(requests)` runs several
+    (of different problems, each with its own settings and seed) in shared batches: reasoning/scheduler.py."""
+
+    prompts: list[str]
+    n: int
+    max_new_tokens: int
+    temperature: float
+    stop: list[str] | None = None
+    seed: int | None = None
+    top_p: float = 1.0
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
 @runtime_checkable
 class LanguageModel(Protocol):
     name: str  # e.g. "SmolLM2-135M-Instruct (embedded)"
@@ -51,7 +68,9 @@ class LanguageModel(Protocol):
         seed: int | None = None,
         top_p: float = 1.0,
     ) -> list[list[Completion]]:
-        """n completions per prompt, in one batch. temperature 0 means greedy."""
+        """n completions per prompt, in one batch. temperature 0 means greedy. A backend may also
+        offer `complete_many(requests: list[GenerationRequest]) -> list[list[list[Completion]]]`,
+        the answers of several calls run together; each must equal what `complete` gives alone."""
         ...
 
     def choice_probs(self, prompts: list[str], choices: list[str]) -> list[list[float]]:

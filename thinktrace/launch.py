@@ -57,6 +57,7 @@ class RunSpec:
     knobs: dict = field(default_factory=dict)
     backend: str = "transformers"
     backend_options: dict = field(default_factory=dict)  # base_url, dtype, ...: `--base-url URL`, ...
+    concurrency: int | None = None  # problems in flight; None: the backend's default
 
     def args(self) -> list[str]:
         """The arguments after `python -m reasoning run`, without --db and --run-id."""
@@ -69,6 +70,8 @@ class RunSpec:
         for name, value in self.backend_options.items():
             if value not in (None, ""):
                 out += ["--" + name.replace("_", "-"), _arg(value)]
+        if self.concurrency is not None:
+            out += ["--concurrency", str(self.concurrency)]
         if self.verifier not in (None, "", "none"):
             out += ["--verifier", self.verifier]
         out += ["--seed", str(self.seed)]

@@ -12,13 +12,15 @@ import time
 import traceback
 import zlib
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import reasoning
 from reasoning.answers import is_equiv
-from reasoning.backends import DEFAULT_MODEL, check_backend
+from reasoning.backends import DEFAULT_MODEL, check_backend, check_concurrency, default_concurrency
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
+from reasoning.scheduler import Scheduler
 from reasoning.strategies import check_config, check_strategy, default_verifier, get_strategy, lookup
 from reasoning.tree import Tree
 from reasoning.types import Problem
@@ -186,9 +188,13 @@ class Heartbeat:
 ProblemCallback = Callable[[m.Result, m.Problem], None]
 
 
-def execute(store: Store, run_id: str, lm, verifier, on_problem: ProblemCallback | None = None) -> m.Run:
-    """Solve the run's unfinished problems. Ctrl-C (or SIGTERM turned into KeyboardInterrupt) leaves
-    the run `interrupted`; any other error leaves it `failed` with the error text. Both resume."""
+def execute(store: Store, run_id: str, lm, verifier, on_problem: ProblemCallback | None = None,
+            concurrency: int | None = None) -> m.Run:
+    """Solve the run's unfinished problems, `concurrency` of them in flight (default: the backend's,
+    reasoning.backends.default_concurrency) with their model and verifier calls merged
+    (reasoning/scheduler.py; the results do not depend on it). Each problem is
+    committed when it finishes. Ctrl-C (or SIGTERM turned into KeyboardInterrupt) leaves the run
+    `interrupted`; any other error leaves it `failed` with the error text. Both resume."""
     run = runs.get_run(store, run_id)
     if run is None:
         raise UserError(f"no run {run_id}")
@@ -196,12 +202,15 @@ def execute(store: Store, run_id: str, lm, verifier, on_problem: ProblemCallback
     search = get_strategy(request.strategy)
     runs.discard_partial(store, run_id)
     liveness.claim(store, run_id)
+    check_concurrency(concurrency)
+    scheduler = Scheduler(lm, verifier, concurrency or default_concurrency(lm))
+    jobs = ((row, partial(solve_one, store, run_id, position, row, request, search))
+            for position, row in runs.pending_problems(store, run_id))
     try:
         with Heartbeat(store, run_id):
-            for position, row in runs.pending_problems(store, run_id):
-                result = solve_one(store, run_id, position, row, request, lm, verifier, search)
+            for done in scheduler.run(jobs):
                 if on_problem:
-                    on_problem(result, row)
+                    on_problem(done.result, done.key)
     except KeyboardInterrupt:
         liveness.release(store, run_id, m.INTERRUPTED)
         raise
@@ -213,17 +222,20 @@ def execute(store: Store, run_id: str, lm, verifier, on_problem: ProblemCallback
     return runs.get_run(store, run_id)
 
 
-def solve_one(store: Store, run_id: str, position: int, row: m.Problem, request: RunRequest, lm, verifier,
-              search) -> m.Result:
+def solve_one(store: Store, run_id: str, position: int, row: m.Problem, request: RunRequest, search,
+              lm, verifier) -> m.Result:
+    """One problem, start to end; with many in flight, `lm` and `verifier` are the scheduler's
+    stand-ins and every call suspends this problem until the merged call answers it."""
     problem = Problem(key=row.key, question=row.question, answer=row.answer, dataset=row.dataset,
                       difficulty=row.difficulty, meta=row.meta)
     metered_lm = MeteredLM(lm, problem_seed(request.seed, problem))
     metered_verifier = MeteredVerifier(verifier) if verifier is not None else None
     writer = NodeWriter(store, run_id, row.id)
     tree = Tree(problem.question, emit=writer, delimiter=request.config.delimiter)
+    clock = getattr(lm, "clock", None)  # the scheduler's per-problem share of wall time, when there is one
     started = time.perf_counter()
     outcome = search(problem, metered_lm, metered_verifier, request.config, tree)
-    wall = time.perf_counter() - started
+    wall = clock() if clock else time.perf_counter() - started
     correct = None
     if problem.answer is not None:
         correct = outcome.answer is not None and is_equiv(outcome.answer, problem.answer)

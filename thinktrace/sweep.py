@@ -143,11 +143,12 @@ def run_sweep(store: Store, strategies: list[str], budgets: list[int], dataset: 
               seed: int = 0, model: str = DEFAULT_MODEL, verifier: str | None = None,
               cfg: SearchConfig | None = None, *, name: str = "", sweep_id: str | None = None,
               lm=None, verifier_obj=None, progress: bool | None = None, backend: str = "transformers",
-              backend_options: dict | None = None) -> str:
+              backend_options: dict | None = None, concurrency: int | None = None) -> str:
     """Create (or continue, when `sweep_id` names an existing sweep with the same settings) a sweep
     and execute every run it is missing, on `backend` (transformers | vllm | openai, with its
-    options as for `run`). `lm` / `verifier_obj` skip loading `model` / `verifier` (tests pass a
-    scripted model). Returns the sweep id."""
+    options as for `run`), each run with `concurrency` problems in flight (runner.execute).
+    `lm` / `verifier_obj` skip loading `model` / `verifier` (tests pass a scripted model). Returns
+    the sweep id."""
     spec = SweepSpec(strategies=list(strategies), budgets=list(budgets), dataset=dataset, limit=limit,
                      seed=seed, model=model, verifier=verifier or None, config=cfg or SearchConfig(),
                      name=name, backend=backend, backend_options=dict(backend_options or {})).validate()
@@ -157,23 +158,24 @@ def run_sweep(store: Store, strategies: list[str], budgets: list[int], dataset: 
             if _comparable(stored.to_params()) != _comparable(spec.to_params()):
                 raise UserError(f"sweep {sweep_id} exists with other settings: continue it with "
                                 f"`python -m reasoning sweep --resume {sweep_id}`")
-            return resume_sweep(store, sweep_id, lm=lm, verifier_obj=verifier_obj, progress=progress)
+            return resume_sweep(store, sweep_id, lm=lm, verifier_obj=verifier_obj, progress=progress,
+                                concurrency=concurrency)
     from reasoning.problems import load_problems
 
     load_problems(spec.dataset, limit=spec.limit, seed=spec.seed)  # fail before creating anything
     sweep_id = sweeps.create_sweep(store, spec.name or _default_name(spec), spec.to_params(), sweep_id)
-    return _execute(store, sweep_id, spec, lm, verifier_obj, progress)
+    return _execute(store, sweep_id, spec, lm, verifier_obj, progress, concurrency)
 
 
 def resume_sweep(store: Store, sweep_id: str, *, lm=None, verifier_obj=None, progress: bool | None = None,
-                 base_url: str | None = None) -> str:
+                 base_url: str | None = None, concurrency: int | None = None) -> str:
     """Finish a sweep: run what is missing, resume what was interrupted or failed; on an
     OpenAI-compatible server at `base_url` when given (needed for a sweep from a bundle, which
     carries no server address: reasoning.backends.resume_options)."""
     sweep_id = resolve_sweep_id(store, sweep_id)
     spec = _stored_spec(store, sweep_id)
     spec.backend_options = resume_options(spec.backend, spec.backend_options, base_url, f"sweep {sweep_id}")
-    return _execute(store, sweep_id, spec.validate(), lm, verifier_obj, progress)
+    return _execute(store, sweep_id, spec.validate(), lm, verifier_obj, progress, concurrency)
 
 
 @dataclass
@@ -192,7 +194,7 @@ def sweep_state(store: Store, sweep_id: str) -> list[SweepRunState]:
     return [SweepRunState(p, *existing.get((p.strategy, p.n), (None, None, None))) for p in spec.plan()]
 
 
-def _execute(store: Store, sweep_id, spec: SweepSpec, lm, verifier_obj, progress) -> str:
+def _execute(store: Store, sweep_id, spec: SweepSpec, lm, verifier_obj, progress, concurrency: int | None = None) -> str:
     from tqdm import tqdm
 
     from thinktrace import runner
@@ -232,7 +234,8 @@ def _execute(store: Store, sweep_id, spec: SweepSpec, lm, verifier_obj, progress
             problems_bar = tqdm(total=total, initial=done, unit="problem", desc=f"{planned.strategy} n={planned.n}",
                                 position=1, leave=False, dynamic_ncols=True, disable=runs_bar.disable)
             try:
-                runner.execute(store, run_id, lm, verifier_obj, on_problem=lambda result, row: problems_bar.update(1))
+                runner.execute(store, run_id, lm, verifier_obj, on_problem=lambda result, row: problems_bar.update(1),
+                               concurrency=concurrency)
             finally:
                 problems_bar.close()
             runs_bar.update(1)

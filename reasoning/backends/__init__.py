@@ -64,6 +64,24 @@ BACKENDS = {
 }
 
 
+# Problems in flight by default (`--concurrency`), per backend: enough rows per batch to pay on 2 CPU
+# cores (bench/concurrency.py), enough sequences to keep a GPU busy, and a server's requests in flight.
+DEFAULT_CONCURRENCY = {"transformers": 16, "transformers-cuda": 64, "vllm": 256, "openai": 16}
+
+
+def default_concurrency(lm) -> int:
+    """The default number of problems in flight for a loaded model (1 for a backend not listed)."""
+    backend = getattr(lm, "backend", "")
+    if backend == "transformers" and str(getattr(lm, "device", "cpu")).startswith("cuda"):
+        backend = "transformers-cuda"
+    return DEFAULT_CONCURRENCY.get(backend, 1)
+
+
+def check_concurrency(concurrency: int | None) -> None:
+    if concurrency is not None and concurrency < 1:
+        raise UserError(f"--concurrency must be at least 1 (got {concurrency})")
+
+
 def check_backend(backend: str, options: dict) -> None:
     """Refuse an unknown backend, a setting it does not take, or openai without a server URL."""
     if backend not in BACKENDS:

@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 
 from reasoning.backends.prompts import RenderedPrompts, check_prompt_style
 from reasoning.errors import UserError
-from reasoning.types import DEFAULT_DELIMITER, Completion
+from reasoning.types import DEFAULT_DELIMITER, Completion, GenerationRequest
 
 API_KEY_ENV = ("THINKTRACE_API_KEY", "OPENAI_API_KEY")  # first one set wins
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
@@ -47,7 +47,7 @@ class OpenAILM(RenderedPrompts):
 
     def __init__(self, base_url: str, model: str, *, name: str | None = None, prompt_style: str = "fewshot",
                  tokenizer=None, delimiter: str = DEFAULT_DELIMITER, api_key: str | None = None,
-                 timeout: float = 300.0, max_retries: int = 4, backoff_s: float = 0.5, concurrency: int = 8,
+                 timeout: float = 300.0, max_retries: int = 4, backoff_s: float = 0.5, concurrency: int = 64,
                  top_logprobs: int = 20, n_params: int = 0):
         check_prompt_style(prompt_style)
         if prompt_style == "chat" and tokenizer is None:
@@ -91,29 +91,40 @@ class OpenAILM(RenderedPrompts):
                  stop: list[str] | None = None, seed: int | None = None, top_p: float = 1.0,
                  ) -> list[list[Completion]]:
         """n completions per prompt: one request per prompt (n samples each), `concurrency` in flight."""
-        stops = [s for s in stop or [] if s]
-        greedy = temperature == 0
-        samples = 1 if greedy else n  # greedy samples are identical: ask once, copy
-        bodies = []
-        for i, prompt in enumerate(prompts):
-            body = {"model": self.model_id, "prompt": prompt, "n": samples, "max_tokens": max_new_tokens,
-                    "temperature": temperature, "top_p": 1.0 if greedy else top_p}
-            if stops or self.internal_stops:
-                body["stop"] = stops + self.internal_stops
-            if seed is not None:  # one seed per prompt: beams expanded in one call must not share draws
-                body["seed"] = (seed + i) % 2**31
-            if self.top_logprobs:
-                body["logprobs"] = self.top_logprobs
-            bodies.append(body)
-        docs = self._map(lambda body: self._request("POST", "/completions", body), bodies)
+        return self.complete_many([GenerationRequest(prompts, n, max_new_tokens, temperature, stop, seed, top_p)])[0]
+
+    def complete_many(self, requests: list[GenerationRequest]) -> list[list[list[Completion]]]:
+        """Several calls (many problems in flight): all their requests go out together, `concurrency`
+        at a time, so the server batches them; each prompt carries its own seed."""
+        bodies, shapes = [], []
+        for r in requests:
+            stops = [s for s in r.stop or [] if s]
+            greedy = r.temperature == 0
+            samples = 1 if greedy else r.n  # greedy samples are identical: ask once, copy
+            shapes.append((len(r.prompts), samples, r.n, stops))
+            for i, prompt in enumerate(r.prompts):
+                body = {"model": self.model_id, "prompt": prompt, "n": samples, "max_tokens": r.max_new_tokens,
+                        "temperature": r.temperature, "top_p": 1.0 if greedy else r.top_p}
+                if stops or self.internal_stops:
+                    body["stop"] = stops + self.internal_stops
+                if r.seed is not None:  # one seed per prompt: beams expanded in one call must not share draws
+                    body["seed"] = (r.seed + i) % 2**31
+                if self.top_logprobs:
+                    body["logprobs"] = self.top_logprobs
+                bodies.append(body)
+        docs = iter(self._map(lambda body: self._request("POST", "/completions", body), bodies))
         out = []
-        for doc in docs:
-            choices = sorted(doc.get("choices", []), key=lambda c: c.get("index", 0))
-            if len(choices) != samples:
-                raise UserError(f"the server at {self.base_url} returned {len(choices)} completions for n={samples}")
-            self._count(doc.get("usage") or {})
-            parsed = [self._completion(c, stops) for c in choices]
-            out.append([parsed[j % samples] for j in range(n)])
+        for count, samples, n, stops in shapes:
+            rows = []
+            for _ in range(count):
+                doc = next(docs)
+                choices = sorted(doc.get("choices", []), key=lambda c: c.get("index", 0))
+                if len(choices) != samples:
+                    raise UserError(f"the server at {self.base_url} returned {len(choices)} completions for n={samples}")
+                self._count(doc.get("usage") or {})
+                parsed = [self._completion(c, stops) for c in choices]
+                rows.append([parsed[j % samples] for j in range(n)])
+            out.append(rows)
         return out
 
     def _completion(self, choice: dict, stops: list[str]) -> Completion:

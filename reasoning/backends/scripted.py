@@ -45,6 +45,7 @@ class ScriptedLM:
         self.model_id = name
         self.n_params = n_params
         self.calls: list[dict] = []
+        self.batches: list[int] = []  # per complete_many call: how many calls it merged
         self.top_logprobs = top_logprobs
         self.token_dist = token_dist or (lambda word: default_top(max(top_logprobs, 1)))
 
@@ -63,6 +64,12 @@ class ScriptedLM:
                 row.append(self._finish(text, stop, max_new_tokens))
             out.append(row)
         return out
+
+    def complete_many(self, requests):
+        """Several calls at once (many problems in flight): each answered as `complete` would alone;
+        `batches` records how many were merged, so tests can count merged calls."""
+        self.batches.append(len(requests))
+        return [self.complete(**request.as_kwargs()) for request in requests]
 
     def choice_probs(self, prompts, choices):
         probs = []

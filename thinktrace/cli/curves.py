@@ -6,8 +6,8 @@ from typing import Optional
 
 import typer
 
-from reasoning.backends import DEFAULT_MODEL
-from thinktrace.cli.options import (BackendOption, BaseUrlOption, DbOption, DtypeOption, GpuMemoryOption,
+from reasoning.backends import DEFAULT_MODEL, check_concurrency
+from thinktrace.cli.options import (BackendOption, BaseUrlOption, ConcurrencyOption, DbOption, DtypeOption, GpuMemoryOption,
                                    KnobCommand, MaxModelLenOption, ModelParamsOption, TensorParallelOption,
                                    backend_options, print_json, whole)
 from reasoning.config import SearchConfig, knobs
@@ -55,6 +55,7 @@ def sweep(
     tensor_parallel_size: Optional[int] = TensorParallelOption,
     max_model_len: Optional[int] = MaxModelLenOption,
     model_params: Optional[float] = ModelParamsOption,
+    concurrency: Optional[int] = ConcurrencyOption,
     seed: int = typer.Option(0, "--seed", parser=whole, help="One seed for every run: same problems, same draws."),
     knobs: Optional[dict] = None,  # the options of SWEEP_KNOBS: see register()
     name: str = typer.Option("", "--name", help="A label for the sweep."),
@@ -68,10 +69,11 @@ def sweep(
     from thinktrace.sweep import SweepInterrupted, resume_sweep, run_sweep
     from store import Store
 
+    check_concurrency(concurrency)
     store = Store.open(db)  # checked before the slow model load
     try:
         if resume:
-            sid = resume_sweep(store, resume, base_url=base_url)
+            sid = resume_sweep(store, resume, base_url=base_url, concurrency=concurrency)
         else:
             if strategies is None or budgets is None:
                 raise UserError("give --strategies and --budgets (or --resume SWEEP_ID)")
@@ -81,7 +83,7 @@ def sweep(
                             backend=backend, backend_options=backend_options(
                                 base_url=base_url, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
                                 tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
-                                model_params=model_params))
+                                model_params=model_params), concurrency=concurrency)
     except SweepInterrupted as exc:
         raise Interrupted(f"interrupted: finish the sweep with `python -m reasoning sweep --resume {exc.sweep_id}`"
                           ) from exc

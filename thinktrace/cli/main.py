@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from reasoning.backends import DEFAULT_MODEL
-from thinktrace.cli.options import (BackendOption, BaseUrlOption, DbOption, DtypeOption, GpuMemoryOption, JsonOption,
+from reasoning.backends import DEFAULT_MODEL, check_concurrency
+from thinktrace.cli.options import (BackendOption, BaseUrlOption, ConcurrencyOption, DbOption, DtypeOption, GpuMemoryOption, JsonOption,
                                    KnobCommand, MaxModelLenOption, ModelParamsOption, TensorParallelOption,
                                    print_json, whole)
 from thinktrace.cli.options import backend_options as backend_options_of
@@ -42,7 +42,7 @@ class Interrupted(Exception):
     typer turns those into a plain exit code, and this one must reach `main` with its message."""
 
 
-def _execute(store, run_id: str, lm, verifier, total: int, as_json: bool):
+def _execute(store, run_id: str, lm, verifier, total: int, as_json: bool, concurrency: int | None = None):
     from tqdm import tqdm
 
     from thinktrace import runner
@@ -63,7 +63,7 @@ def _execute(store, run_id: str, lm, verifier, total: int, as_json: bool):
         bar.update(1)
 
     try:
-        runner.execute(store, run_id, lm, verifier, on_problem=on_problem)
+        runner.execute(store, run_id, lm, verifier, on_problem=on_problem, concurrency=concurrency)
     except KeyboardInterrupt as exc:
         bar.close()
         raise Interrupted(f"interrupted: run {run_id} is resumable with `python -m reasoning resume {run_id}`") from exc
@@ -102,6 +102,7 @@ def run(
     tensor_parallel_size: Optional[int] = TensorParallelOption,
     max_model_len: Optional[int] = MaxModelLenOption,
     model_params: Optional[float] = ModelParamsOption,
+    concurrency: Optional[int] = ConcurrencyOption,
     dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D (D=1..5), arith:A-B, FILE.jsonl or hf:NAME[:split]"),
     limit: Optional[int] = typer.Option(None, "--limit", "-k", parser=whole, help="Use the first K problems."),
     seed: int = typer.Option(0, "--seed", parser=whole, help="Seed for problems and sampling: same seed, same run."),
@@ -123,6 +124,7 @@ def run(
     request = RunRequest(strategy=strategy, dataset=dataset, model=model, verifier=verifier, limit=limit,
                          seed=seed, name=name, config=cfg, backend=backend,
                          backend_options=backend_options).validate()
+    check_concurrency(concurrency)
     problems = load_problems(dataset, limit=limit, seed=seed)
     check_gold(request, problems)  # before the slow model load
     store = Store.open(db)  # checked before the slow model load
@@ -130,7 +132,7 @@ def run(
     rid = create_run(store, request, problems, lm, verifier_obj, run_id=run_id)
     if not as_json:
         typer.echo(f"run {rid}")
-    _execute(store, rid, lm, verifier_obj, len(problems), as_json)
+    _execute(store, rid, lm, verifier_obj, len(problems), as_json, concurrency)
 
 
 def _strategy_option():
@@ -145,7 +147,7 @@ app.command("run")(KnobCommand(run, lambda: [knob for knob in knobs().values() i
 def resume(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."), db: Optional[str] = DbOption,
            as_json: bool = JsonOption,
            trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="As for run (not stored with the run)."),
-           base_url: Optional[str] = BaseUrlOption):
+           base_url: Optional[str] = BaseUrlOption, concurrency: Optional[int] = ConcurrencyOption):
     """Finish an interrupted or failed run; finished problems are kept, the rest redone with the same seeds."""
     from reasoning.backends import resume_options
     from thinktrace.runner import request_of
@@ -154,6 +156,7 @@ def resume(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."
     from store.liveness import effective_status, worker_label
     from store.runs import get_run, resolve_run_id
 
+    check_concurrency(concurrency)
     store = Store.open(db)
     rid = resolve_run_id(store, run_id)
     run = get_run(store, rid)
@@ -164,7 +167,7 @@ def resume(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."
         raise UserError(f"run {rid} is still running ({worker})")
     options = resume_options(request.backend, request.backend_options, base_url, f"run {rid}")
     lm, verifier = _load_models(request.model, request.verifier, trust_remote_code, request.backend, options)
-    _execute(store, rid, lm, verifier, total, as_json)
+    _execute(store, rid, lm, verifier, total, as_json, concurrency)
 
 
 @app.command("runs")
