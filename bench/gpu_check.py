@@ -9,7 +9,7 @@ says so on one line and runs the same checks on the CPU.
 
     python bench/gpu_check.py [--model lab|smollm2] [--problems 3] [--n 16] [--max-new-tokens 48]
     python bench/gpu_check.py --math500 [--backend vllm] [--model Qwen/Qwen2.5-Math-1.5B-Instruct] \
-        [--prm prm:Qwen/Qwen2.5-Math-PRM-7B]
+        [--prm prm:Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B]
 
 --math500 also measures the per-token costs of a MATH-500 sweep (bench/math500.py) with many problems
 in flight: generated tokens/s of `complete_many` over 64 problems x 16 samples, and the PRM's scored
