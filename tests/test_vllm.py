@@ -47,14 +47,14 @@ store = Store(url)
 opts = dict(options)
 lm = load_model("smollm2", backend="vllm", dtype=opts.pop("dtype"), **opts)  # one engine for every case
 
-def solve(strategy, verifier, cfg, limit):
+def solve(strategy, verifier, cfg, limit, concurrency=None):
     problems = load_problems("arith:1", limit=limit)
     request = runner.RunRequest(strategy=strategy, dataset="arith:1", model="smollm2", verifier=verifier,
                                 limit=limit, backend="vllm", backend_options=options,
                                 config=SearchConfig(**cfg)).validate()
     ver = load_verifier(verifier, lm)
     run_id = runner.create_run(store, request, problems, lm, ver)
-    runner.execute(store, run_id, lm, ver)
+    runner.execute(store, run_id, lm, ver, concurrency=concurrency)
     return run_id
 
 runs = {name: solve(strategy, verifier, dict(n=n, max_new_tokens=32, select=select), 1)
@@ -62,6 +62,8 @@ runs = {name: solve(strategy, verifier, dict(n=n, max_new_tokens=32, select=sele
 before = dict(lm.stats)
 runs["beam_search"] = solve("beam_search", "self_eval", tree_config, 1)
 beam_stats = {k: lm.stats[k] - before[k] for k in before}
+for k in (1, 6):  # six problems one at a time, then all in flight in one engine call per round
+    runs[f"in_flight_{k}"] = solve("self_consistency", None, dict(n=3, max_new_tokens=24), 6, k)
 prompt = lm.prompt("Anna has 5 pencils. She buys 3 more pencils. How many pencils does she have?")
 twice = [[c.text for c in lm.complete([prompt], n=3, max_new_tokens=16, temperature=0.8, stop=["\n\n"], seed=5)[0]]
          for _ in range(2)]
@@ -114,6 +116,13 @@ def test_beam_search_runs_on_vllm_with_its_prefixes_served_from_the_cache(vllm_r
     # Every step re-sends the few-shot prompt and the beam's steps, and vLLM serves them from its cache
     # in whole 16-token blocks (the self_eval prompts, counted too, share less). Measured: about a third.
     assert stats["prompt_tokens_reused"] > 0.2 * stats["prompt_tokens_total"] > 0
+
+
+def test_problems_in_flight_on_vllm_give_what_one_at_a_time_gives(vllm_runs):
+    store, out = vllm_runs
+    results = [[(r.key, r.answer, r.tokens, r.votes) for r in run_results(store, out["runs"][f"in_flight_{k}"])]
+               for k in (1, 6)]
+    assert len(results[0]) == 6 and results[0] == results[1]  # per-prompt seeds: the batch does not matter
 
 
 def test_seeded_sampling_on_vllm_repeats(vllm_runs):
