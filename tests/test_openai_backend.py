@@ -30,6 +30,7 @@ from reasoning.backends.openai_lm import OpenAILM  # noqa: E402
 from reasoning.errors import UserError  # noqa: E402
 
 MODEL = "fake-model"
+CHAT_THINKING = "First, 2 + 3 = 6.\n\nWait, that is wrong: 2 + 3 = 5.\n\nBut check again: 5 - 3 = 2. Yes."
 SCRIPTS = ["Add 2 and 3: 2 + 3 = 5.\n\nThe answer is 5.", "Take 2 + 3 = 6.\n\nThe answer is 6."]
 
 
@@ -90,6 +91,15 @@ class FakeServer:
         return {"object": "text_completion", "model": body["model"], "choices": choices,
                 "usage": {"prompt_tokens": len(body["prompt"].split()), "completion_tokens": generated}}
 
+    def chat(self, body: dict) -> dict:
+        """/v1/chat/completions as vLLM answers with a reasoning parser: the thinking in its own field."""
+        n = body.get("n", 1)
+        choices = [{"index": j, "finish_reason": "stop", "stop_reason": None,
+                    "message": {"role": "assistant", "content": "The answer is 5.",
+                                "reasoning_content": CHAT_THINKING}} for j in range(n)]
+        return {"object": "chat.completion", "model": body["model"], "choices": choices,
+                "usage": {"prompt_tokens": 30, "completion_tokens": 31 * n}}
+
     def _handler(self):
         server = self
 
@@ -139,7 +149,7 @@ class FakeServer:
                     status, payload = 404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}}
                 else:
                     time.sleep(server.delay)
-                    payload = server.completion(body)
+                    payload = server.chat(body) if self.path.endswith("/chat/completions") else server.completion(body)
                 # Leave the in-flight count before answering: once the client has its answer it may
                 # send the next request at once, and that one must not be counted beside this one.
                 with server.lock:
@@ -650,3 +660,40 @@ def test_cli_runs_a_strategy_against_a_real_vllm_server(vllm_server, tmp_path):
 
 if __name__ == "__main__":
     _serve_forever(int(sys.argv[1]), float(sys.argv[2]))
+
+
+# ---------------------------------------------------------------- the chat endpoint (reasoning models)
+def test_the_chat_endpoint_keeps_a_reasoning_models_thinking_as_thoughts_with_their_turns(store):
+    from reasoning.config import SearchConfig
+    from reasoning.types import Problem
+    from store.runs import run_results, tree_nodes
+    from thinktrace import runner
+
+    with FakeServer() as server:
+        lm = lm_for(server, api="chat")
+        request = runner.RunRequest(strategy="self_consistency", dataset="test", backend="openai",
+                                    backend_options={"base_url": server.url, "api": "chat"},
+                                    config=SearchConfig(n=2, max_new_tokens=64)).validate()
+        problems = [Problem(key="p", question="What is 2 + 3?", answer="5", dataset="test")]
+        run_id = runner.create_run(store, request, problems, lm, None)
+        runner.execute(store, run_id, lm, None, concurrency=2)
+        body = server.requests[-1]
+    assert body["messages"][-1] == {"role": "user", "content": "What is 2 + 3?"} and "prompt" not in body
+    [result] = run_results(store, run_id)
+    assert result.answer == "5" and result.correct and result.tokens == 62  # the server's count, thinking included
+    chain = [n for n in tree_nodes(store, run_id, result.problem_id) if n.meta.get("sample") == 0]
+    assert [n.meta["phase"] for n in chain] == ["think", "think", "think", "answer"]
+    assert [n.meta.get("turn") for n in chain] == [None, "Wait", "But", None]
+    assert chain[0].text == "First, 2 + 3 = 6." and chain[-1].text == "The answer is 5."
+
+
+def test_strategies_that_continue_an_answer_are_refused_on_the_chat_endpoint(tmp_path):
+    db = tmp_path / "runs.db"
+    proc = cli("run", "--strategy", "beam_search", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1",
+               "--api", "chat", "--model", MODEL, "--verifier", "oracle", db=db)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "beam_search continues a partial answer, which a chat endpoint cannot" in proc.stderr
+    bad = cli("run", "--strategy", "cot", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1",
+              "--api", "raw", "--model", MODEL, db=db)
+    assert bad.returncode == 2 and "--api must be completions or chat" in bad.stderr
+    assert not db.exists()

@@ -21,7 +21,7 @@ from reasoning.backends import DEFAULT_MODEL, check_backend, check_concurrency, 
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
 from reasoning.scheduler import Scheduler
-from reasoning.strategies import check_config, check_strategy, default_verifier, get_strategy, lookup
+from reasoning.strategies import check_config, check_endpoint, check_strategy, default_verifier, get_strategy, lookup
 from reasoning.tree import Tree
 from reasoning.types import Problem
 from reasoning.verifiers import check_verifier_spec
@@ -53,6 +53,7 @@ class RunRequest:
         check_verifier_spec(self.verifier)
         check_config(self.strategy, self.config)
         check_backend(self.backend, self.backend_options)
+        check_endpoint(self.strategy, self.backend_options)
         if self.limit is not None and self.limit < 1:
             raise UserError(f"--limit must be at least 1 (got {self.limit})")
         return self

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from reasoning.config import SearchConfig
 from reasoning.backends import DEFAULT_MODEL, check_backend, resume_options
 from reasoning.errors import UserError
-from reasoning.strategies import FIXED, NEEDS, SAMPLES, check_config, check_strategy, default_verifier, lookup
+from reasoning.strategies import FIXED, NEEDS, SAMPLES, check_config, check_endpoint, check_strategy, default_verifier, lookup
 from reasoning.verifiers import check_verifier_spec
 from store import Store, sweeps
 from store import models as m
@@ -84,6 +84,8 @@ class SweepSpec:
             check_strategy(name, self.verifier)
         check_verifier_spec(self.verifier)
         check_backend(self.backend, self.backend_options)
+        for name in self.strategies:
+            check_endpoint(name, self.backend_options)
         if self.limit is not None and self.limit < 1:
             raise UserError(f"--limit must be at least 1 (got {self.limit})")
         self.budgets = sorted(set(self.budgets))

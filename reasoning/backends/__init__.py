@@ -60,7 +60,7 @@ BACKENDS = {
     "transformers": {"dtype"},
     "vllm": {"dtype", "gpu_memory_utilization", "tensor_parallel_size", "max_model_len",
              "enable_prefix_caching", "enforce_eager"},
-    "openai": {"base_url", "timeout", "concurrency", "model_params"},
+    "openai": {"base_url", "timeout", "concurrency", "model_params", "api"},
 }
 
 
@@ -92,6 +92,8 @@ def check_backend(backend: str, options: dict) -> None:
                         f"{flags(BACKENDS[backend])})")
     if backend == "openai" and not options.get("base_url"):
         raise UserError("--backend openai needs --base-url, e.g. http://127.0.0.1:8000/v1")
+    if options.get("api", "completions") not in ("completions", "chat"):
+        raise UserError(f"--api must be completions or chat (got {options['api']!r})")
     if options.get("model_params") is not None and not options["model_params"] >= 1:
         raise UserError(f"--model-params must be a parameter count of at least 1 (got {options['model_params']})")
 
@@ -148,7 +150,7 @@ def _load_openai(spec: str, base_url: str, model_params: int | None = None, **op
     from reasoning.backends.openai_lm import OpenAILM
 
     style, tokenizer = "fewshot", None
-    if spec in MODELS and MODELS[spec].prompt_style == "chat":
+    if spec in MODELS and MODELS[spec].prompt_style == "chat" and options.get("api") != "chat":
         from transformers import AutoTokenizer
 
         style, tokenizer = "chat", AutoTokenizer.from_pretrained(MODELS[spec].folder())

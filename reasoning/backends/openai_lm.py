@@ -1,8 +1,13 @@
 """`LanguageModel` on an OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp, OpenAI itself) through
 its `/v1/completions` endpoint: raw text in, n samples out, with stop strings, seeds and logprobs.
 
-Completions, not chat: step-wise search continues a prompt that ends mid-answer, which only the raw
+Completions by default: step-wise search continues a prompt that ends mid-answer, which only the raw
 endpoint allows; the prompt is built here (`prompts.py`), the same text the local backends use.
+`api="chat"` (`--api chat`) uses `/v1/chat/completions` instead, for reasoning models behind a server
+with a reasoning parser: the server applies the model's chat template, and the thinking it returns in
+`reasoning_content` (vLLM, DeepSeek) or `reasoning` (newer vLLM) is kept as `<think>...</think>`
+before the answer, so the tree stores it as thoughts (reasoning/thinking.py). Strategies that continue
+a partial answer are refused on it (`Strategy.continues`).
 
 Standard library only (urllib + a thread pool), so a client machine needs nothing extra. The server is
 asked once at start (`GET /models`) whether it is there, accepts the key and serves the model, so a
@@ -28,11 +33,13 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
-from reasoning.backends.prompts import RenderedPrompts, check_prompt_style
+from reasoning.backends.prompts import SYSTEM_PROMPT, RenderedPrompts, check_prompt_style
 from reasoning.errors import UserError
+from reasoning.thinking import REASONING_FIELDS, THINK_CLOSE, THINK_OPEN
 from reasoning.types import DEFAULT_DELIMITER, Completion, GenerationRequest
 
 API_KEY_ENV = ("THINKTRACE_API_KEY", "OPENAI_API_KEY")  # first one set wins
+APIS = ("completions", "chat")
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError)
 
@@ -48,8 +55,13 @@ class OpenAILM(RenderedPrompts):
     def __init__(self, base_url: str, model: str, *, name: str | None = None, prompt_style: str = "fewshot",
                  tokenizer=None, delimiter: str = DEFAULT_DELIMITER, api_key: str | None = None,
                  timeout: float = 300.0, max_retries: int = 4, backoff_s: float = 0.5, concurrency: int = 64,
-                 top_logprobs: int = 20, n_params: int = 0):
+                 top_logprobs: int = 20, n_params: int = 0, api: str = "completions"):
         check_prompt_style(prompt_style)
+        if api not in APIS:
+            raise UserError(f"--api must be one of {', '.join(APIS)} (got {api!r})")
+        self.api = api
+        if api == "chat":  # the server renders the chat template
+            prompt_style, tokenizer = "fewshot", None
         if prompt_style == "chat" and tokenizer is None:
             raise ValueError("prompt_style 'chat' needs the model's tokenizer (for its chat template)")
         parsed = urlparse(base_url)
@@ -85,6 +97,11 @@ class OpenAILM(RenderedPrompts):
                             f"{', '.join(map(str, ids)) or 'nothing'}")
         return ids
 
+    def prompt(self, question: str) -> str:
+        """The text sent for a question: with the chat API the question itself (the server wraps it in
+        the model's chat template, after our system prompt); else the rendered prompt."""
+        return question.strip() if self.api == "chat" else super().prompt(question)
+
     # --- generation ------------------------------------------------------------------------------
 
     def complete(self, prompts: list[str], n: int, max_new_tokens: int, temperature: float,
@@ -103,16 +120,21 @@ class OpenAILM(RenderedPrompts):
             samples = 1 if greedy else r.n  # greedy samples are identical: ask once, copy
             shapes.append((len(r.prompts), samples, r.n, stops))
             for i, prompt in enumerate(r.prompts):
-                body = {"model": self.model_id, "prompt": prompt, "n": samples, "max_tokens": r.max_new_tokens,
+                body = {"model": self.model_id, "n": samples, "max_tokens": r.max_new_tokens,
                         "temperature": r.temperature, "top_p": 1.0 if greedy else r.top_p}
+                if self.api == "chat":
+                    body["messages"] = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
+                else:
+                    body["prompt"] = prompt
+                    if self.top_logprobs:
+                        body["logprobs"] = self.top_logprobs
                 if stops or self.internal_stops:
                     body["stop"] = stops + self.internal_stops
                 if r.seed is not None:  # one seed per prompt: beams expanded in one call must not share draws
                     body["seed"] = (r.seed + i) % 2**31
-                if self.top_logprobs:
-                    body["logprobs"] = self.top_logprobs
                 bodies.append(body)
-        docs = iter(self._map(lambda body: self._request("POST", "/completions", body), bodies))
+        path = "/chat/completions" if self.api == "chat" else "/completions"
+        docs = iter(self._map(lambda body: self._request("POST", path, body), bodies))
         out = []
         for count, samples, n, stops in shapes:
             rows = []
@@ -122,7 +144,10 @@ class OpenAILM(RenderedPrompts):
                 if len(choices) != samples:
                     raise UserError(f"the server at {self.base_url} returned {len(choices)} completions for n={samples}")
                 self._count(doc.get("usage") or {})
-                parsed = [self._completion(c, stops) for c in choices]
+                if self.api == "chat":
+                    parsed = self._chat_completions(choices, stops, (doc.get("usage") or {}).get("completion_tokens"))
+                else:
+                    parsed = [self._completion(c, stops) for c in choices]
                 rows.append([parsed[j % samples] for j in range(n)])
             out.append(rows)
         return out
@@ -157,6 +182,29 @@ class OpenAILM(RenderedPrompts):
         return Completion(text=text, n_tokens=len(tokens), logprob=float(sum(token_lps)), finish_reason=finish,
                           token_logprobs=[float(x) for x in token_lps], token_ends=ends,
                           token_top_logprobs=top_lists)
+
+    def _chat_completions(self, choices: list[dict], stops: list[str], generated: int | None) -> list[Completion]:
+        """Chat answers as completions: the thinking (a reasoning field) inline in <think> tags before
+        the answer, as a model without a reasoning parser writes it. The API counts the tokens of all
+        n answers together (thinking included) and gives no per-token data for the thinking: each
+        answer gets an equal share of the count, and no token offsets."""
+        out = []
+        shares = _shares(generated or 0, len(choices))
+        for choice, tokens in zip(choices, shares):
+            message = choice.get("message") or {}
+            text = message.get("content") or ""
+            reasoning = next((message[f] for f in REASONING_FIELDS if isinstance(message.get(f), str)), None)
+            if reasoning is not None:
+                text = f"{THINK_OPEN}\n{reasoning.strip()}\n{THINK_CLOSE}\n\n{text.lstrip()}"
+            matched = choice.get("stop_reason")
+            if choice.get("finish_reason") == "length":
+                finish = "length"
+            elif isinstance(matched, str) and matched in stops:
+                text, finish = text + matched, "stop"
+            else:
+                finish = "eos"
+            out.append(Completion(text=text, n_tokens=tokens, logprob=None, finish_reason=finish))
+        return out
 
     def _count(self, usage: dict) -> None:
         self.stats["prompt_tokens_total"] += usage.get("prompt_tokens") or 0
@@ -257,6 +305,11 @@ class OpenAILM(RenderedPrompts):
             return UserError(f"{where} kept failing (HTTP {code}: {detail}) after {tries} tries: "
                              f"finished problems are kept; resume the run later")
         return UserError(f"{where} rejected the request (HTTP {code}: {detail})")
+
+
+def _shares(total: int, parts: int) -> list[int]:
+    """`total` split into `parts` whole shares, the first ones taking the remainder."""
+    return [total // parts + (i < total % parts) for i in range(parts)] if parts else []
 
 
 def _detail(exc: urllib.error.HTTPError) -> str:

@@ -45,6 +45,9 @@ class Strategy:
     adaptive: bool = False  # spends what it chooses: Result.meta["samples"] records it; n is the cap
     check: Callable[[SearchConfig], None] | None = None  # settings beyond each knob's range (N % M == 0, ...)
     order: int = 100  # place in menus and listings: the baseline first, then by how compute is spent
+    # Continues a partial answer (a beam's steps, a forced "Wait", a chunk): needs a raw-text endpoint,
+    # so a chat endpoint (--api chat) is refused for it.
+    continues: bool = False
 
     @property
     def own_knobs(self) -> tuple[Knob, ...]:
@@ -130,6 +133,13 @@ def lookup(name: str) -> Strategy:
 def check_strategy(name: str, verifier: str | None) -> None:
     if lookup(name).verifier == NEEDS and verifier in (None, "", "none"):
         raise UserError(f"strategy {name} needs a verifier: pass --verifier (e.g. self_eval or oracle)")
+
+
+def check_endpoint(name: str, backend_options: dict) -> None:
+    """A strategy that continues a partial answer cannot run on a chat endpoint (--api chat)."""
+    if backend_options.get("api") == "chat" and lookup(name).continues:
+        raise UserError(f"strategy {name} continues a partial answer, which a chat endpoint cannot: "
+                        f"run it with --api completions (the default)")
 
 
 def check_config(name: str, cfg: SearchConfig) -> None:

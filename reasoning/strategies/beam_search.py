@@ -64,7 +64,7 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier, cfg: SearchC
 
 STRATEGY = Strategy("beam_search", "step-level beam search: keep the top N/M of N scored steps (--beam-width M)",
                     search, knobs=("n", "beam_width", "max_steps", "max_step_tokens", "lookahead", "temperature",
-                                   "aggregate"), verifier=NEEDS, check=check_config, order=30)
+                                   "aggregate"), verifier=NEEDS, check=check_config, order=30, continues=True)
 
 
 def grow(problem: Problem, lm: LanguageModel, tree: Tree, cfg: SearchConfig, beams: Beams) -> list[Node]:

@@ -52,4 +52,4 @@ STRATEGY = Strategy(
     knobs=(Knob("think_tokens", 128, "budget_forcing: append 'Wait' while fewer tokens were generated.",
                 hint="Budget forcing: minimum generated tokens before the model may stop.", low=0),
            "max_new_tokens"),
-    budget=(), order=70)
+    budget=(), order=70, continues=True)

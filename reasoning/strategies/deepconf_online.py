@@ -132,7 +132,7 @@ STRATEGY = Strategy(
                 low=0, high=100, open_low=True),
            Knob("conf_window", 32, "deepconf_online: tokens per confidence group.", low=1),
            Knob("chunk_tokens", 16, "deepconf_online: tokens generated between early-stop checks.", low=1)),
-    adaptive=True, check=check_config, order=90)
+    adaptive=True, check=check_config, order=90, continues=True)
 
 
 def warmup_threshold(confidences: list[float | None], keep_percent: float) -> float:

@@ -60,7 +60,7 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier, cfg: SearchC
 
 STRATEGY = Strategy("dvts", "N/M independent greedy subtrees of width M (diversity)", search,
                     knobs=("n", "beam_width", "max_steps", "max_step_tokens", "lookahead", "temperature", "aggregate"),
-                    verifier=NEEDS, check=check_config, order=40)
+                    verifier=NEEDS, check=check_config, order=40, continues=True)
 
 
 def grow(problem: Problem, lm: LanguageModel, tree: Tree, cfg: SearchConfig, growing: list[Subtree],

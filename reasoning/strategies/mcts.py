@@ -68,7 +68,7 @@ STRATEGY = Strategy(
            Knob("c_puct", 1.0, "mcts: exploration constant of UCT.",
                 hint="MCTS exploration constant (higher explores more).", low=0, step=0.1),
            "max_steps", "max_step_tokens", "temperature", "aggregate"),
-    budget=("n", "expansions"), verifier=NEEDS, order=50)
+    budget=("n", "expansions"), verifier=NEEDS, order=50, continues=True)
 
 
 def visits(node: Node) -> int:

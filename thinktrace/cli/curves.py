@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from reasoning.backends import DEFAULT_MODEL, check_concurrency
-from thinktrace.cli.options import (BackendOption, BaseUrlOption, ConcurrencyOption, DbOption, DtypeOption, GpuMemoryOption,
+from thinktrace.cli.options import (BackendOption, BaseUrlOption, ApiOption, ConcurrencyOption, DbOption, DtypeOption, GpuMemoryOption,
                                    KnobCommand, MaxModelLenOption, ModelParamsOption, TensorParallelOption,
                                    backend_options, print_json, whole)
 from reasoning.config import SearchConfig, knobs
@@ -55,6 +55,7 @@ def sweep(
     tensor_parallel_size: Optional[int] = TensorParallelOption,
     max_model_len: Optional[int] = MaxModelLenOption,
     model_params: Optional[float] = ModelParamsOption,
+    api: Optional[str] = ApiOption,
     concurrency: Optional[int] = ConcurrencyOption,
     seed: int = typer.Option(0, "--seed", parser=whole, help="One seed for every run: same problems, same draws."),
     knobs: Optional[dict] = None,  # the options of SWEEP_KNOBS: see register()
@@ -83,7 +84,7 @@ def sweep(
                             backend=backend, backend_options=backend_options(
                                 base_url=base_url, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
                                 tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
-                                model_params=model_params), concurrency=concurrency)
+                                model_params=model_params, api=api), concurrency=concurrency)
     except SweepInterrupted as exc:
         raise Interrupted(f"interrupted: finish the sweep with `python -m reasoning sweep --resume {exc.sweep_id}`"
                           ) from exc

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from reasoning.backends import DEFAULT_MODEL, check_concurrency
-from thinktrace.cli.options import (BackendOption, BaseUrlOption, ConcurrencyOption, DbOption, DtypeOption, GpuMemoryOption, JsonOption,
+from thinktrace.cli.options import (BackendOption, BaseUrlOption, ApiOption, ConcurrencyOption, DbOption, DtypeOption, GpuMemoryOption, JsonOption,
                                    KnobCommand, MaxModelLenOption, ModelParamsOption, TensorParallelOption,
                                    print_json, whole)
 from thinktrace.cli.options import backend_options as backend_options_of
@@ -102,6 +102,7 @@ def run(
     tensor_parallel_size: Optional[int] = TensorParallelOption,
     max_model_len: Optional[int] = MaxModelLenOption,
     model_params: Optional[float] = ModelParamsOption,
+    api: Optional[str] = ApiOption,
     concurrency: Optional[int] = ConcurrencyOption,
     dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D (D=1..5), arith:A-B, FILE.jsonl or hf:NAME[:split]"),
     limit: Optional[int] = typer.Option(None, "--limit", "-k", parser=whole, help="Use the first K problems."),
@@ -120,7 +121,7 @@ def run(
     cfg = SearchConfig(**knobs)
     backend_options = backend_options_of(base_url=base_url, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
                                          tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
-                                         model_params=model_params)
+                                         model_params=model_params, api=api)
     request = RunRequest(strategy=strategy, dataset=dataset, model=model, verifier=verifier, limit=limit,
                          seed=seed, name=name, config=cfg, backend=backend,
                          backend_options=backend_options).validate()

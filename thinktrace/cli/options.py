@@ -68,6 +68,7 @@ GpuMemoryOption = typer.Option(None, "--gpu-memory-utilization", parser=finite, 
 TensorParallelOption = typer.Option(None, "--tensor-parallel-size", parser=whole, help="vllm: GPUs to split the model across.")
 MaxModelLenOption = typer.Option(None, "--max-model-len", parser=whole, help="vllm: context length (smaller leaves more memory for the KV cache).")
 ModelParamsOption = typer.Option(None, "--model-params", parser=finite, help="openai: the served model's parameter count, e.g. 7.6e9, for the FLOPs axes of curves (the API does not say it; the lab and smollm2 models count their own).")
+ApiOption = typer.Option(None, "--api", help="openai: completions (default: raw text, every strategy) | chat (/v1/chat/completions, for reasoning models behind a reasoning parser: their thinking is kept as thoughts; chain strategies only).")
 ConcurrencyOption = typer.Option(None, "--concurrency", parser=whole, help="Problems in flight: their model and verifier calls are merged into shared batches; the results do not depend on it (default: 16 with transformers on a CPU, 64 on a GPU, 256 with vllm, 16 with openai).")
 
 
