@@ -228,3 +228,21 @@ def test_walks_up_a_tree_end_even_when_stored_parents_loop():
     nodes = [SimpleNamespace(seq=s, parent_seq=p, depth=d) for _, _, s, p, _ in steps for d in [1]]
     assert [n.seq for n in path_of(nodes, 1)] == [2, 1]
     assert len(layout_xy(nodes)[0]) == 4
+
+
+def test_a_thinking_traces_turns_are_ringed_and_named_in_the_hover():
+    from reasoning.backends.scripted import ScriptedLM
+    from reasoning.config import SearchConfig
+    from reasoning.strategies import get_strategy
+    from reasoning.types import Problem
+
+    trace = "<think>\n2 + 3 = 6.\n\nWait, 2 + 3 = 5.\n\nBut check: 5 - 3 = 2.\n</think>\n\nThe answer is 5."
+    tree = Tree("What is 2 + 3?")
+    get_strategy("cot")(Problem("p", "What is 2 + 3?", "5"), ScriptedLM([trace]), None, SearchConfig(), tree)
+    fig = tree_figure(tree.nodes)
+    [turns] = [t for t in fig.data if t.name == "turn in thinking"]
+    assert len(turns.x) == 2  # "Wait" and "But", not the first thought nor the answer
+    hovers = [h for t in point_traces(fig) for h in t.hovertext]
+    assert any("thought 2" in h and "turn: <b>Wait</b>" in h for h in hovers)
+    assert any("answer step 4" in h for h in hovers)
+    assert plotted_seqs(fig) == [n.seq for n in tree.nodes]  # the ring is not a point of its own

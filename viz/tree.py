@@ -39,6 +39,9 @@ HOVER_CHARS = 420
 LABELS = {key: label for key, label, *_ in CATEGORIES}
 
 
+TURN = "#e67e22"  # the outline of a thought that turns ("Wait", "But", ...)
+
+
 def parent_of(node: Any) -> int | None:
     """Store rows call it `parent_seq`, in-memory `reasoning.types.Node`s call it `parent`."""
     parent = getattr(node, "parent_seq", None)
@@ -149,7 +152,11 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 def hover_text(node: Any) -> str:
     """Hover for one node. Step text is model output: escaped, because plotly renders hover as HTML."""
     label = LABELS[category_of(node)]
-    head = f"<b>#{node.seq}</b> · {'question' if parent_of(node) is None else f'step {node.depth}'} · {label}"
+    meta = getattr(node, "meta", None) or {}
+    kind = {"think": "thought", "answer": "answer step"}.get(meta.get("phase"), "step")
+    head = f"<b>#{node.seq}</b> · {'question' if parent_of(node) is None else f'{kind} {node.depth}'} · {label}"
+    if meta.get("turn"):
+        head += f" · turn: <b>{html.escape(str(meta['turn']))}</b>"
     stats = (f"score {_fmt(node.score)} · path {_fmt(node.path_score)} · "
              f"{getattr(node, 'tokens', 0) or 0} tok · logprob {_fmt(getattr(node, 'logprob', None))}")
     lines = [head, stats]
@@ -262,6 +269,10 @@ def tree_figure(nodes: Sequence[Any], *, color_by: str = "score", selected_seq: 
                 customdata=seqs[part], hovertext=hovers[part], hoverinfo="text",
                 name=label, legendgroup=key, showlegend=bool(scored or not finite.any()),
             ))
+    turns = [i for i in np.flatnonzero(visible) if (getattr(nodes[i], "meta", None) or {}).get("turn")]
+    if turns:  # a thinking trace's turns ("Wait", "But", ...): where the model checks, doubts or repairs
+        fig.add_trace(go.Scatter(x=x[turns], y=y[turns], mode="markers", hoverinfo="skip", name="turn in thinking",
+                                 marker=dict(symbol="diamond-open", size=base + 8, color=TURN, line=dict(width=2))))
     if focus_path:
         i = focus_path[-1]
         fig.add_trace(go.Scatter(x=[x[i]], y=[y[i]], mode="markers", hoverinfo="skip", showlegend=False,
