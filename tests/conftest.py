@@ -1,11 +1,13 @@
 """Shared fixtures. The embedded model is loaded once per test session (it is the slow part).
 
+A test session must leave tracked files as it found them: tracked_files' hooks fail the run otherwise.
 A browser test that fails saves screenshots of its pages into a temp folder (helpers_browser.new_page)."""
 from __future__ import annotations
 
 import os
 
 import pytest
+from tracked_files import pytest_sessionfinish, pytest_sessionstart, pytest_terminal_summary  # noqa: F401  (hooks)
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
