@@ -1,5 +1,7 @@
 """What the browser tests share: Debian's chromium driven by Playwright (never `playwright install`),
-an app server on a free port with its own database, and waits that fit Streamlit's reruns."""
+an app server on a free port with its own database, waits that fit Streamlit's reruns, and screenshots
+of a failed test's pages (into a temp folder, never into the repo: the README's pictures are made by
+scripts/screenshots.py)."""
 from __future__ import annotations
 
 import contextlib
@@ -92,6 +94,46 @@ def browser():
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture()
+def new_page(browser, request, tmp_path):
+    """`new_page(**options)` opens a page for this test (closed after it). When the test fails, each page
+    it left open is saved as a screenshot into $THINKTRACE_TEST_SHOTS/<test> if that is set, else into the
+    test's tmp_path; the failure report names the files (conftest's makereport hook)."""
+    opened: list = []
+    request.node.browser_pages = opened
+    request.node.browser_shots = (Path(os.environ["THINKTRACE_TEST_SHOTS"]) / request.node.name
+                                  if os.environ.get("THINKTRACE_TEST_SHOTS") else tmp_path)
+
+    def make(**options):
+        page = browser.new_page(**options)
+        opened.append(page)
+        return page
+
+    yield make
+    for page in opened:
+        with contextlib.suppress(Exception):
+            page.close()
+
+
+def failure_shots(item) -> list[Path]:
+    """Screenshots of a failed test's open pages, each grown to its content's height (Streamlit scrolls
+    inside its main block, so a full-page shot would miss it); the paths saved."""
+    folder = Path(item.browser_shots)
+    saved = []
+    for i, page in enumerate(item.browser_pages):
+        if page.is_closed():
+            continue
+        path = folder / f"failure-{i}.png"
+        with contextlib.suppress(Exception):
+            folder.mkdir(parents=True, exist_ok=True)
+            size = page.viewport_size
+            height = page.evaluate("() => document.querySelector('[data-testid=stMain]')?.scrollHeight || 0")
+            page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 40, 4000))})
+            page.screenshot(path=str(path), timeout=15_000)
+            saved.append(path)
+    return saved
 
 
 def expect(locator):

@@ -1,6 +1,7 @@
 """End to end in a real headless Chromium: start the app on a temp database, launch a small run on the
 embedded model from the Run page, wait for it to finish, open its tree, click nodes and read their
-path. Saves a screenshot of every page under docs/screenshots/ (the README shows them).
+path. A failed test leaves screenshots of its pages in a temp folder (helpers_browser.new_page); the
+README's pictures are made by scripts/screenshots.py, never by the tests.
 
 Needs Debian's chromium at /usr/bin/chromium (`scripts/dev.sh test` installs it on a fresh machine)."""
 from __future__ import annotations
@@ -8,13 +9,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from helpers_browser import browser  # noqa: F401  (the fixture)
-from helpers_browser import ROOT, expect, goto, needs_chromium, serve_app, settle
+from helpers_browser import browser, new_page  # noqa: F401  (the fixtures)
+from helpers_browser import expect, goto, needs_chromium, serve_app, settle
 
 from store import Store
 from store.runs import list_runs, run_problems, tree_nodes
-
-SHOTS = ROOT / "docs" / "screenshots"
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, needs_chromium]
 
@@ -30,17 +29,6 @@ def app(tmp_path_factory):
     make_runs(store)
     with serve_app(db) as base:
         yield base, store
-
-
-def shot(page, name: str) -> None:
-    """The whole page: Streamlit scrolls inside its main block, so grow the viewport to fit it."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    size = page.viewport_size
-    height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
-    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 40, 2600))})
-    page.wait_for_timeout(800)  # relayout and plotly's transitions
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
-    page.set_viewport_size(size)
 
 
 def number_input(page, label: str):
@@ -73,14 +61,13 @@ def click_node(page, seq: int, chart: int = 0) -> None:
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
 
 
-def test_launch_a_run_watch_it_finish_and_walk_its_tree(app, browser):
+def test_launch_a_run_watch_it_finish_and_walk_its_tree(app, new_page):
     base, store = app
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(30_000)
 
     goto(page, base, "")
     assert page.get_by_role("heading", name="ThinkTrace").is_visible()
-    shot(page, "home")
 
     # Run page: cot on one easy arithmetic problem, 32 new tokens, on the embedded model.
     goto(page, base, "run")
@@ -110,7 +97,6 @@ def test_launch_a_run_watch_it_finish_and_walk_its_tree(app, browser):
         page.wait_for_timeout(1000)
     page.wait_for_selector(".js-plotly-plot")
     settle(page)
-    shot(page, "run")
 
     real = next(r for r in list_runs(store) if r.model != "scripted")
     assert real.strategy == "cot" and real.status == "done" and real.problems_done == 1
@@ -133,26 +119,23 @@ def test_launch_a_run_watch_it_finish_and_walk_its_tree(app, browser):
     assert first_words in " ".join(page.locator("body").inner_text().split())  # the step's own text
     assert f"node={leaf.seq}" in page.url
     settle(page)
-    shot(page, "tree")
 
     # The other pages, on the scripted runs of every strategy.
     scripted = {r.strategy: r.id for r in list_runs(store) if r.model == "scripted"}
     goto(page, base, f"verifier?run={scripted['best_of_n']}")
     page.wait_for_selector(".js-plotly-plot")
     assert page.get_by_text("ROC AUC").first.is_visible()
-    shot(page, "verifier")
     goto(page, base, f"compare?runs={scripted['cot']},{scripted['self_consistency']},{scripted['best_of_n']}")
     page.wait_for_selector(".js-plotly-plot")
     assert page.get_by_text("Which run solved what").is_visible()
-    shot(page, "compare")
     page.close()
 
 
-def test_learn_page_runs_its_first_lessons_live_in_the_browser(app, browser):
+def test_learn_page_runs_its_first_lessons_live_in_the_browser(app, new_page):
     """The Learn page on the lab pair: lesson 1 (greedy vs 16 samples) fills lessons 2-3 (votes, the
     verifier with its arithmetic checker), then lesson 4 grows a beam-search tree."""
     base, _ = app
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(60_000)
     goto(page, base, "learn")
     page.get_by_role("heading", name="Learn: thinking longer, step by step").wait_for()
@@ -171,5 +154,4 @@ def test_learn_page_runs_its_first_lessons_live_in_the_browser(app, browser):
     page.get_by_text("Beam search answer:").wait_for(timeout=120_000)
     settle(page)
     assert "generated tokens" in page.get_by_text("Beam search answer:").inner_text()
-    shot(page, "learn")
     page.close()
