@@ -188,7 +188,8 @@ if state:
 
         lm, prm = lab_pair()
         with st.spinner("Searching…"):
-            nodes, outcome = beam_tree(lm, prm, problem, n=beams, beam_width=width, temperature=TEMPERATURE)
+            nodes, outcome = beam_tree(lm, prm, problem, n=beams, beam_width=width, temperature=TEMPERATURE,
+                                       seed=seed)
         st.session_state["learn_tree"] = {"key": (level, index, seed), "nodes": nodes, "answer": outcome.answer}
     tree = st.session_state.get("learn_tree")
     if tree and tree["key"] == (level, index, seed):

@@ -332,7 +332,7 @@ def pictures(base: str, chosen: dict, out: Path) -> list:
             settle(page)
             level = page.locator("[data-testid=stSlider]").filter(has_text="Difficulty")
             slider_to(page, level, 3)  # a select slider: its index, level 4
-            limit = page.locator("[data-testid=stNumberInput]").filter(has_text="Problems").locator("input")
+            limit = page.get_by_role("spinbutton", name="Problems", exact=True)
             limit.fill(str(LIMIT))
             limit.press("Enter")
             settle(page)

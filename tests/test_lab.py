@@ -145,6 +145,15 @@ def test_prm_scores_a_wrong_step_lower_than_its_correct_twin(lab_prm):
 
 
 @pytest.mark.slow
+def test_the_learn_pages_beam_search_draws_the_same_tree_for_the_same_seed(lab_lm, lab_prm):
+    from reasoning.lab.lesson import beam_tree
+    from reasoning.problems import load_problems
+
+    problem = load_problems("arith:4", limit=1)[0]
+    trees = [[(n.text, n.status) for n in beam_tree(lab_lm, lab_prm, problem, n=4, seed=s)[0]] for s in (3, 3, 4)]
+    assert trees[0] == trees[1] and trees[0] != trees[2]
+
+
 def test_prm_catches_slips_of_the_wrong_size_on_held_out_problems():
     """Twins on evaluation problems: a step's result times 10 or plus 100 (a doubled digit, a missed
     carry). The committed PRM, alone, catches these in ~90% of twins; the second checkpoint's was at

@@ -17,7 +17,7 @@ from typing import Callable
 
 import reasoning
 from reasoning.answers import is_equiv
-from reasoning.backends import DEFAULT_MODEL, check_backend, check_concurrency, default_concurrency
+from reasoning.backends import DEFAULT_MODEL, call_seed, check_backend, check_concurrency, default_concurrency
 from reasoning.config import SearchConfig
 from reasoning.errors import UserError
 from reasoning.scheduler import Scheduler
@@ -129,7 +129,7 @@ class MeteredLM:
 
     def complete(self, prompts, n, max_new_tokens, temperature, stop=None, seed=None, top_p=1.0):
         if seed is None:
-            seed = (self.problem_seed + 7919 * self.calls) % 2**31
+            seed = call_seed(self.problem_seed, self.calls)
         self.calls += 1
         out = self.lm.complete(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
                                stop=stop, seed=seed, top_p=top_p)

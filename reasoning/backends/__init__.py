@@ -77,6 +77,12 @@ def default_concurrency(lm) -> int:
     return DEFAULT_CONCURRENCY.get(backend, 1)
 
 
+def call_seed(base: int, call: int) -> int:
+    """The seed of a problem's `call`-th model call: the same problem always sees the same draws, and
+    its calls see different ones (the runner's MeteredLM, the Learn page's lessons)."""
+    return (base + 7919 * call) % 2**31
+
+
 def check_concurrency(concurrency: int | None) -> None:
     if concurrency is not None and concurrency < 1:
         raise UserError(f"--concurrency must be at least 1 (got {concurrency})")

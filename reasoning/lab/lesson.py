@@ -73,8 +73,27 @@ def fooled(paths: list[Attempt]) -> list[dict]:
     return sorted(rows, key=lambda r: -r["disagreement"])
 
 
-def beam_tree(lm, verifier, problem: Problem, n: int = 8, beam_width: int = 2, temperature: float = 1.0):
-    """A PRM-guided beam search on the problem: (nodes in creation order, outcome)."""
+class _Seeded:
+    """The model with every call seeded from `seed` and the call's index (backends.call_seed), so a
+    lesson draws the same tree each time it is shown."""
+
+    def __init__(self, lm, seed: int):
+        self.lm, self.seed, self.calls = lm, seed, 0
+
+    def __getattr__(self, name):
+        return getattr(self.lm, name)
+
+    def complete(self, prompts, n, max_new_tokens, temperature, stop=None, seed=None, top_p=1.0):
+        from reasoning.backends import call_seed
+
+        seed, self.calls = call_seed(self.seed, self.calls) if seed is None else seed, self.calls + 1
+        return self.lm.complete(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature, stop=stop,
+                                seed=seed, top_p=top_p)
+
+
+def beam_tree(lm, verifier, problem: Problem, n: int = 8, beam_width: int = 2, temperature: float = 1.0,
+              seed: int = 0):
+    """A PRM-guided beam search on the problem, seeded: (nodes in creation order, outcome)."""
     from reasoning.config import SearchConfig
     from reasoning.strategies import get_strategy
     from reasoning.tree import Tree
@@ -83,7 +102,7 @@ def beam_tree(lm, verifier, problem: Problem, n: int = 8, beam_width: int = 2, t
 
     tree = Tree(problem.question)
     cfg = SearchConfig(n=n, beam_width=beam_width, temperature=temperature, max_new_tokens=MAX_NEW_TOKENS)
-    outcome = get_strategy("beam_search")(problem, lm, verifier, cfg, tree)
+    outcome = get_strategy("beam_search")(problem, _Seeded(lm, seed), verifier, cfg, tree)
     return tree.nodes, outcome
 
 
