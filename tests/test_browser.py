@@ -32,7 +32,8 @@ def app(tmp_path_factory):
 
 
 def number_input(page, label: str):
-    return page.locator("[data-testid=stNumberInput]").filter(has_text=label).locator("input")
+    """The number field whose label is exactly `label` ("Problems", not "Problems in flight")."""
+    return page.get_by_role("spinbutton", name=label, exact=True)
 
 
 def click_node(page, seq: int, chart: int = 0) -> None:
