@@ -41,18 +41,18 @@ import io
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from thinktrace import app_server  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
@@ -179,34 +179,8 @@ def serve(db: Path, port: int):
         except OSError:
             raise SystemExit(f"port {port} is in use: stop what listens there or pass --port "
                              "(the share links in the pictures show the port)") from None
-    env = dict(os.environ, THINKTRACE_DB=str(db), TZ="UTC", TOKENIZERS_PARALLELISM="false")
-    env.pop("THINKTRACE_READONLY", None)
-    out = open(db.parent / "streamlit.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-         "--client.toolbarMode", "minimal"],
-        cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://localhost:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                raise SystemExit(f"the app did not start: {(db.parent / 'streamlit.log').read_text()[-2000:]}")
-            time.sleep(0.3)
+    with app_server.serve(db, port, db.parent / "streamlit.log", env={"TZ": "UTC"}, host="localhost", timeout=90) as base:
         yield base
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        out.close()
 
 
 def settle(page, timeout: int = 120_000) -> None:

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from thinktrace.app_server import serve
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,39 +31,13 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve_app(db: Path, *, env: dict | None = None):
-    """`streamlit run app.py` on a free port over the SQLite file `db` (its log next to it); yields the
-    base URL once `/_stcore/health` answers. On exit, stops the runs it started and the server, by PID."""
-    port = free_port()
-    environ = dict(os.environ, THINKTRACE_DB=str(db), THINKTRACE_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    environ.pop("THINKTRACE_READONLY", None)
-    environ.update(env or {})
-    log_file = db.with_suffix(".streamlit.log")
-    log = open(log_file, "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"],
-        cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    """The app on a free port over the SQLite file `db` (its log next to it); yields the base URL once
+    it answers. On exit, stops the runs it started, then the server."""
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                raise RuntimeError(f"streamlit did not come up: {log_file.read_text()[-2000:]}")
-            time.sleep(0.3)
-        yield base
+        with serve(db, free_port(), db.with_suffix(".streamlit.log"), env={"THINKTRACE_THREADS": "1", **(env or {})}) as base:
+            yield base
     finally:
         _stop_runs(db)
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
 
 
 def _stop_runs(db: Path) -> None:
