@@ -99,15 +99,17 @@ def problems_form(url: str) -> tuple[str | None, int | None]:
     return str(save_problem_file(url, "typed", row.encode())), None
 
 
-MODEL_CHOICES = {"lab (embedded reasoner, fast)": "lab", "smollm2 (embedded chat LLM)": "smollm2",
-                 "Hugging Face id or local folder": None}
+MODEL_CHOICES = {"lab (embedded reasoner, fast)": "lab", "lab-think (embedded thinker)": "lab-think",
+                 "smollm2 (embedded chat LLM)": "smollm2", "Hugging Face id or local folder": None}
 
 
 def model_form() -> str:
     choice = st.radio("Model", list(MODEL_CHOICES), horizontal=True, key="model_kind",
-                      help="Both embedded models need no download. lab: the ~1M reasoner trained by this repo on "
-                           "its arithmetic problems, with its own PRM (prm:lab); smollm2: SmolLM2-135M-Instruct, "
-                           "a real chat model (weak and slow on a CPU).")
+                      help="The embedded models need no download. lab: the ~1M reasoner trained by this repo on "
+                           "its arithmetic problems, with its own PRM (prm:lab); lab-think: the reasoner taught to "
+                           "think first (<think>: checks its steps, repairs them; thinking budgets apply); smollm2: "
+                           "SmolLM2-135M-Instruct, a real chat model (weak and slow on a CPU). A thinking model's "
+                           "thinking comes on top of max new tokens (up to 4,096 unless max think tokens says).")
     if MODEL_CHOICES[choice]:
         return MODEL_CHOICES[choice]
     return st.text_input("Model id or folder", key="model_id", placeholder="Qwen/Qwen2.5-0.5B-Instruct").strip() or DEFAULT_MODEL

@@ -67,7 +67,8 @@ SHARED: tuple[Knob, ...] = (
          low=0, high=1, open_low=True, step=0.1),
     # A level-5 lab solution is up to ~220 tokens.
     Knob("max_new_tokens", 256, "Tokens per whole chain (chain strategies, each revise attempt, budget_forcing in "
-         "all, the mcts fallback completion); beam_search / dvts / mcts steps use --max-step-tokens.",
+         "all, the mcts fallback completion); beam_search / dvts / mcts steps use --max-step-tokens. A thinking "
+         "model's thinking comes on top (chain strategies): up to 4096 tokens, or --max-think-tokens.",
          hint="Token limit of one whole chain.", low=1),
     Knob("select", "weighted", "best_of_n, tree search, revise: naive | weighted | majority",
          hint="How the answer is picked: top-scored chain (naive), largest summed score per answer (weighted), "
@@ -84,7 +85,17 @@ SHARED: tuple[Knob, ...] = (
     Knob("lookahead", 0, "beam_search / dvts: greedy steps rolled out before scoring (default 0: none).",
          hint="Extra greedy steps rolled out before scoring a candidate (0: none).", low=0),
     Knob("max_step_tokens", 48, "Tree search: tokens per step at most.", hint="Token limit of one step.", low=1),
+    # Thinking budgets (reasoning/thinking_budget.py): chain strategies on a thinking model (<think>...</think>).
+    Knob("think_tokens", 0, "Thinking models: at least T thinking tokens; an earlier end of thinking is replaced by "
+         "'Wait' (s1 budget forcing). 0: none (budget_forcing: 128).",
+         hint="Minimum thinking tokens: the end of thinking becomes 'Wait' until then (0: none).", low=0),
+    Knob("max_think_tokens", 0, "Thinking models: thinking is cut at T tokens and closed, then the model answers. "
+         "0: at 4096 (or --think-tokens, when larger).", hint="Maximum thinking tokens: thinking is closed at T and the answer follows (0: none).",
+         low=0),
+    Knob("think", True, "Thinking models: --no-think gives an empty think block (answer at once).",
+         hint="Let a thinking model think (off: an empty think block, as Qwen3's enable_thinking=False)."),
 )
+THINKING_KNOBS = ("think_tokens", "max_think_tokens", "think")  # the chain strategies list them
 _SHARED = {knob.name: knob for knob in SHARED}
 
 
@@ -149,6 +160,11 @@ class SearchConfig(metaclass=_KnobDefaults):
         return {name: getattr(self, name) for name in knobs()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SearchConfig":
+    def from_dict(cls, data: dict, strategy: str | None = None) -> "SearchConfig":
+        """A stored config. Stored before thinking budgets (no max_think_tokens), think_tokens was
+        budget_forcing's knob alone (default 128, stored with every run): other strategies drop it."""
         known = knobs()
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        if "max_think_tokens" not in data and strategy != "budget_forcing":
+            values.pop("think_tokens", None)
+        return cls(**values)

@@ -30,6 +30,9 @@ class Completion:
     # default, descending; not temperature-scaled). Feeds the confidence verifiers (logprob, entropy,
     # deepconf) and deepconf_online; None when the backend cannot return them.
     token_top_logprobs: list[list[float]] | None = None
+    # Text in `text` that the model did not generate (reasoning/thinking_budget.py): (offset, kind), kind
+    # "empty" (an empty think block), "wait" (a forced "Wait") or "cut" (thinking closed at its budget).
+    inserted: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass

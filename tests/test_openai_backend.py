@@ -697,3 +697,13 @@ def test_strategies_that_continue_an_answer_are_refused_on_the_chat_endpoint(tmp
               "--api", "raw", "--model", MODEL, db=db)
     assert bad.returncode == 2 and "--api must be completions or chat" in bad.stderr
     assert not db.exists()
+
+
+@pytest.mark.parametrize("flags", [["--max-think-tokens", "64"], ["--think-tokens", "64"], ["--no-think"]])
+def test_thinking_budgets_are_refused_on_the_chat_endpoint_in_one_line(tmp_path, flags):
+    db = tmp_path / "runs.db"
+    proc = cli("run", "--strategy", "self_consistency", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1",
+               "--api", "chat", "--model", MODEL, *flags, db=db)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert f"{flags[0]} continue or pre-fill the model's thinking, which a chat endpoint cannot" in proc.stderr
+    assert not db.exists()

@@ -53,7 +53,7 @@ class RunRequest:
         check_verifier_spec(self.verifier)
         check_config(self.strategy, self.config)
         check_backend(self.backend, self.backend_options)
-        check_endpoint(self.strategy, self.backend_options)
+        check_endpoint(self.strategy, self.backend_options, self.config)
         if self.limit is not None and self.limit < 1:
             raise UserError(f"--limit must be at least 1 (got {self.limit})")
         return self
@@ -112,7 +112,7 @@ def request_of(run: m.Run) -> RunRequest:
     p = run.params
     return RunRequest(strategy=run.strategy, dataset=p.get("dataset", run.dataset),
                       model=p.get("model", run.model_id), verifier=run.verifier, limit=p.get("limit"),
-                      seed=run.seed, name=run.name, config=SearchConfig.from_dict(p),
+                      seed=run.seed, name=run.name, config=SearchConfig.from_dict(p, run.strategy),
                       backend=p.get("backend", "transformers"), backend_options=p.get("backend_options") or {})
 
 

@@ -85,7 +85,7 @@ class SweepSpec:
         check_verifier_spec(self.verifier)
         check_backend(self.backend, self.backend_options)
         for name in self.strategies:
-            check_endpoint(name, self.backend_options)
+            check_endpoint(name, self.backend_options, self.config)
         if self.limit is not None and self.limit < 1:
             raise UserError(f"--limit must be at least 1 (got {self.limit})")
         self.budgets = sorted(set(self.budgets))

@@ -25,6 +25,7 @@ class Entry:
     folder: Callable[[], Path]  # an HF folder, produced on first use when it has to be
     name: str
     prompt_style: str
+    thinking: bool = False  # writes <think> ... </think> before its answer: give it tokens to think
 
 
 def _embedded_folder() -> Path:
@@ -37,6 +38,12 @@ def _lab_folder() -> Path:
     from reasoning.lab import REASONER_DIR
 
     return REASONER_DIR
+
+
+def _thinker_folder() -> Path:
+    from reasoning.lab import THINKER_DIR
+
+    return THINKER_DIR
 
 
 # The default model: the lab reasoner runs every strategy in seconds on a laptop CPU and comes with
@@ -52,6 +59,9 @@ MODELS = {
     # The lab reasoner trained by this repo (reasoning/lab): its chat template renders the plain
     # "Question: ...\nAnswer:\n" prompt it was trained on.
     "lab": Entry(_lab_folder, "ThinkTrace lab reasoner (~1M, trained here)", "chat"),
+    # The lab reasoner taught to think first: it checks each step in a digit-aligned layout and redoes
+    # the ones a check rejects ("Wait, ..."), so thinking budgets change what it gets right.
+    "lab-think": Entry(_thinker_folder, "ThinkTrace lab thinker (~1M, trained here)", "chat", thinking=True),
 }
 
 

@@ -6,4 +6,5 @@ from pathlib import Path
 MODELS_DIR = Path(__file__).parent / "models"
 REASONER_DIR = MODELS_DIR / "reasoner"
 PRM_DIR = MODELS_DIR / "prm"
+THINKER_DIR = MODELS_DIR / "thinker"  # the reasoner taught to think, check and repair (thinker.py)
 CHECKER_DIR = PRM_DIR / "checker"  # the PRM's arithmetic checker travels with it

@@ -135,11 +135,20 @@ def check_strategy(name: str, verifier: str | None) -> None:
         raise UserError(f"strategy {name} needs a verifier: pass --verifier (e.g. self_eval or oracle)")
 
 
-def check_endpoint(name: str, backend_options: dict) -> None:
-    """A strategy that continues a partial answer cannot run on a chat endpoint (--api chat)."""
-    if backend_options.get("api") == "chat" and lookup(name).continues:
+def check_endpoint(name: str, backend_options: dict, cfg: SearchConfig | None = None) -> None:
+    """A strategy that continues a partial answer cannot run on a chat endpoint (--api chat); nor can a
+    thinking budget, which continues (or pre-fills) the model's thinking."""
+    if backend_options.get("api") != "chat":
+        return
+    if lookup(name).continues:
         raise UserError(f"strategy {name} continues a partial answer, which a chat endpoint cannot: "
                         f"run it with --api completions (the default)")
+    if cfg is not None:
+        given = [flag for flag, on in (("--think-tokens", cfg.think_tokens), ("--max-think-tokens", cfg.max_think_tokens),
+                                       ("--no-think", not cfg.think)) if on]
+        if given:
+            raise UserError(f"{' and '.join(given)} continue or pre-fill the model's thinking, which a chat endpoint "
+                            f"cannot: run with --api completions (the default)")
 
 
 def check_config(name: str, cfg: SearchConfig) -> None:

@@ -25,9 +25,10 @@ from fractions import Fraction
 from math import comb
 
 from reasoning.answers import majority
-from reasoning.config import Knob, SearchConfig
+from reasoning.config import THINKING_KNOBS, Knob, SearchConfig
 from reasoning.strategies import Strategy
 from reasoning.strategies.chains import add_chain, finish, score_leaves, vote
+from reasoning.thinking_budget import budgeted
 from reasoning.tree import Tree
 from reasoning.types import LanguageModel, Node, Outcome, Problem, Verifier
 
@@ -42,7 +43,7 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
     reason = CAP
     while len(leaves) < cfg.n:
         batch = len(posteriors)
-        [completions] = lm.complete([prompt], n=min(cfg.batch, cfg.n - len(leaves)),
+        [completions] = budgeted(lm, cfg).complete([prompt], n=min(cfg.batch, cfg.n - len(leaves)),
                                     max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
         for completion in completions:
             leaf = add_chain(tree, tree.root, completion, cfg.delimiter, {"sample": len(leaves), "batch": batch})
@@ -67,7 +68,7 @@ STRATEGY = Strategy(
     knobs=("n", "temperature", "max_new_tokens",
            Knob("batch", 2, "adaptive_consistency: samples per stopping check (--n is the cap).", low=1),
            Knob("stop_threshold", 0.95, "adaptive_consistency: stop once P(leader is the majority) exceeds this.",
-                low=0.5, high=1)),
+                low=0.5, high=1), *THINKING_KNOBS),
     adaptive=True, order=80)
 
 

@@ -3,7 +3,7 @@ naive (top path score), weighted (answer with the largest summed score; Li et al
 search-and-learn default) or majority (ignores the scores)."""
 from __future__ import annotations
 
-from reasoning.config import SearchConfig
+from reasoning.config import THINKING_KNOBS, SearchConfig
 from reasoning.strategies import NEEDS, SAMPLES, Strategy
 from reasoning.strategies.chains import sample_chains, score_leaves, vote
 from reasoning.tree import Tree
@@ -21,5 +21,5 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
 
 
 STRATEGY = Strategy("best_of_n", "N samples, pick by verifier (--select naive|weighted|majority)", search,
-                    knobs=("n", "temperature", "max_new_tokens", "select", "aggregate"), verifier=NEEDS,
+                    knobs=("n", "temperature", "max_new_tokens", "select", "aggregate", *THINKING_KNOBS), verifier=NEEDS,
                     kind=SAMPLES, order=20)

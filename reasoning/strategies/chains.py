@@ -8,14 +8,16 @@ from reasoning.tree import Tree, split_steps
 from reasoning.types import TERMINAL, Completion, LanguageModel, Node, Outcome, Problem, Verifier
 from reasoning.verifiers import aggregate
 from reasoning.thinking import TURN_WORDS, Thinking, split_thinking, thoughts
+from reasoning.thinking_budget import CUT, EMPTY, FORCED, budgeted
 from reasoning.verifiers.confidence import step_signals
 
 
 def sample_chains(problem: Problem, lm: LanguageModel, tree: Tree, n: int, temperature: float,
                   cfg: SearchConfig) -> list[Node]:
-    """One batched call for n samples; each becomes a chain under the root. Returns the leaves."""
-    [completions] = lm.complete([lm.prompt(problem.question)], n=n, max_new_tokens=cfg.max_new_tokens,
-                                temperature=temperature, top_p=cfg.top_p)
+    """One batched call for n samples (a few rounds under a thinking budget: reasoning/thinking_budget.py);
+    each becomes a chain under the root. Returns the leaves."""
+    [completions] = budgeted(lm, cfg).complete([lm.prompt(problem.question)], n=n, max_new_tokens=cfg.max_new_tokens,
+                                               temperature=temperature, top_p=cfg.top_p)
     leaves = []
     for sample, completion in enumerate(completions):
         leaf = add_chain(tree, tree.root, completion, cfg.delimiter, {"sample": sample})
@@ -46,7 +48,11 @@ def add_thinking_chain(tree: Tree, parent: Node, completion: Completion, split: 
     with a turn word), then the answer's steps (phase "answer"); each token counted in the node its
     text ends in. The last node's meta says how many tokens went to thinking and to the answer."""
     text = completion.text
-    pieces = [(t.text, t.end, {"phase": "think", **({"turn": t.turn} if t.turn else {})})
+    forced = {at for at, kind in completion.inserted if kind == FORCED}
+    cuts = [at for at, kind in completion.inserted if kind == CUT]
+    pieces = [(t.text, t.end, {"phase": "think", **({"turn": t.turn} if t.turn else {}),
+                               **({"forced": True} if t.start in forced else {}),
+                               **({"cut": True} if t.end in cuts else {})})
               for t in thoughts(text, split.thinking_start, split.thinking_start + len(split.thinking))]
     if split.closed:
         offset = split.answer_start
@@ -74,8 +80,13 @@ def add_thinking_chain(tree: Tree, parent: Node, completion: Completion, split: 
         phases[extra["phase"]] += count
         signals = step_signals(completion, start, start + count)
         node = tree.add(node, piece, tokens=count, logprob=logprob, meta={**meta, **extra, **signals})
+    budget = {"forced_waits": len(forced)} if forced else {}
+    if cuts:
+        budget["thinking_cut"] = True
+    if any(kind == EMPTY for _, kind in completion.inserted):
+        budget["no_think"] = True
     tree.update(node, meta=dict(node.meta, think_tokens=phases["think"], answer_tokens=phases["answer"],
-                                thinking_closed=split.closed))
+                                thinking_closed=split.closed, **budget))
     return node
 
 

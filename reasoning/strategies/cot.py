@@ -1,7 +1,7 @@
 """Chain-of-thought: one greedy path. The baseline every other strategy must beat."""
 from __future__ import annotations
 
-from reasoning.config import SearchConfig
+from reasoning.config import THINKING_KNOBS, SearchConfig
 from reasoning.strategies import FIXED, Strategy
 from reasoning.strategies.chains import sample_chains, score_leaves
 from reasoning.tree import Tree
@@ -16,5 +16,5 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
     return Outcome(leaf.answer, leaf.seq, {leaf.answer: 1} if leaf.answer is not None else {})
 
 
-STRATEGY = Strategy("cot", "one greedy chain of thought", search, knobs=("max_new_tokens",), budget=(), kind=FIXED,
+STRATEGY = Strategy("cot", "one greedy chain of thought", search, knobs=("max_new_tokens", *THINKING_KNOBS), budget=(), kind=FIXED,
                     order=0)

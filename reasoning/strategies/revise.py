@@ -14,11 +14,12 @@ majority vote over all attempts.
 """
 from __future__ import annotations
 
-from reasoning.config import Knob, SearchConfig
+from reasoning.config import THINKING_KNOBS, Knob, SearchConfig
 from reasoning.errors import UserError
 from reasoning.strategies import Strategy
 from reasoning.strategies.chains import add_chain, finish, score_leaves, vote
 from reasoning.strategies.steps import sample
+from reasoning.thinking_budget import budgeted
 from reasoning.tree import Tree
 from reasoning.types import LanguageModel, Node, Outcome, Problem, Verifier
 
@@ -44,7 +45,7 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
     for attempt in range(cfg.n // cfg.parallel):
         prompts = [lm.prompt(revision_question(problem.question, [tree.steps(leaf) for leaf in chain], cfg.delimiter))
                    for chain in chains]
-        rows = sample(lm, prompts, [1] * len(prompts), max_new_tokens=cfg.max_new_tokens,
+        rows = sample(budgeted(lm, cfg), prompts, [1] * len(prompts), max_new_tokens=cfg.max_new_tokens,
                       temperature=cfg.temperature, top_p=cfg.top_p)
         for p, [completion] in enumerate(rows):
             leaf = add_chain(tree, tree.root, completion, cfg.delimiter, {"chain": p, "attempt": attempt})
@@ -61,7 +62,7 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
 STRATEGY = Strategy(
     "revise", "P chains of N/P attempts, each revising the earlier ones (--parallel P)", search,
     knobs=("n", Knob("parallel", 1, "revise: P chains of N/P attempts.",
-                     hint="Revise: parallel chains of N/P attempts each.", low=1), "temperature", "max_new_tokens"),
+                     hint="Revise: parallel chains of N/P attempts each.", low=1), "temperature", "max_new_tokens", *THINKING_KNOBS),
     check=check_config, order=60)
 
 

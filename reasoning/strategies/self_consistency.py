@@ -2,7 +2,7 @@
 Needs no verifier; when one is given its scores are stored for study but do not change the vote."""
 from __future__ import annotations
 
-from reasoning.config import SearchConfig
+from reasoning.config import THINKING_KNOBS, SearchConfig
 from reasoning.strategies import SAMPLES, Strategy
 from reasoning.strategies.chains import sample_chains, score_leaves, vote
 from reasoning.tree import Tree
@@ -20,4 +20,4 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
 
 
 STRATEGY = Strategy("self_consistency", "N samples, majority vote over equivalent answers", search,
-                    knobs=("n", "temperature", "max_new_tokens"), kind=SAMPLES, order=10)
+                    knobs=("n", "temperature", "max_new_tokens", *THINKING_KNOBS), kind=SAMPLES, order=10)

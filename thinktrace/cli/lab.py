@@ -6,7 +6,9 @@ print its targets table.
         [--resume-from DIR]   (continue a saved reasoner with a warm restart at step --steps)
         [--prm-only]          (train only the PRM, on the samples of the reasoner in OUT/reasoner)
         [--checker-only]      (train only the PRM's arithmetic checker, into OUT/prm/checker)
+        [--thinker-only] [--thinker-steps K]  (only the thinker, fine-tuned from OUT/reasoner, into OUT/thinker)
     python -m reasoning lab eval [--full] [--no-checker]
+    python -m reasoning lab eval --thinker [--per-level N] [--levels 3,4,5]
 """
 from __future__ import annotations
 
@@ -41,9 +43,16 @@ def train(
                                                 "(default: the card's)."),
     checker_only: bool = typer.Option(False, "--checker-only", help="Train only the PRM's arithmetic checker "
                                       "(it needs neither model: it learns from random equations)."),
+    thinker_steps: Optional[int] = typer.Option(None, "--thinker-steps", parser=whole, help="Thinker steps, first cosine "
+                                                "cycle (default: the card's)."),
+    thinker_restart_steps: Optional[int] = typer.Option(None, "--thinker-restart-steps", parser=whole,
+                                                        help="Thinker steps after its warm restart (0: none)."),
+    thinker_only: bool = typer.Option(False, "--thinker-only", help="Train only the lab thinker (--model lab-think), "
+                                      "fine-tuned from the reasoner in OUT/reasoner (default: the committed one)."),
 ):
     """Train the reasoner, then the PRM on the reasoner's own samples, then the PRM's arithmetic
-    checker; save them as HF folders (OUT/reasoner, OUT/prm, OUT/prm/checker)."""
+    checker, then the thinker from the reasoner; save them as HF folders (OUT/reasoner, OUT/prm,
+    OUT/prm/checker, OUT/thinker)."""
     from reasoning.errors import UserError
     from reasoning.lab import MODELS_DIR
     from reasoning.lab.checker import CheckerConfig, train_checker
@@ -78,8 +87,24 @@ def train(
                         (reasoner_cfg.restart_steps + 1, "--restart-steps"), (checker_cfg.steps, "--checker-steps")):
         if value < 1:
             raise UserError(f"{flag} must be at least 1 (got {value})")
-    if prm_only and checker_only:
-        raise UserError("--prm-only and --checker-only exclude each other: drop both to train everything")
+    from reasoning.lab.thinker import ThinkerConfig, train_thinker
+
+    thinker_cfg = ThinkerConfig(seed=seed, threads=threads)
+    if thinker_steps is not None:
+        thinker_cfg.steps = thinker_steps
+    if thinker_restart_steps is not None:
+        thinker_cfg.restart_steps = thinker_restart_steps
+    if thinker_cfg.steps < 1 or thinker_cfg.restart_steps < 0:
+        raise UserError(f"--thinker-steps must be at least 1 and --thinker-restart-steps at least 0 (got "
+                        f"{thinker_cfg.steps}, {thinker_cfg.restart_steps})")
+    if sum((prm_only, checker_only, thinker_only)) > 1:
+        raise UserError("--prm-only, --checker-only and --thinker-only exclude each other: give one, or none to train everything")
+    if thinker_only:
+        if not (out / "reasoner" / "config.json").exists():
+            raise UserError(f"--thinker-only needs a saved reasoner in {out / 'reasoner'}")
+        _, _, info = train_thinker(out / "reasoner", thinker_cfg, out / "thinker", log=typer.echo)
+        typer.echo(f"thinker saved to {out / 'thinker'} ({info['train_seconds']:.0f} s)")
+        return
     if prm_only and not (out / "reasoner" / "config.json").exists():
         raise UserError(f"--prm-only needs a saved reasoner in {out / 'reasoner'}")
     if not (prm_only or checker_only):
@@ -91,6 +116,9 @@ def train(
     if not prm_only:
         _, info = train_checker(checker_cfg, out / "prm" / "checker", log=typer.echo)
         typer.echo(f"checker saved to {out / 'prm' / 'checker'} ({info['train_seconds']:.0f} s)")
+    if not (prm_only or checker_only):
+        _, _, info = train_thinker(out / "reasoner", thinker_cfg, out / "thinker", log=typer.echo)
+        typer.echo(f"thinker saved to {out / 'thinker'} ({info['train_seconds']:.0f} s)")
 
 
 @lab.command("eval")
@@ -102,9 +130,17 @@ def eval_(
     prm: Optional[Path] = typer.Option(None, "--prm", help="PRM folder (default: the committed one)."),
     temperature: float = typer.Option(SearchConfig.temperature, "--temperature", "-t", parser=finite, help="Sampling temperature (the CLI's default)."),
     no_checker: bool = typer.Option(False, "--no-checker", help="Score with the PRM alone, without its arithmetic checker."),
+    thinker: bool = typer.Option(False, "--thinker", help="The lab thinker's table instead: accuracy by thinking budget."),
+    thinker_dir: Optional[Path] = typer.Option(None, "--thinker-dir", help="Thinker folder (default: the committed one)."),
+    levels: str = typer.Option("3,4,5", "--levels", help="--thinker: levels, comma-separated."),
 ):
-    """Print the targets table of the lab pair on the built-in evaluation problems."""
+    """Print the targets table of the lab pair (or, with --thinker, of the lab thinker) on the built-in
+    evaluation problems."""
     from reasoning.lab import PRM_DIR, REASONER_DIR
+
+    if thinker:
+        _thinker_table(thinker_dir, 200 if full else per_level, levels)
+        return
     from reasoning.lab.evaluate import evaluate, format_table, load_pair
 
     lm, verifier = load_pair(reasoner or REASONER_DIR, prm or PRM_DIR, checker=not no_checker)
@@ -112,6 +148,22 @@ def eval_(
                       sample_per_level=200 if full else sample_per_level, beam_problems=100 if full else 10,
                       temperature=temperature,
                       log=lambda line: typer.echo(line, err=True))
+    typer.echo(format_table(report))
+
+
+def _thinker_table(folder: Optional[Path], per_level: int, levels: str) -> None:
+    from reasoning.backends import load_model
+    from reasoning.errors import UserError
+    from reasoning.lab.think_eval import evaluate, format_table
+
+    try:
+        chosen = tuple(int(x) for x in levels.split(","))
+    except ValueError:
+        raise UserError(f"--levels must be comma-separated integers (got {levels!r})") from None
+    if not chosen or not all(1 <= x <= 5 for x in chosen):
+        raise UserError(f"--levels must be between 1 and 5 (got {levels!r})")
+    lm = load_model("lab-think" if folder is None else str(folder))
+    report = evaluate(lm, levels=chosen, per_level=per_level, log=lambda line: typer.echo(line, err=True))
     typer.echo(format_table(report))
 
 

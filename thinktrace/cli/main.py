@@ -94,7 +94,7 @@ def run(
     strategy: str = typer.Option(..., "--strategy", "-s"),  # its help lists the strategies: _strategy_option
     verifier: Optional[str] = typer.Option(None, "--verifier", "-v", help="none | self_eval | oracle (evaluation only) | logprob | entropy | deepconf[:W] | prm:MODEL[@CONVENTION]; strategies that need one get prm:lab with --model lab."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Let a PRM run model code shipped with its checkpoint (Qwen2.5-Math-PRM needs it)."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="lab (the embedded lab reasoner, with its PRM prm:lab), smollm2 (embedded SmolLM2-135M chat model), an HF model id or a local folder; with --backend openai, the name the server serves."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="lab (the embedded lab reasoner, with its PRM prm:lab), lab-think (the embedded lab thinker: <think> first), smollm2 (embedded SmolLM2-135M chat model), an HF model id or a local folder; with --backend openai, the name the server serves. A thinking model's thinking comes on top of --max-new-tokens: up to 4096 tokens, or --max-think-tokens."),
     backend: str = BackendOption,
     base_url: Optional[str] = BaseUrlOption,
     dtype: Optional[str] = DtypeOption,

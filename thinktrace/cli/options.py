@@ -82,7 +82,8 @@ def backend_options(**given) -> dict:
 
 def knob_option(knob, help: str | None = None) -> inspect.Parameter:
     """The typer option of a knob (reasoning.config.Knob): its flag, default and help."""
-    decls = [knob.flag] + ([knob.short] if knob.short else [])
+    flag = f"{knob.flag}/--no-{knob.flag[2:]}" if knob.type is bool else knob.flag  # a switch: --think / --no-think
+    decls = [flag] + ([knob.short] if knob.short else [])
     text = knob.help if help is None else help
     return inspect.Parameter(knob.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=knob.type,
                              default=typer.Option(knob.default, *decls, help=text or None,

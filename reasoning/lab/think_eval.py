@@ -1,0 +1,136 @@
+"""Measure the lab thinker (model card, bench/thinking.py): greedy accuracy per level with no thinking,
+with thinking as it comes, and under thinking budgets — a maximum (thinking cut and closed at T) and a
+minimum (the end of thinking replaced by "Wait" until T) — with the thinking tokens each spent; the
+log-linear fit of accuracy on log2(thinking tokens); batched generation speed.
+
+Every condition is one batched call over a level's problems through the same ThinkingBudget the
+strategies use (reasoning/thinking_budget.py), so the numbers are what `run --strategy cot
+--model lab-think --max-think-tokens T` gives.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+from reasoning.answers import extract_answer, is_equiv
+from reasoning.problems import load_problems
+from reasoning.thinking import split_thinking
+from reasoning.thinking_budget import Budget, ThinkingBudget
+
+MAX_NEW_TOKENS = 1024  # the answer after thinking (and thinking past a minimum)
+
+
+@dataclass
+class Point:
+    level: int
+    condition: str  # "no-think", "natural", "max T", "min T"
+    budget: int | None
+    correct: int
+    total: int
+    think_tokens: float  # mean thinking tokens per problem
+    tokens: float  # mean generated tokens per problem
+    seconds: float
+    waits: float = 0.0  # mean forced "Wait"s
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total
+
+
+@dataclass
+class Report:
+    points: list[Point] = field(default_factory=list)
+    tokens_per_second: float = 0.0
+
+
+def conditions(maxima: tuple[int, ...], minima: tuple[int, ...]) -> list[tuple[str, int | None, Budget]]:
+    out = [("no-think", None, Budget(think=False)), ("natural", None, Budget())]
+    out += [(f"max {t}", t, Budget(maximum=t)) for t in maxima]
+    out += [(f"min {t}", t, Budget(minimum=t, maximum=t)) for t in minima]
+    return out
+
+
+def evaluate(lm, levels=(4, 5), per_level: int = 200, maxima=(32, 64, 128, 256, 512), minima=(512, 1024),
+             batch: int = 50, log=print) -> Report:
+    """Greedy, seed-0 built-in problems (held out from training: data.py skips them)."""
+    report = Report()
+    generated, spent = 0, 0.0
+    for level in levels:
+        problems = load_problems(f"arith:{level}", limit=per_level, seed=0)
+        for name, budget_t, budget in conditions(maxima, minima):
+            started = time.perf_counter()
+            correct, think, tokens, waits = 0, 0, 0, 0
+            for i in range(0, len(problems), batch):
+                chunk = problems[i:i + batch]
+                rows = ThinkingBudget(lm, budget).complete([lm.prompt(p.question) for p in chunk], n=1,
+                                                           max_new_tokens=MAX_NEW_TOKENS, temperature=0.0)
+                for p, [c] in zip(chunk, rows):
+                    split = split_thinking(c.text)
+                    found = extract_answer(split.answer if split.thinking is not None else c.text)
+                    correct += bool(found.found and is_equiv(found.value, p.answer))
+                    tokens += c.n_tokens
+                    think += _think_tokens(c, split)
+                    waits += sum(1 for _, kind in c.inserted if kind == "wait")
+            seconds = time.perf_counter() - started
+            generated, spent = generated + tokens, spent + seconds
+            n = len(problems)
+            point = Point(level, name, budget_t, correct, n, think / n, tokens / n, seconds, waits / n)
+            report.points.append(point)
+            log(f"level {level} {name:>9}: {correct}/{n} = {100 * point.accuracy:5.1f}%  thinking {point.think_tokens:6.1f}"
+                f"  tokens {point.tokens:6.1f}  waits {point.waits:.2f}  {seconds:5.1f} s")
+    report.tokens_per_second = generated / spent if spent else 0.0
+    return report
+
+
+def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion (95%)."""
+    if total == 0:
+        return 0.0, 1.0
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _think_tokens(c, split) -> int:
+    if split.thinking is None or not c.token_ends:
+        return 0
+    end = split.thinking_start + len(split.thinking)
+    return sum(1 for e in c.token_ends if e <= end)
+
+
+def loglinear_fit(points: list[Point]) -> tuple[float, float, float]:
+    """Least-squares slope of accuracy (per problem, 0/1) on log2(mean thinking tokens) over the
+    budgeted points, with its 95% CI from the slope's standard error: (slope, low, high) in accuracy
+    per doubling of thinking."""
+    xs, ys = [], []
+    for p in points:
+        if p.budget is None or p.think_tokens <= 0:
+            continue
+        x = math.log2(p.think_tokens)
+        xs += [x] * p.total
+        ys += [1.0] * p.correct + [0.0] * (p.total - p.correct)
+    n = len(xs)
+    if n < 3 or len(set(xs)) < 2:
+        return float("nan"), float("nan"), float("nan")
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    resid = sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys))
+    se = math.sqrt(resid / (n - 2) / sxx)
+    return slope, slope - 1.96 * se, slope + 1.96 * se
+
+
+def format_table(report: Report) -> str:
+    lines = ["| level | thinking | accuracy (95% CI) | thinking tokens | tokens | waits |", "|---|---|---|---|---|---|"]
+    for p in report.points:
+        low, high = wilson(p.correct, p.total)
+        lines.append(f"| {p.level} | {p.condition} | {100 * p.accuracy:.1f}% ({100 * low:.0f}-{100 * high:.0f}) "
+                     f"| {p.think_tokens:.0f} | {p.tokens:.0f} | {p.waits:.2f} |")
+    for level in sorted({p.level for p in report.points}):
+        slope, low, high = loglinear_fit([p for p in report.points if p.level == level])
+        lines.append(f"\nlevel {level}: accuracy per doubling of thinking tokens {100 * slope:+.1f} points "
+                     f"(95% CI {100 * low:+.1f} to {100 * high:+.1f})")
+    lines.append(f"batched generation: {report.tokens_per_second:.0f} tokens/s")
+    return "\n".join(lines)
