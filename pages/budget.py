@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.common import md_escape, open_store, share_box, url_ref
-from reasoning.budget import efficiency, frontier
+from reasoning.budget import efficiency, frontier, thinking_fits
 from reasoning.errors import UserError
 from store import Store
 from store.runs import list_runs
@@ -19,7 +19,7 @@ from viz.curves import budget_figure, group_label
 
 SWEEP_COMMAND = ("python -m reasoning sweep --strategies self_consistency,best_of_n,beam_search --budgets 1,2,4,8 "
                  "--dataset arith:4 --limit 20")  # the lab pair: ~35 s on a 2-core CPU
-X_AXES = {"samples": "samples N", "tokens": "tokens / problem", "flops": "FLOPs"}
+X_AXES = {"samples": "samples N", "tokens": "tokens / problem", "flops": "FLOPs", "thinking": "thinking tokens"}
 FACETS = {"none": "none", "difficulty": "built-in difficulty", "pass1": "pass@1 bins"}
 
 
@@ -113,7 +113,16 @@ best = frontier(curves.points, x)
 fig = budget_figure(curves.points, x, frontier=best, by=by, title=curves.title, caption=curves.caption())
 if x == "flops" and all(p.flops is None for p in curves.points):
     st.warning("The model's parameter count is unknown for these runs, so there is no FLOPs axis.")
+if x == "thinking" and all(p.think_tokens is None for p in curves.points):
+    st.warning("These runs hold no thinking: the thinking axis needs a thinking model (e.g. `--model lab-think`), "
+               "best as a budget_forcing sweep, whose budget is the thinking.")
 st.plotly_chart(fig, key="budget_chart", width="stretch")
+if x == "thinking":
+    fits = thinking_fits(curves.points)
+    st.markdown("**Accuracy against log2(thinking tokens)** (o1's plot: a straight line on this axis means "
+                "accuracy grows log-linearly with thinking)\n\n" +
+                "\n".join(f"- {md_escape(f.sentence())}" for f in fits) if fits else
+                "No curve has thinking at two budgets yet: sweep `budget_forcing` over thinking budgets.")
 share_box()
 
 if x == "flops":

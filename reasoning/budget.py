@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 from reasoning.errors import UserError
 
-AXES = ("samples", "tokens", "flops")
+AXES = ("samples", "tokens", "flops", "thinking")
 TOLERANCE = 1e-9  # "reaches the reference accuracy" allows for floating-point noise only
 
 # Estimator -> (strategy it stands for, curve label, what it means)
@@ -56,9 +56,13 @@ class BudgetPoint:
     dataset: str = ""
     seed: int | None = None
     run_id: str | None = None
+    # Thinking tokens of the chosen paths, mean over problems (a thinking model's runs; else None): the
+    # o1 plot's x axis.
+    think_tokens: float | None = None
 
     def x(self, axis: str) -> float | None:
-        return {"samples": self.k, "tokens": self.tokens_per_problem, "flops": self.flops}[axis]
+        return {"samples": self.k, "tokens": self.tokens_per_problem, "flops": self.flops,
+                "thinking": self.think_tokens}[axis]
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -176,3 +180,60 @@ def efficiency(points: Sequence[BudgetPoint]) -> list[Efficiency]:
                              if hit and hit.tokens_per_problem else None),
             ))
     return out
+
+
+@dataclass(frozen=True)
+class LogLinearFit:
+    """Accuracy against log2(thinking tokens), o1's plot: the least-squares line over every graded
+    problem of every point (each problem a 0/1 at its point's x), with the slope's 95% CI."""
+
+    curve: str
+    group: Hashable | None
+    slope: float  # accuracy per doubling of thinking tokens
+    ci_low: float
+    ci_high: float
+    intercept: float  # accuracy at 1 thinking token (log2 x = 0)
+    n_points: int
+    n_problems: int
+
+    def sentence(self) -> str:
+        where = f" (group {self.group})" if self.group is not None else ""
+        return (f"{self.curve}{where}: {100 * self.slope:+.1f} points per doubling of thinking "
+                f"(95% CI {100 * self.ci_low:+.1f} to {100 * self.ci_high:+.1f}; {self.n_points} budgets)")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def loglinear_fit(observations: Sequence[tuple[float, int, int]]) -> tuple[float, float, float, float] | None:
+    """(slope, CI low, CI high, intercept) of accuracy on log2(x) from (x, correct, total) points, each
+    problem one 0/1 observation; None with fewer than two distinct x or three problems."""
+    xs = [(math.log2(x), c, t) for x, c, t in observations if x and x > 0 and t > 0]
+    n = sum(t for _, _, t in xs)
+    if n < 3 or len({x for x, _, _ in xs}) < 2:
+        return None
+    mx = sum(x * t for x, _, t in xs) / n
+    my = sum(c for _, c, _ in xs) / n
+    sxx = sum(t * (x - mx) ** 2 for x, _, t in xs)
+    sxy = sum((x - mx) * (c - t * my) for x, c, t in xs)
+    slope = sxy / sxx
+    # residuals: per point, c ones and t - c zeros around the line's value there
+    resid = sum(c * (1 - my - slope * (x - mx)) ** 2 + (t - c) * (0 - my - slope * (x - mx)) ** 2 for x, c, t in xs)
+    se = math.sqrt(resid / (n - 2) / sxx)
+    return slope, slope - 1.96 * se, slope + 1.96 * se, my - slope * mx
+
+
+def thinking_fits(points: Sequence[BudgetPoint]) -> list[LogLinearFit]:
+    """The log-linear fit of every achievable curve with thinking tokens at two budgets or more, per
+    facet group."""
+    curves = defaultdict(list)
+    for p in points:
+        if p.think_tokens and not p.upper_bound:
+            curves[(p.curve, p.group)].append(p)
+    out = []
+    for (curve, group), members in curves.items():
+        fit = loglinear_fit([(p.think_tokens, round(p.accuracy * p.n_problems), p.n_problems) for p in members])
+        if fit is not None:
+            out.append(LogLinearFit(curve, group, *fit, n_points=len(members),
+                                    n_problems=sum(p.n_problems for p in members)))
+    return sorted(out, key=lambda f: (f.group is None, f.group, f.curve))

@@ -103,3 +103,39 @@ def test_a_run_stored_before_thinking_budgets_keeps_its_meaning():
     assert SearchConfig.from_dict(old, "cot").think_tokens == 0
     assert SearchConfig.from_dict(old, "budget_forcing").think_tokens == 128
     assert SearchConfig.from_dict({**old, "max_think_tokens": 0}, "cot").think_tokens == 128
+
+
+# --- the o1 plot: accuracy against thinking tokens ------------------------------------------------------
+
+def test_the_loglinear_fit_reads_points_per_doubling_with_a_ci():
+    from reasoning.budget import loglinear_fit
+
+    slope, low, high, intercept = loglinear_fit([(32, 20, 100), (64, 40, 100), (128, 60, 100), (256, 80, 100)])
+    assert abs(slope - 0.2) < 1e-9 and 0 < low < slope < high and abs(intercept - (0.2 - 5 * 0.2)) < 1e-9
+    flat = loglinear_fit([(32, 50, 100), (1024, 50, 100)])
+    assert abs(flat[0]) < 1e-12 and flat[1] < 0 < flat[2]
+    assert loglinear_fit([(64, 3, 10)]) is None  # one budget: no line
+
+
+def test_a_budget_forcing_sweep_on_a_thinking_model_draws_the_o1_plot(store, tmp_path):
+    import json
+
+    from reasoning.budget import thinking_fits
+    from thinktrace.curves import load_curves
+    from thinktrace.sweep import run_sweep
+
+    def wrong_when_short(prompt, i, call):  # a thinker right only once it checked again
+        checked = "Wait" in prompt.split("Answer:\n", 1)[1]
+        return thinker(prompt, i, call).replace("The answer is 10.", f"The answer is {5 if checked else 4}.")
+
+    problems = tmp_path / "p.jsonl"
+    problems.write_text("".join(json.dumps({"question": f"Tom has {k} + 2 apples?", "answer": "5"}) + "\n" for k in (3, 4)))
+    lm = ScriptedLM(wrong_when_short)
+    sid = run_sweep(store, ["budget_forcing"], [8, 24, 40], str(problems), model="scripted", lm=lm,
+                    progress=False, cfg=SearchConfig(max_new_tokens=64))
+    curves = load_curves(store, sid)
+    thinking = sorted(p.think_tokens for p in curves.points)
+    assert thinking[0] == 8 and thinking[-1] >= 40  # cut at 8; forced on ("Wait") to 24 and 40
+    assert [p.accuracy for p in sorted(curves.points, key=lambda p: p.think_tokens)] == [0.0, 1.0, 1.0]
+    [fit] = thinking_fits(curves.points)
+    assert fit.slope > 0 and fit.n_points == 3

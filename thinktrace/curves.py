@@ -112,7 +112,8 @@ def load_curves(store: Store, ref: str | None = None, *, sweep_id: str | None = 
     problems = problems_by_id(store, problem_ids)
     samples = {r.id: run_samples(store, r.id, problem_ids) for r in runs if r.strategy in sampling}
     finished = {r.id: problem_results(store, r.id, problem_ids) for r in runs if r.strategy not in sampling}
-    results = {rid: {pid: (row.correct, row.tokens) for pid, row in rows.items()} for rid, rows in finished.items()}
+    results = {rid: {pid: (row.correct, row.tokens, row.meta.get("think_tokens")) for pid, row in rows.items()}
+               for rid, rows in finished.items()}
     adaptive = {r.id: adaptive_results(r, finished[r.id]) for r in runs if r.strategy in adaptive_ones}
     if notes:
         notes.append(f"the curves use the {len(problem_ids)} problems every run has finished")
@@ -235,14 +236,16 @@ def run_points(run: m.Run, points: Sequence[BudgetPoint], suffix: str = "") -> l
 def _direct_points(run, results, group_of, suffix, n_boot, seed) -> list[BudgetPoint]:
     """One point per facet group: the run's own accuracy at its budget."""
     by_group = defaultdict(list)
-    for pid, (correct, tokens) in results.items():
+    for pid, (correct, tokens, think) in results.items():
         if correct is not None:
-            by_group[group_of[str(pid)]].append((float(correct), tokens))
+            by_group[group_of[str(pid)]].append((float(correct), tokens, think))
     out = []
     label = run.strategy + (" (upper bound)" if run.evaluation_only else "") + suffix
     for group in sorted(by_group, key=lambda g: (g is None, g)):
-        values = np.array([c for c, _ in by_group[group]])
-        tokens = float(np.mean([t for _, t in by_group[group]]))
+        values = np.array([c for c, _, _ in by_group[group]])
+        tokens = float(np.mean([t for _, t, _ in by_group[group]]))
+        thinks = [k for _, _, k in by_group[group] if k is not None]
+        think = float(np.mean(thinks)) if thinks and len(thinks) == len(values) else None
         low, high = bootstrap_ci(values, n_boot=n_boot, seed=seed)
         total, verifier = _flops(run, tokens, tokens)
         out.append(BudgetPoint(
@@ -250,6 +253,6 @@ def _direct_points(run, results, group_of, suffix, n_boot, seed) -> list[BudgetP
             tokens_per_problem=tokens, flops=total, verifier_flops=verifier, accuracy=float(values.mean()),
             ci_low=low, ci_high=high, group=group, n_problems=len(values), upper_bound=run.evaluation_only,
             model=run.model_name or run.model_id, verifier=run.verifier, dataset=run.dataset, seed=run.seed,
-            run_id=run.id,
+            run_id=run.id, think_tokens=think,
         ))
     return out

@@ -240,10 +240,14 @@ def solve_one(store: Store, run_id: str, position: int, row: m.Problem, request:
     correct = None
     if problem.answer is not None:
         correct = outcome.answer is not None and is_equiv(outcome.answer, problem.answer)
+    meta = dict(outcome.meta)
+    chosen = tree.nodes[outcome.node].meta if outcome.node is not None else {}
+    if "think_tokens" in chosen:  # a thinking model's chosen path: its thinking, for the o1 plot
+        meta.setdefault("think_tokens", chosen["think_tokens"])
     result = m.Result(run_id=run_id, problem_id=row.id, position=position, node_seq=outcome.node,
                       answer=outcome.answer, correct=correct, tokens=metered_lm.tokens,
                       model_calls=metered_lm.calls,
                       verifier_calls=metered_verifier.calls if metered_verifier else 0,
-                      wall_seconds=wall, votes=outcome.votes, meta=outcome.meta)
+                      wall_seconds=wall, votes=outcome.votes, meta=meta)
     writer.finish(result)  # the problem's last nodes, its result and the run's totals: one transaction
     return result

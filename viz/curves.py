@@ -22,6 +22,7 @@ AXIS_TITLES = {
     "samples": "budget N (samples or beams, log2)",
     "tokens": "generated tokens per problem (log)",
     "flops": "FLOPs per problem, policy + verifier (log)",
+    "thinking": "thinking tokens per problem (log2)",
 }
 FACET_TITLES = {"difficulty": "difficulty {}", "pass1": "pass@1 bin {} (1 = easiest)"}
 PALETTE = qualitative.Plotly
@@ -66,7 +67,7 @@ def budget_figure(points: Sequence[BudgetPoint], x: str = "samples", *, frontier
             fig.add_trace(_frontier_trace(best, x, show_legend=index == 0), row=row, col=col)
 
     axis = dict(type="log", title_text=AXIS_TITLES[x], showgrid=True)
-    if x == "samples":
+    if x in ("samples", "thinking"):
         axis.update(dtick=math.log10(2))  # a tick at every power of two
     else:
         axis.update(tickformat=".2s")

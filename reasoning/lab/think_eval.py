@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from reasoning.answers import extract_answer, is_equiv
+from reasoning.budget import loglinear_fit as budget_fit
 from reasoning.problems import load_problems
 from reasoning.thinking import split_thinking
 from reasoning.thinking_budget import Budget, ThinkingBudget
@@ -101,25 +102,10 @@ def _think_tokens(c, split) -> int:
 
 
 def loglinear_fit(points: list[Point]) -> tuple[float, float, float]:
-    """Least-squares slope of accuracy (per problem, 0/1) on log2(mean thinking tokens) over the
-    budgeted points, with its 95% CI from the slope's standard error: (slope, low, high) in accuracy
-    per doubling of thinking."""
-    xs, ys = [], []
-    for p in points:
-        if p.budget is None or p.think_tokens <= 0:
-            continue
-        x = math.log2(p.think_tokens)
-        xs += [x] * p.total
-        ys += [1.0] * p.correct + [0.0] * (p.total - p.correct)
-    n = len(xs)
-    if n < 3 or len(set(xs)) < 2:
-        return float("nan"), float("nan"), float("nan")
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
-    resid = sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys))
-    se = math.sqrt(resid / (n - 2) / sxx)
-    return slope, slope - 1.96 * se, slope + 1.96 * se
+    """Slope of accuracy on log2(mean thinking tokens) over the budgeted points with its 95% CI
+    (reasoning.budget.loglinear_fit): (slope, low, high) in accuracy per doubling of thinking."""
+    fit = budget_fit([(p.think_tokens, p.correct, p.total) for p in points if p.budget is not None])
+    return (float("nan"),) * 3 if fit is None else fit[:3]
 
 
 def format_table(report: Report) -> str:

@@ -94,14 +94,14 @@ def sweep(
 def curves(
     ref: str = typer.Argument(..., help="A sweep id or a run id (or a unique prefix)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of points."),
-    x: str = typer.Option("samples", "--x", help="Budget axis for the frontier: samples | tokens | flops"),
+    x: str = typer.Option("samples", "--x", help="Budget axis for the frontier: samples | tokens | flops | thinking (thinking tokens of a thinking model)"),
     by: Optional[str] = typer.Option(None, "--by", help="Facet: difficulty | pass1"),
     html: Optional[str] = typer.Option(None, "--html", help="Also write the figure as a standalone HTML file."),
     png: Optional[str] = typer.Option(None, "--png", help="Also write the figure as PNG (kaleido, or Chromium)."),
     db: Optional[str] = DbOption,
 ):
     """Accuracy-vs-budget points (with 95% bootstrap CIs over problems) of a sweep or run."""
-    from reasoning.budget import AXES, efficiency, frontier
+    from reasoning.budget import AXES, efficiency, frontier, thinking_fits
     from store import Store
     from thinktrace.curves import load_curves
 
@@ -117,8 +117,11 @@ def curves(
             _write(html, lambda path: fig.write_html(path, include_plotlyjs=True))
         if png:
             _write(png, lambda path: write_png(fig, path))
-    if as_json:
-        print_json([{**p.to_json(), "x": p.x(x)} for p in curve_set.points])
+    fits = {(f.curve, f.group): f for f in thinking_fits(curve_set.points)}
+    if as_json:  # each point with its curve's log-linear fit on thinking tokens (o1's plot), where it has one
+        print_json([{**p.to_json(), "x": p.x(x),
+                     "thinking_fit": fits[(p.curve, p.group)].to_json() if (p.curve, p.group) in fits else None}
+                    for p in curve_set.points])
         return
     typer.echo(f"{curve_set.title} ({curve_set.source})")
     typer.echo(curve_set.caption())
@@ -127,6 +130,10 @@ def curves(
     typer.echo(format_table(curve_set.points))
     typer.echo(f"\ncompute-optimal frontier (x = {x}; upper bounds excluded):")
     typer.echo(format_frontier(frontier(curve_set.points, x), x))
+    if fits:
+        typer.echo("\naccuracy against log2(thinking tokens):")
+        for fit in fits.values():
+            typer.echo(f"  {fit.sentence()}")
     gains = efficiency(curve_set.points)
     if gains:
         typer.echo("\nefficiency over best-of-N at its largest budget:")
