@@ -6,6 +6,7 @@ import streamlit as st
 
 from pages.common import (cached, empty_state, int_param, md_escape, num, open_store, pick_run, problem_label,
                           runs_version, share_box)
+from reasoning.thinking import failed_check
 from store.runs import list_runs, run_problems, tree_nodes
 from viz.tree import COLOR_BY, answer_table, is_chain, path_of, tree_figure
 
@@ -61,7 +62,12 @@ def show_path(nodes, seq: int, gold: str | None) -> None:
         answer = md_escape(leaf.answer) if leaf.answer is not None else "*(no answer found)*"
         st.markdown(f"This path answers **{answer}** — {verdict}"
                     + (f" (gold **{md_escape(gold)}**)" if gold is not None else ""))
+    thought_nodes = [n for n in path[1:] if n.meta.get("phase") == "think"]
+    if thought_nodes:
+        show_thinking(thought_nodes, leaf)
     for node in path[1:]:
+        if node.meta.get("phase") == "think":
+            continue
         with st.container(border=True):
             st.caption(f"Step {node.depth} · score {num(node.score)} · path score {num(node.path_score)} · "
                        f"{node.tokens} tokens · logprob {num(node.logprob)} · "
@@ -69,6 +75,46 @@ def show_path(nodes, seq: int, gold: str | None) -> None:
             st.markdown(md_escape(node.text) or "*(empty step)*")
     if len(path) == 1:
         st.caption("This is the root: it holds the question. Click a step below it.")
+
+
+COMPACT_FROM = 12  # thoughts: a longer trace is shown one line per thought, folded
+
+
+def show_thinking(thoughts, leaf) -> None:
+    """A thinking trace: its numbers (thoughts, tokens, turns, failed checks, forced waits, a cut), a
+    search box, and the thoughts with their turns marked and failed checks in red; a long trace is
+    folded and compact."""
+    turns = [n for n in thoughts if n.meta.get("turn")]
+    failed = [n for n in thoughts if failed_check(n.text)]
+    forced = [n for n in thoughts if n.meta.get("forced")]
+    tokens = sum(n.tokens for n in thoughts)
+    facts = [f"{len(thoughts)} thoughts", f"{tokens} thinking tokens", f"{len(turns)} turns"]
+    facts += [f"{len(failed)} failed checks"] if failed else []
+    facts += [f"{len(forced)} forced 'Wait'"] if forced else []
+    facts += ["cut by the thinking budget"] if any(n.meta.get("cut") for n in thoughts) else []
+    facts += ["no thinking (empty block)"] if leaf.meta.get("no_think") else []
+    st.markdown("**Thinking** — " + " · ".join(facts))
+    query = st.text_input("Find in the thinking", key=f"think_find_{leaf.seq}", placeholder="e.g. Wait, not 97").strip()
+    shown = [n for n in thoughts if query.lower() in n.text.lower()] if query else thoughts
+    if query:
+        st.caption(f"{len(shown)} of {len(thoughts)} thoughts contain “{md_escape(query)}”.")
+    compact = len(thoughts) > COMPACT_FROM
+    with st.expander(f"The path of thought ({len(shown)} shown)", expanded=not compact or bool(query)):
+        for i, node in enumerate(shown):
+            marks = [f"**{md_escape(node.meta['turn'])}**" if node.meta.get("turn") else "",
+                     "*forced*" if node.meta.get("forced") else "", "*cut here*" if node.meta.get("cut") else ""]
+            head = f"`{thoughts.index(node) + 1}` · {node.tokens} tok " + " ".join(m for m in marks if m)
+            text = md_escape(node.text) or "*(empty)*"
+            if failed_check(node.text):
+                text = f":red[{text}]"
+            elif node.meta.get("turn"):
+                text = f":orange[{text}]"
+            if compact:
+                st.markdown(f"{head} — {text}")
+            else:
+                with st.container(border=True):
+                    st.caption(head)
+                    st.markdown(text)
 
 
 st.title("Tree")

@@ -83,3 +83,9 @@ def thoughts(text: str, start: int = 0, end: int | None = None, words: tuple[str
 def parse_turn_words(spec: str) -> tuple[str, ...]:
     """A comma list of turn words (e.g. from --turn-words); blanks dropped."""
     return tuple(w.strip() for w in spec.split(",") if w.strip())
+
+
+def failed_check(thought: str) -> bool:
+    """A thought that checks a step and finds it wrong: the lab thinker's "Check: ...: 96, not 97."
+    (reasoning/lab/thinker.py); other models' checks are free text and are not read."""
+    return bool(re.match(r"Check:.*\bnot -?\d", thought.strip()))

@@ -139,3 +139,38 @@ def test_a_budget_forcing_sweep_on_a_thinking_model_draws_the_o1_plot(store, tmp
     assert [p.accuracy for p in sorted(curves.points, key=lambda p: p.think_tokens)] == [0.0, 1.0, 1.0]
     [fit] = thinking_fits(curves.points)
     assert fit.slope > 0 and fit.n_points == 3
+
+
+# --- the Tree page reads a thinking trace ------------------------------------------------------------------
+
+def test_the_tree_page_reads_a_thinking_trace_with_turns_failed_checks_and_search(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from store import Store
+    from thinktrace import runner
+
+    def checking(prompt, i, call):  # a trace with a failed check and its repair
+        return thinker(prompt, i, call).replace(
+            "He eats 2: 12 - 2 = 10.", "He eats 2: 12 - 2 = 11.\n\nCheck: 11+2=13: 13, not 12.\n\nWait, 12 - 2 = 10.")
+
+    store = Store(f"sqlite:///{tmp_path / 'runs.db'}")
+    lm = ScriptedLM(lambda p, i, c: checking(p, i, c) if "Wait" not in p.split("Answer:\n", 1)[1] else thinker(p, i, c))
+    request = runner.RunRequest(strategy="cot", dataset="unit", model="scripted",
+                                config=SearchConfig(max_new_tokens=64, think_tokens=30)).validate()
+    run_id = runner.create_run(store, request, [PROBLEM], lm, None)
+    runner.execute(store, run_id, lm, None)
+    monkeypatch.setenv("THINKTRACE_DB", store.url)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=30)
+    at.run()
+    at.query_params["run"], at.query_params["problem"] = run_id, "1"
+    at.switch_page("pages/tree.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = "\n".join(str(m.value) for m in at.markdown)
+    assert "**Thinking** —" in shown and "1 failed checks" in shown and "forced 'Wait'" in shown
+    assert any(line.startswith(":red[Check") and "not 12" in line for line in shown.splitlines()) 
+    assert any("*forced*" in str(c.value) and "**Wait**" in str(c.value) for c in at.caption)
+    [find] = [t for t in at.text_input if t.label == "Find in the thinking"]
+    find.set_value("not 12").run()
+    assert any("1 of " in str(c.value) and "thoughts contain" in str(c.value) for c in at.caption)

@@ -54,7 +54,7 @@ from reasoning.lab import data
 from reasoning.lab.data import Op, canonical_ops, varied_solution
 from reasoning.lab.prm import _apply, _rewrite, slip
 from reasoning.lab.tokenizer import EOS
-from reasoning.lab.train import IGNORE, ModelConfig, TrainConfig, device, save, train_loop
+from reasoning.lab.train import IGNORE, ModelConfig, TrainConfig, device, save, total_steps, train_loop
 from reasoning.thinking import THINK_CLOSE, THINK_OPEN
 from reasoning.types import DEFAULT_DELIMITER
 
@@ -111,6 +111,7 @@ class Trace:
 
     text: str
     masked: list[tuple[int, int]]
+    weighted: list[tuple[int, int]] = field(default_factory=list)  # check results: CHECK_WEIGHT in the loss
 
 
 class _Writer:
@@ -118,10 +119,13 @@ class _Writer:
         self.parts: list[str] = []
         self.length = 0
         self.masked: list[tuple[int, int]] = []
+        self.weighted: list[tuple[int, int]] = []
 
     def add(self, text: str, masked: list[tuple[int, int]] = ()) -> None:
         for start, end in masked:
             self.masked.append((self.length + start, self.length + end))
+        if text.startswith("Check: ") and not masked:  # what the check computes and concludes
+            self.weighted.append((self.length + text.index("=") + 1, self.length + len(text)))
         self.parts.append(text)
         self.length += len(text)
 
@@ -234,9 +238,10 @@ def thinking_trace(problem, rng: random.Random, cfg: TraceConfig = TraceConfig()
         masked = [(s, min(e, cut)) for s, e in w.masked if s < cut]
         established = sum(1 for end in done_at if end <= cut)
         rest = answer_steps[established:]
-        return Trace(text + CLOSE + data.completion_text(rest), masked)
+        weighted = [(s, min(e, cut)) for s, e in w.weighted if s < cut]
+        return Trace(text + CLOSE + data.completion_text(rest), masked, weighted)
     w.add(CLOSE + data.completion_text([answer_steps[-1]]))
-    return Trace("".join(w.parts), w.masked)
+    return Trace("".join(w.parts), w.masked, w.weighted)
 
 
 def _short_steps(problem, rng: random.Random) -> list[str]:
@@ -253,12 +258,12 @@ def _check_value(op: str, a: int, b: int, wrong: int) -> int:
     return restated(op, a, b, wrong)[3]
 
 
-def training_example(index: int, level: int, seed: int) -> tuple[str, Trace]:
+def training_example(index: int, level: int, seed: int, cfg: TraceConfig = TraceConfig()) -> tuple[str, Trace]:
     problem = data.training_problem(index, level, seed)
     rng = random.Random(f"think:{seed}:{index}")
     from reasoning.lab.tokenizer import prompt_text
 
-    return prompt_text(problem.question), thinking_trace(problem, rng)
+    return prompt_text(problem.question), thinking_trace(problem, rng, cfg)
 
 
 # --- training ---------------------------------------------------------------------------------------------
@@ -267,7 +272,7 @@ def training_example(index: int, level: int, seed: int) -> tuple[str, Trace]:
 class ThinkerConfig(TrainConfig):
     """The committed thinker's settings (model card): fine-tuned from the committed reasoner."""
 
-    steps: int = 500
+    steps: int = 700
     restart_steps: int = 0
     batch_size: int = 16  # rows of max_len tokens, packed
     lr: float = 2e-3
@@ -276,6 +281,9 @@ class ThinkerConfig(TrainConfig):
     levels: tuple[int, ...] = (1, 2, 3, 4, 4, 5, 5)
     log_every: int = 25
     model: ModelConfig = field(default_factory=lambda: ModelConfig(max_len=1024))
+    # Steps slip more often than the reasoner does: copying a step's result into its check must pay
+    # less than computing it.
+    trace: TraceConfig = field(default_factory=lambda: TraceConfig(slip=0.6, retry_slip=0.3))
 
 
 def add_think_tokens(tokenizer: PreTrainedTokenizerFast) -> None:
@@ -285,21 +293,41 @@ def add_think_tokens(tokenizer: PreTrainedTokenizerFast) -> None:
 
 def encode_traces(pairs: list[tuple[str, Trace]], tokenizer, max_len: int) -> dict[str, torch.Tensor]:
     """Right-padded ids and labels; the loss is on the completion except its masked spans."""
-    rows, labels = [], []
+    rows, labels, weights = [], [], []
     for prompt, trace in pairs:
         p = tokenizer(prompt, add_special_tokens=False).input_ids
         enc = tokenizer(trace.text, add_special_tokens=False, return_offsets_mapping=True)
         lab = [IGNORE if any(s < e2 and s2 < e for s2, e2 in trace.masked) else t
                for t, (s, e) in zip(enc.input_ids, enc.offset_mapping)]
+        weight = [CHECK_WEIGHT if any(s < e2 and s2 < e for s2, e2 in trace.weighted) else 1.0
+                  for s, e in enc.offset_mapping]
         rows.append((p + enc.input_ids)[:max_len])
         labels.append(([IGNORE] * len(p) + lab)[:max_len])
+        weights.append(([1.0] * len(p) + weight)[:max_len])
     width = max(map(len, rows))
     pad = tokenizer.pad_token_id
     return {
         "input_ids": torch.tensor([r + [pad] * (width - len(r)) for r in rows]),
         "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows]),
         "labels": torch.tensor([lab + [IGNORE] * (width - len(lab)) for lab in labels]),
+        "weights": torch.tensor([w + [1.0] * (width - len(w)) for w in weights]),
     }
+
+
+# The check's result digits and verdict weigh this much in the loss: copying the step's result into the
+# check is right whenever the step was, so without it the model learns to copy rather than compute.
+CHECK_WEIGHT = 4.0
+
+
+def weighted_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Next-token cross-entropy with per-token weights (the check results weigh CHECK_WEIGHT)."""
+    logits = model(input_ids=batch["input_ids"]).logits[:, :-1]
+    labels, weights = batch["labels"][:, 1:], batch["weights"][:, 1:]
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1),
+                                             ignore_index=IGNORE, reduction="none")
+    keep = (labels.reshape(-1) != IGNORE).float()
+    w = weights.reshape(-1) * keep
+    return (loss * w).sum() / w.sum()
 
 
 def packed_batch(step: int, cfg: "ThinkerConfig", tokenizer) -> dict[str, torch.Tensor]:
@@ -311,25 +339,26 @@ def packed_batch(step: int, cfg: "ThinkerConfig", tokenizer) -> dict[str, torch.
     rng = random.Random(f"think-levels:{cfg.seed}:{step}")
     index = step * EXAMPLES_PER_STEP
     pad = tokenizer.pad_token_id
-    rows, labels = [], []
+    rows, labels, weights = [], [], []
     pending = None
     for _ in range(cfg.batch_size):
-        ids, lab = [], []
+        ids, lab, wts = [], [], []
         while True:
             if pending is None:
-                prompt, trace = training_example(index, rng.choice(cfg.levels), cfg.seed)
+                prompt, trace = training_example(index, rng.choice(cfg.levels), cfg.seed, cfg.trace)
                 index += 1
                 enc = encode_traces([(prompt, trace)], tokenizer, cfg.model.max_len)
-                pending = (enc["input_ids"][0].tolist(), enc["labels"][0].tolist())
+                pending = (enc["input_ids"][0].tolist(), enc["labels"][0].tolist(), enc["weights"][0].tolist())
             if ids and len(ids) + len(pending[0]) > cfg.model.max_len:
                 break
-            ids, lab = ids + pending[0], lab + pending[1]
+            ids, lab, wts = ids + pending[0], lab + pending[1], wts + pending[2]
             pending = None
         rows.append(ids + [pad] * (cfg.model.max_len - len(ids)))
         labels.append(lab + [IGNORE] * (cfg.model.max_len - len(lab)))
+        weights.append(wts + [1.0] * (cfg.model.max_len - len(wts)))
     if index > (step + 1) * EXAMPLES_PER_STEP:
         raise RuntimeError("a step used more examples than EXAMPLES_PER_STEP")
-    return {"input_ids": torch.tensor(rows), "labels": torch.tensor(labels)}
+    return {"input_ids": torch.tensor(rows), "labels": torch.tensor(labels), "weights": torch.tensor(weights)}
 
 
 EXAMPLES_PER_STEP = 1000
@@ -353,11 +382,11 @@ def train_thinker(reasoner_dir: Path, cfg: ThinkerConfig, out: Path | None = Non
     def batches(step: int):
         return packed_batch(step, cfg, tokenizer)
 
-    losses = train_loop(model, batches, cfg, log, on_step)
+    losses = train_loop(model, batches, cfg, log, on_step, loss_fn=weighted_loss)
     info = {"kind": "thinker", "params": n_params, "from": str(reasoner_dir.name), "train_seconds": round(time.time() - started, 1),
             "cpu_seconds": round(time.process_time() - cpu_started, 1),
             "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4), "config": asdict(cfg),
-            "examples": cfg.steps * cfg.batch_size, "torch": torch.__version__, "device": device()}
+            "examples": total_steps(cfg) * cfg.batch_size, "torch": torch.__version__, "device": device()}
     if out is not None:
         save(model, tokenizer, out, info)
         (Path(out) / "training.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -1,0 +1,116 @@
+"""The lab thinker (`--model lab-think`, reasoning/lab/thinker.py) on the real committed weights: it
+thinks, checks its steps in the digit-aligned layout and answers after `</think>`; the three thinking
+budgets act on it (the minimum adds "Wait" nodes, the maximum cuts at T, no-think gives an empty
+block); the trace generator masks slips and weights the checks; the CLI runs it end to end."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reasoning.backends import MODELS, load_model
+from reasoning.config import SearchConfig
+from reasoning.lab import data
+from reasoning.lab.thinker import CHECK_WEIGHT, TraceConfig, check_line, thinking_trace
+from reasoning.problems import load_problems
+from reasoning.strategies import get_strategy
+from reasoning.thinking import THINK_CLOSE, THINK_OPEN
+from reasoning.thinking_budget import EMPTY_BLOCK, MAX_WAITS
+from reasoning.tree import Tree
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, db: Path):
+    env = {**os.environ, "THINKTRACE_DB": str(db), "THINKTRACE_THREADS": os.environ.get("THINKTRACE_THREADS", "1")}
+    return subprocess.run([sys.executable, "-m", "reasoning", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def thinker():
+    return load_model("lab-think")
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return load_problems("arith:2", limit=1, seed=0)[0]
+
+
+def solve(lm, problem, strategy="cot", **knobs):
+    tree = Tree(problem.question)
+    outcome = get_strategy(strategy)(problem, lm, None, SearchConfig(**knobs), tree)
+    return outcome, tree, tree.nodes[outcome.node]
+
+
+def test_it_is_registered_as_a_thinking_model_with_one_token_per_tag(thinker):
+    assert MODELS["lab-think"].thinking and not MODELS["lab"].thinking
+    for tag in (THINK_OPEN, THINK_CLOSE):
+        assert len(thinker.tokenizer(tag, add_special_tokens=False).input_ids) == 1
+
+
+def test_it_thinks_checks_its_steps_and_answers_after_thinking(thinker, problem):
+    outcome, tree, leaf = solve(thinker, problem)
+    path = tree.path(leaf)
+    phases = [n.meta["phase"] for n in path]
+    assert phases[0] == "think" and phases[-1] == "answer" and phases == sorted(phases, key=["think", "answer"].index)
+    assert any(n.text.startswith("Check: ") for n in path) and leaf.meta["thinking_closed"]
+    assert leaf.meta["think_tokens"] > 20 and leaf.meta["answer_tokens"] > 0 and outcome.answer is not None
+
+
+def test_the_minimum_adds_wait_nodes_until_t_thinking_tokens(thinker, problem):
+    _, natural_tree, natural = solve(thinker, problem)
+    minimum = natural.meta["think_tokens"] + 60
+    _, tree, leaf = solve(thinker, problem, think_tokens=minimum)
+    forced = [n for n in tree.path(leaf) if n.meta.get("forced")]
+    assert forced and all(n.text.startswith("Wait") and n.meta["turn"] == "Wait" for n in forced)
+    assert leaf.meta["forced_waits"] == len(forced)
+    assert leaf.meta["think_tokens"] >= minimum or len(forced) == MAX_WAITS
+    assert leaf.meta["thinking_closed"] and leaf.answer is not None
+
+
+def test_the_maximum_cuts_thinking_at_t_and_the_answer_follows(thinker, problem):
+    _, tree, leaf = solve(thinker, problem, max_think_tokens=24)
+    think = [n for n in tree.path(leaf) if n.meta["phase"] == "think"]
+    assert leaf.meta["think_tokens"] == 24 and leaf.meta["thinking_cut"] and think[-1].meta["cut"]
+    assert any(n.meta["phase"] == "answer" for n in tree.path(leaf)) and leaf.answer is not None
+
+
+def test_no_think_gives_an_empty_block_and_a_direct_answer(thinker, problem):
+    _, tree, leaf = solve(thinker, problem, think=False)
+    assert leaf.meta["no_think"] and leaf.meta["think_tokens"] == 0
+    assert all(n.meta["phase"] == "answer" for n in tree.path(leaf)) and leaf.answer is not None
+    [[c]] = thinker.complete([thinker.prompt(problem.question) + EMPTY_BLOCK], n=1, max_new_tokens=300, temperature=0.0)
+    assert THINK_OPEN not in c.text  # it answers; it does not open a second block
+
+
+def test_training_traces_mask_slips_and_weigh_checks():
+    rng = random.Random(3)
+    traces = [thinking_trace(data.training_problem(i, 4, 1), rng, TraceConfig(slip=0.6, cut=0, no_think=0))
+              for i in range(30)]
+    assert all(t.text.startswith(THINK_OPEN) and THINK_CLOSE in t.text for t in traces)
+    assert sum("Wait, " in t.text for t in traces) >= 10 and all(t.weighted for t in traces)
+    for t in traces:
+        for start, end in t.masked:  # a masked span is a slipped number (or a slipped check) in the text
+            assert t.text[start:end].strip()
+    line, ok = check_line("-", 372, 49, 323)
+    assert ok and line == "Check: 3230+9400=27300: 372, right."
+    assert check_line("*", 7, 12, 85) == ("Check: 2100*7000=48000: 84, not 85.", False)
+    assert CHECK_WEIGHT > 1
+
+
+def test_the_cli_runs_the_thinker_with_a_thinking_budget(tmp_path):
+    db = tmp_path / "runs.db"
+    proc = cli("run", "--strategy", "cot", "--model", "lab-think", "--dataset", "arith:2", "--limit", "2",
+               "--max-think-tokens", "32", "--json", db=db)
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads(proc.stdout)
+    shown = json.loads(cli("show", run["id"], "--json", db=db).stdout)
+    assert shown["model"].startswith("ThinkTrace lab thinker") and shown["problems_done"] == 2
+    bad = cli("run", "--strategy", "cot", "--model", "lab-think", "--max-think-tokens", "-1", db=tmp_path / "b.db")
+    assert bad.returncode == 2 and "--max-think-tokens must be >= 0" in bad.stderr and not (tmp_path / "b.db").exists()
