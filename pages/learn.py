@@ -1,7 +1,7 @@
 """Learn: a guided, live lesson on System-2 reasoning with the lab pair (a ~1M-parameter reasoner and
-its PRM, trained by this repo). Five steps, each a button that runs in seconds on a laptop CPU:
+its PRM, trained by this repo). Six steps, each a button that runs in seconds on a laptop CPU:
 greedy vs many samples, majority vote, a verifier and best-of-N (and where it is fooled), beam search
-as a growing tree, and accuracy vs budget by difficulty.
+as a growing tree, accuracy vs budget by difficulty, and thinking longer with the lab thinker.
 
 The lab pair is tiny, so it runs in this process behind `st.cache_resource`; torch is imported only
 inside the lesson functions, never when the app or another page loads.
@@ -236,3 +236,74 @@ if st.button("Draw the curves", key="learn_run5"):
         st.dataframe([{"level": g, **{f"k={k}": names[m] for k, m in sorted(row.items())}}
                       for g, row in sorted(best.items())], hide_index=True)
 link("budget", "sweep strategies and budgets on your own runs, with the frontier")
+
+# --- 6 -----------------------------------------------------------------------------------------------
+st.header("6 · Thinking longer: one chain that checks itself")
+st.markdown(
+    "Everything above spends compute **in parallel**: more samples, more beams. o1-style models spend it "
+    "**sequentially**: they think before answering, check their steps, notice a mistake (\"Wait, ...\") and "
+    "repair it, and their accuracy grows with the thinking they are allowed. The **lab thinker** "
+    "(`--model lab-think`) is the lab reasoner taught to do that: after each step it restates the equation "
+    "in the digit-aligned layout the PRM's checker uses, recomputes it, and redoes the step when the check "
+    "fails. A thinking budget caps it (`--max-think-tokens`) or forces it on (`--think-tokens`: its end of "
+    "thinking becomes \"Wait\", which starts another pass of checks).")
+
+
+@st.cache_resource(show_spinner="Loading the lab thinker…")
+def lab_thinker():
+    from reasoning.backends import load_model
+
+    return load_model("lab-think")
+
+
+if st.button("Let the thinker think about this problem", key="learn_run6"):
+    from reasoning.lab.lesson import think_trace
+
+    with st.spinner("Thinking…"):
+        st.session_state["learn_trace"] = ((level, index), think_trace(lab_thinker(), problem))
+held = st.session_state.get("learn_trace")
+if held and held[0] == (level, index):
+    trace = held[1]
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Answer", trace.answer or "none", "right" if trace.correct else "wrong",
+              delta_color="normal" if trace.correct else "inverse")
+    c2.metric("Thinking tokens", trace.think_tokens)
+    c3.metric("Checks that failed", sum(t.failed for t in trace.thoughts))
+    for thought in trace.thoughts:
+        text = md_escape(thought.text)
+        if thought.failed:
+            st.markdown(f":red[{text}]  ← the check found the step wrong")
+        elif thought.turn:
+            st.markdown(f":orange[{text}]  ← a turn: the step redone")
+        elif thought.text.startswith("Check:"):
+            st.markdown(f":gray[{text}]")
+        else:
+            st.markdown(text)
+    st.markdown(f"**After thinking:** {md_escape(trace.answer_text)}")
+    link("tree", "walk any stored thinking trace, with search and folding")
+
+thinking_level = st.select_slider("Level for the thinking curve", options=[2, 3, 4, 5], value=3, key="learn_think_level")
+if st.button("Draw accuracy against thinking tokens", key="learn_run6b"):
+    from reasoning.budget import thinking_fits
+    from reasoning.lab.lesson import THINKING_BUDGETS, thinking_points
+    from viz.curves import budget_figure
+
+    bar = st.progress(0.0, text="No thinking first…")
+    steps = len(THINKING_BUDGETS) + 2
+    done = []
+
+    def advance(line: str) -> None:
+        done.append(line)
+        bar.progress(min(1.0, len(done) / steps), text=line)
+
+    points, measured = thinking_points(lab_thinker(), thinking_level, 40, on_condition=advance)
+    bar.empty()
+    st.plotly_chart(budget_figure(points, "thinking", title=f"Lab thinker, level {thinking_level}: accuracy vs thinking",
+                                  caption="40 built-in problems, greedy; 95% Wilson intervals"), key="learn_thinking")
+    no_think = next(p for p in measured if p.condition == "no-think")
+    st.markdown(f"No thinking: **{100 * no_think.accuracy:.0f}%**. " +
+                " ".join(f.sentence() + "." for f in thinking_fits(points) if f.curve.startswith("thinking cut")))
+    st.caption("Cut at T tokens, the thinker closes its thinking and finishes the remaining steps unchecked; "
+               "left alone it thinks as long as its checks need. The model card says how far this tiny model "
+               "gets and where it fails (reasoning/lab/MODEL_CARD.md).")
+link("budget", "sweep budget_forcing over thinking budgets on your own runs: the o1 plot")

@@ -81,3 +81,20 @@ def test_lesson_five_draws_the_budget_figure_by_level_from_the_recorded_samples(
     assert "xaxis5" in spec["layout"] and "xaxis6" not in spec["layout"]  # five panels, one row
     dashed = {t["name"] for t in spec["data"] if t.get("line", {}).get("dash") == "dash"}
     assert dashed == {"pass@k oracle coverage (upper bound)"}
+
+
+@pytest.mark.slow
+def test_lesson_six_shows_a_thinking_trace_and_draws_accuracy_against_thinking():
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.run()
+    at.select_slider(key="learn_level").set_value(2).run()
+    at.button(key="learn_run6").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels = [m.label for m in at.metric]
+    assert "Thinking tokens" in labels and "Checks that failed" in labels
+    assert any(m.value.startswith(":gray[Check") for m in at.markdown)
+    at.select_slider(key="learn_think_level").set_value(2).run()
+    at.button(key="learn_run6b").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    spec = at.get("plotly_chart")[-1].proto.spec
+    assert "thinking tokens" in spec and "No thinking:" in "\n".join(m.value for m in at.markdown)

@@ -136,3 +136,67 @@ def best_method(points, estimators=("maj", "wbon")) -> dict[int, dict[int, str]]
             if current is None or p.accuracy > current[0]:
                 best[p.group][p.k] = (p.accuracy, p.estimator)
     return {g: {k: name for k, (_, name) in row.items()} for g, row in best.items()}
+
+
+# --- thinking longer (the lab thinker) -----------------------------------------------------------------
+
+@dataclass
+class ThoughtView:
+    text: str
+    tokens: int
+    turn: str | None
+    failed: bool  # a check that found its step wrong
+    forced: bool = False
+
+
+@dataclass
+class Trace:
+    thoughts: list[ThoughtView]
+    answer_text: str
+    answer: str | None
+    correct: bool
+    think_tokens: int
+    answer_tokens: int
+
+
+def think_trace(lm, problem: Problem, think_tokens: int = 0, max_think_tokens: int = 0) -> Trace:
+    """The lab thinker's greedy answer to one problem, as thoughts (turns, failed checks, forced waits)
+    and the answer after its thinking: the same chain cot stores."""
+    from reasoning.config import SearchConfig
+    from reasoning.strategies import get_strategy
+    from reasoning.thinking import failed_check
+    from reasoning.tree import Tree
+
+    tree = Tree(problem.question)
+    outcome = get_strategy("cot")(problem, lm, None, SearchConfig(max_new_tokens=256, think_tokens=think_tokens,
+                                                                  max_think_tokens=max_think_tokens), tree)
+    path = tree.path(tree.nodes[outcome.node])
+    thoughts = [ThoughtView(n.text, n.tokens, n.meta.get("turn"), failed_check(n.text), bool(n.meta.get("forced")))
+                for n in path if n.meta.get("phase") == "think"]
+    leaf = path[-1]
+    return Trace(thoughts, "\n\n".join(n.text for n in path if n.meta.get("phase") == "answer"), outcome.answer,
+                 bool(leaf.correct), leaf.meta.get("think_tokens", 0), leaf.meta.get("answer_tokens", 0))
+
+
+THINKING_BUDGETS = (16, 32, 64, 128, 256)
+
+
+def thinking_points(lm, level: int, per_level: int, budgets=THINKING_BUDGETS, on_condition=None):
+    """Accuracy against thinking tokens on the first `per_level` built-in problems of a level: no
+    thinking, then thinking cut at each budget, then thinking as it comes (think_eval). Returns the
+    budget points (x = thinking tokens) and the evaluation's points."""
+    from reasoning.budget import BudgetPoint
+    from reasoning.lab.think_eval import evaluate, wilson
+
+    report = evaluate(lm, levels=(level,), per_level=per_level, maxima=tuple(budgets), minima=(), batch=per_level,
+                      log=on_condition or (lambda line: None))
+    points = []
+    for p in report.points:
+        if p.condition == "no-think":
+            continue
+        low, high = wilson(p.correct, p.total)
+        curve = "thinking as it comes" if p.condition == "natural" else "thinking cut at T tokens"
+        points.append(BudgetPoint(curve=curve, strategy="cot", estimator="direct", k=1, tokens_per_problem=p.tokens,
+                                  accuracy=p.accuracy, ci_low=low, ci_high=high, n_problems=p.total,
+                                  model="lab-think", dataset=f"arith:{level}", think_tokens=max(p.think_tokens, 1.0)))
+    return points, report.points
