@@ -16,7 +16,7 @@ import pytest
 from reasoning.backends import MODELS, load_model
 from reasoning.config import SearchConfig
 from reasoning.lab import data
-from reasoning.lab.thinker import CHECK_WEIGHT, TraceConfig, check_line, thinking_trace
+from reasoning.lab.thinker import TraceConfig, check_line, thinking_trace
 from reasoning.problems import load_problems
 from reasoning.strategies import get_strategy
 from reasoning.thinking import THINK_CLOSE, THINK_OPEN
@@ -101,7 +101,6 @@ def test_training_traces_mask_slips_and_weigh_checks():
     line, ok = check_line("-", 372, 49, 323)
     assert ok and line == "Check: 3230+9400=27300: 372, right."
     assert check_line("*", 7, 12, 85) == ("Check: 2100*7000=48000: 84, not 85.", False)
-    assert CHECK_WEIGHT > 1
 
 
 def test_the_cli_runs_the_thinker_with_a_thinking_budget(tmp_path):
