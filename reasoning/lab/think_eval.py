@@ -108,6 +108,33 @@ def loglinear_fit(points: list[Point]) -> tuple[float, float, float]:
     return (float("nan"),) * 3 if fit is None else fit[:3]
 
 
+def parallel_points(lm, level: int, per_level: int, n: int = 8, temperature: float = 0.8, seed: int = 0,
+                    think: bool = False) -> list[tuple[int, float, float]]:
+    """Snell's other half at the same tokens: n samples per problem (no thinking unless `think`), and
+    majority@k for k = 1, 2, 4 .. n with the tokens k samples cost: [(k, accuracy, tokens per problem)]."""
+    from reasoning.estimators import maj_at_k
+
+    problems = load_problems(f"arith:{level}", limit=per_level, seed=0)
+    rows = ThinkingBudget(lm, Budget(think=think)).complete([lm.prompt(p.question) for p in problems], n=n,
+                                                          max_new_tokens=MAX_NEW_TOKENS, temperature=temperature,
+                                                          seed=seed)
+    ks = [k for k in (1, 2, 4, 8, 16, 32) if k <= n]
+    out = []
+    for k in ks:
+        acc, tokens = 0.0, 0.0
+        for p, row in zip(problems, rows):
+            answers = []
+            for c in row:
+                split = split_thinking(c.text)
+                found = extract_answer(split.answer if split.thinking is not None else c.text)
+                answers.append(found.value if found.found else None)
+            graded = {a: is_equiv(a, p.answer) for a in answers if a is not None}
+            acc += maj_at_k(answers, graded, k)
+            tokens += k * sum(c.n_tokens for c in row) / len(row)
+        out.append((k, acc / len(problems), tokens / len(problems)))
+    return out
+
+
 def format_table(report: Report) -> str:
     lines = ["| level | thinking | accuracy (95% CI) | thinking tokens | tokens | waits |", "|---|---|---|---|---|---|"]
     for p in report.points:
