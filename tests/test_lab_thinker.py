@@ -113,3 +113,15 @@ def test_the_cli_runs_the_thinker_with_a_thinking_budget(tmp_path):
     assert shown["model"].startswith("ThinkTrace lab thinker") and shown["problems_done"] == 2
     bad = cli("run", "--strategy", "cot", "--model", "lab-think", "--max-think-tokens", "-1", db=tmp_path / "b.db")
     assert bad.returncode == 2 and "--max-think-tokens must be >= 0" in bad.stderr and not (tmp_path / "b.db").exists()
+
+
+def test_lab_commands_refuse_bad_thinker_settings_in_one_line(tmp_path):
+    for args, message in (
+        (("lab", "eval", "--thinker", "--levels", "3,9"), "--levels must be between 1 and 5"),
+        (("lab", "train", "--thinker-only", "--prm-only", "--out", str(tmp_path)), "exclude each other"),
+        (("lab", "train", "--thinker-only", "--out", str(tmp_path)), "--thinker-only needs a saved reasoner"),
+        (("lab", "train", "--thinker-steps", "0", "--out", str(tmp_path)), "--thinker-steps must be at least 1"),
+    ):
+        proc = cli(*args, db=tmp_path / "x.db")
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+    assert list(tmp_path.iterdir()) == []
