@@ -117,7 +117,7 @@ def test_the_loglinear_fit_reads_points_per_doubling_with_a_ci():
     assert loglinear_fit([(64, 3, 10)]) is None  # one budget: no line
 
 
-def test_a_budget_forcing_sweep_on_a_thinking_model_draws_the_o1_plot(store, tmp_path):
+def test_a_budget_forcing_sweep_on_a_thinking_model_draws_the_o1_plot(store, tmp_path, monkeypatch):
     import json
 
     from reasoning.budget import thinking_fits
@@ -139,6 +139,20 @@ def test_a_budget_forcing_sweep_on_a_thinking_model_draws_the_o1_plot(store, tmp
     assert [p.accuracy for p in sorted(curves.points, key=lambda p: p.think_tokens)] == [0.0, 1.0, 1.0]
     [fit] = thinking_fits(curves.points)
     assert fit.slope > 0 and fit.n_points == 3
+    # the Budget page draws it on a log2 axis of thinking tokens, with the slope and its CI
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("THINKTRACE_DB", store.url)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "budget.py"), default_timeout=60)
+    at.query_params["sweep"], at.query_params["x"] = sid, "thinking"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["xaxis"]["type"] == "log" and "thinking tokens" in spec["layout"]["xaxis"]["title"]["text"]
+    shown = "\n".join(str(m.value) for m in at.markdown)
+    assert "points per doubling of thinking" in shown and "3 budgets" in shown
 
 
 # --- the Tree page reads a thinking trace ------------------------------------------------------------------
