@@ -134,7 +134,8 @@ def test_launch_a_run_watch_it_finish_and_walk_its_tree(app, new_page):
 
 def test_learn_page_runs_its_first_lessons_live_in_the_browser(app, new_page):
     """The Learn page on the lab pair: lesson 1 (greedy vs 16 samples) fills lessons 2-3 (votes, the
-    verifier with its arithmetic checker), then lesson 4 grows a beam-search tree."""
+    verifier with its arithmetic checker), then lesson 4 grows a beam-search tree and lesson 6 shows
+    the lab thinker's trace."""
     base, _ = app
     page = new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(60_000)
@@ -155,4 +156,11 @@ def test_learn_page_runs_its_first_lessons_live_in_the_browser(app, new_page):
     page.get_by_text("Beam search answer:").wait_for(timeout=120_000)
     settle(page)
     expect(page.get_by_text("Beam search answer:")).to_contain_text("generated tokens")
+    # Lesson 6: the lab thinker thinks about the same problem; its checks and its answer show.
+    page.get_by_role("button", name="Let the thinker think about this problem").click()
+    thinking = page.locator("[data-testid=stMetric]").filter(has_text="Thinking tokens")
+    thinking.wait_for(timeout=120_000)
+    settle(page)
+    expect(page.locator("body")).to_contain_text("Check: ", timeout=60_000)
+    expect(page.locator("body")).to_contain_text("After thinking:", timeout=60_000)
     page.close()
