@@ -298,28 +298,16 @@ def add_think_tokens(tokenizer: PreTrainedTokenizerFast) -> None:
 CHECK_WEIGHT = 4.0
 
 
-def encode_traces(pairs: list[tuple[str, Trace]], tokenizer, max_len: int,
-                  check_weight: float = CHECK_WEIGHT) -> dict[str, torch.Tensor]:
-    """Right-padded ids and labels; the loss is on the completion except its masked spans."""
-    rows, labels, weights = [], [], []
-    for prompt, trace in pairs:
-        p = tokenizer(prompt, add_special_tokens=False).input_ids
-        enc = tokenizer(trace.text, add_special_tokens=False, return_offsets_mapping=True)
-        lab = [IGNORE if any(s < e2 and s2 < e for s2, e2 in trace.masked) else t
-               for t, (s, e) in zip(enc.input_ids, enc.offset_mapping)]
-        weight = [check_weight if any(s < e2 and s2 < e for s2, e2 in trace.weighted) else 1.0
-                  for s, e in enc.offset_mapping]
-        rows.append((p + enc.input_ids)[:max_len])
-        labels.append(([IGNORE] * len(p) + lab)[:max_len])
-        weights.append(([1.0] * len(p) + weight)[:max_len])
-    width = max(map(len, rows))
-    pad = tokenizer.pad_token_id
-    return {
-        "input_ids": torch.tensor([r + [pad] * (width - len(r)) for r in rows]),
-        "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows]),
-        "labels": torch.tensor([lab + [IGNORE] * (width - len(lab)) for lab in labels]),
-        "weights": torch.tensor([w + [1.0] * (width - len(w)) for w in weights]),
-    }
+def encode_trace(prompt: str, trace: Trace, tokenizer, max_len: int,
+                 check_weight: float = CHECK_WEIGHT) -> tuple[list[int], list[int], list[float]]:
+    """Ids, labels and loss weights of one example: the loss is on the completion except its masked
+    spans; the check results weigh `check_weight`."""
+    p = tokenizer(prompt, add_special_tokens=False).input_ids
+    enc = tokenizer(trace.text, add_special_tokens=False, return_offsets_mapping=True)
+    overlaps = lambda spans, s, e: any(s < e2 and s2 < e for s2, e2 in spans)  # noqa: E731
+    labels = [IGNORE if overlaps(trace.masked, s, e) else t for t, (s, e) in zip(enc.input_ids, enc.offset_mapping)]
+    weights = [check_weight if overlaps(trace.weighted, s, e) else 1.0 for s, e in enc.offset_mapping]
+    return (p + enc.input_ids)[:max_len], ([IGNORE] * len(p) + labels)[:max_len], ([1.0] * len(p) + weights)[:max_len]
 
 
 
@@ -352,8 +340,7 @@ def packed_batch(step: int, cfg: "ThinkerConfig", tokenizer) -> dict[str, torch.
             if pending is None:
                 prompt, trace = training_example(index, rng.choice(cfg.levels), cfg.seed, cfg.trace)
                 index += 1
-                enc = encode_traces([(prompt, trace)], tokenizer, cfg.model.max_len, cfg.check_weight)
-                pending = (enc["input_ids"][0].tolist(), enc["labels"][0].tolist(), enc["weights"][0].tolist())
+                pending = encode_trace(prompt, trace, tokenizer, cfg.model.max_len, cfg.check_weight)
             if ids and len(ids) + len(pending[0]) > cfg.model.max_len:
                 break
             ids, lab, wts = ids + pending[0], lab + pending[1], wts + pending[2]
