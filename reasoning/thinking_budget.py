@@ -209,7 +209,7 @@ class ThinkingBudget:
     def _limit(self, s: _Sample, max_new_tokens: int) -> int:
         """Tokens a sample may generate in all: a thinking model gets its thinking budget on top of
         max_new_tokens (which then bounds what follows: the answer, thinking past a minimum)."""
-        return max_new_tokens + (self.budget.cap if s.thinking else 0)
+        return max_new_tokens + (self.budget.cap if s.thinking and self.budget.think else 0)
 
     def _too_short(self, s: _Sample, c: Completion, end: int) -> bool:
         if not self.budget.minimum or s.waits >= MAX_WAITS:

@@ -70,6 +70,13 @@ def test_no_think_writes_an_empty_block_and_the_model_answers_at_once():
     assert [n.meta["phase"] for n in tree.path(leaf)] == ["answer"] and outcome.answer == "10"
 
 
+def test_no_think_leaves_the_answer_max_new_tokens_alone():
+    lm = ScriptedLM(thinker)
+    [[c]] = ThinkingBudget(lm, Budget(think=False)).complete([lm.prompt(PROBLEM.question)], n=1, max_new_tokens=3,
+                                                           temperature=0.0)
+    assert lm.calls[0]["max_new_tokens"] == 3 and c.n_tokens == 3 and c.finish_reason == "length"
+
+
 def test_n_samples_share_the_first_call_and_keep_their_own_budget():
     lm = ScriptedLM(thinker)
     [row] = ThinkingBudget(lm, Budget(minimum=20)).complete([lm.prompt(PROBLEM.question)], n=3, max_new_tokens=64,
