@@ -105,6 +105,11 @@ def _export_run(session, run: m.Run) -> dict:
         if sweep is not None:
             out["sweep"] = {"id": sweep.id, "name": sweep.name, "created_at": _iso(sweep.created_at),
                             "params": sweep.params}
+            policies = session.exec(select(m.Policy).where(m.Policy.sweep_id == sweep.id)
+                                    .order_by(m.Policy.created_at)).all()
+            if policies:  # compute-optimal policies fitted on the sweep (a key only when there are some)
+                out["sweep"]["policies"] = [{"id": p.id, "name": p.name, "created_at": _iso(p.created_at),
+                                             "oracle": p.oracle, "body": p.body} for p in policies]
     problems = session.exec(
         select(m.RunProblem.position, m.Problem).join(m.Problem, m.Problem.id == m.RunProblem.problem_id)
         .where(m.RunProblem.run_id == run.id).order_by(m.RunProblem.position)
@@ -259,6 +264,11 @@ def _import_run(session, run: schema.RunIn, problems: list[Problem]) -> None:
         session.add(m.Sweep(id=sweep.id, name=sweep.name, params=_without_connection(sweep.params),
                             created_at=sweep.created_at or m.utcnow()))
         session.flush()  # before the run that refers to it (no ORM relationship orders the two)
+    for policy in sweep.policies if sweep else ():
+        if session.get(m.Policy, policy.id) is None:
+            session.add(m.Policy(id=policy.id, name=policy.name, sweep_id=sweep.id, oracle=policy.oracle,
+                                 body=policy.body, created_at=policy.created_at or m.utcnow()))
+            session.flush()
     values = {f: getattr(run, f) for f in RUN_FIELDS}
     values["params"] = _without_connection(run.params)
     values["created_at"] = run.created_at or m.utcnow()

@@ -218,11 +218,40 @@ class _In(BaseModel):
     model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="ignore", hide_input_in_errors=True)
 
 
+def _policy_body(value: dict) -> dict:
+    """A compute-optimal policy (reasoning/policy.py) as `policy show` and `compute_optimal` read it:
+    arms with a strategy and knobs, one share per bin, accuracy and tokens per bin and arm."""
+    from reasoning.policy import Policy
+
+    try:
+        policy = Policy.from_json(value)
+        arms, bins = len(policy.arms), len(policy.shares)
+        shaped = (bins == len(policy.edges) + 1 and arms > 0 and all(isinstance(a.strategy, str) and isinstance(a.knobs, dict)
+                                                                     and isinstance(a.label, str) for a in policy.arms)
+                  and len(policy.accuracy) == len(policy.tokens) == bins
+                  and all(len(row) == arms and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in row)
+                          for row in policy.accuracy + policy.tokens))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        shaped = False
+    if not shaped:
+        raise _fail("not a policy: expected arms, edges, shares, accuracy and tokens of matching sizes")
+    return value
+
+
+class PolicyIn(_In):
+    id: Uuid
+    name: Name = ""
+    created_at: Optional[Moment] = None
+    oracle: bool = False
+    body: Annotated[JsonObject, AfterValidator(_policy_body)]
+
+
 class SweepIn(_In):
     id: Uuid
     name: Name = ""
     created_at: Optional[Moment] = None
     params: JsonObject = {}
+    policies: Annotated[list[PolicyIn], _items(MAX_RUNS)] = []  # compute-optimal policies fitted on it
 
 
 class ProblemIn(_In):

@@ -51,6 +51,18 @@ class Sweep(SQLModel, table=True):
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
+class Policy(SQLModel, table=True):
+    """A compute-optimal policy fitted on a sweep (reasoning/policy.py): its bins, arms and their
+    measured accuracy and tokens, as `Policy.to_json()`."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    name: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    sweep_id: Optional[str] = Field(default=None, foreign_key="sweep.id", index=True)
+    oracle: bool = False  # binned by the gold answers' pass@1: an upper bound, not a runnable policy
+    body: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
 class Run(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True)
     name: str = ""

@@ -68,6 +68,14 @@ def check_gold(request: RunRequest, problems: list[Problem]) -> None:
                         f"{request.dataset} has none: choose another verifier")
 
 
+def prepare(store: Store, request: RunRequest) -> None:
+    """What a run needs from the store before it starts: compute_optimal's plan from its policy."""
+    from thinktrace.policy import STRATEGY, attach_plan
+
+    if request.strategy == STRATEGY:
+        attach_plan(store, request)
+
+
 def create_run(store: Store, request: RunRequest, problems: list[Problem], lm, verifier,
                run_id: str | None = None, sweep_id: str | None = None) -> str:
     """Record the run (and its sweep, if any) and its problem list; nothing model-related runs here."""

@@ -79,6 +79,9 @@ class SweepSpec:
             raise UserError(f"budgets must be at least 1 (got {','.join(map(str, self.budgets))})")
         if len(set(self.strategies)) != len(self.strategies):
             raise UserError(f"--strategies names a strategy twice: {','.join(self.strategies)}")
+        if "compute_optimal" in self.strategies:
+            raise UserError("compute_optimal runs a policy fitted on a sweep, so it is not an arm of one: compare it "
+                            "with `python -m reasoning policy eval POLICY --sweep HELD_OUT_SWEEP`")
         for name in self.strategies:  # the model's own verifier (lab: prm:lab) when one is needed
             self.verifier = default_verifier(name, self.model, self.verifier)
             check_strategy(name, self.verifier)

@@ -92,9 +92,9 @@ def _print_summary(s, as_json: bool) -> None:
 
 def run(
     strategy: str = typer.Option(..., "--strategy", "-s"),  # its help lists the strategies: _strategy_option
-    verifier: Optional[str] = typer.Option(None, "--verifier", "-v", help="none | self_eval | oracle (evaluation only) | logprob | entropy | deepconf[:W] | prm:MODEL[@CONVENTION]; strategies that need one get prm:lab with --model lab."),
+    verifier: Optional[str] = typer.Option(None, "--verifier", "-v", help="none | self_eval | oracle (evaluation only) | logprob | entropy | deepconf[:W] | prm:MODEL[@CONVENTION]; strategies that need one get prm:lab with --model lab, lab-s or lab-xs."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Let a PRM run model code shipped with its checkpoint (Qwen2.5-Math-PRM needs it)."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="lab (the embedded lab reasoner, with its PRM prm:lab), lab-think (the embedded lab thinker: <think> first), smollm2 (embedded SmolLM2-135M chat model), an HF model id or a local folder; with --backend openai, the name the server serves. A thinking model's thinking comes on top of --max-new-tokens: up to 4096 tokens, or --max-think-tokens."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="lab (the embedded lab reasoner, with its PRM prm:lab), lab-think (the embedded lab thinker: <think> first), lab-s / lab-xs (smaller lab reasoners, same data and steps; prm:lab as their verifier), smollm2 (embedded SmolLM2-135M chat model), an HF model id or a local folder; with --backend openai, the name the server serves. A thinking model's thinking comes on top of --max-new-tokens: up to 4096 tokens, or --max-think-tokens."),
     backend: str = BackendOption,
     base_url: Optional[str] = BaseUrlOption,
     dtype: Optional[str] = DtypeOption,
@@ -115,7 +115,7 @@ def run(
 ):
     """Run a strategy over a problem set; every node lands in the store."""
     from reasoning.problems import load_problems
-    from thinktrace.runner import RunRequest, check_gold, create_run
+    from thinktrace.runner import RunRequest, check_gold, create_run, prepare
     from store import Store
 
     cfg = SearchConfig(**knobs)
@@ -129,6 +129,7 @@ def run(
     problems = load_problems(dataset, limit=limit, seed=seed)
     check_gold(request, problems)  # before the slow model load
     store = Store.open(db)  # checked before the slow model load
+    prepare(store, request)  # compute_optimal: its policy's plan, checked before the slow model load
     lm, verifier_obj = _load_models(model, request.verifier, trust_remote_code, backend, backend_options)
     rid = create_run(store, request, problems, lm, verifier_obj, run_id=run_id)
     if not as_json:
@@ -225,7 +226,7 @@ def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
 
 # Command groups that live in their own modules: each has `register(app)` and imports heavy things
 # lazily inside its commands, so `python -m reasoning --help` stays fast.
-COMMAND_MODULES: list[str] = ["thinktrace.cli.share", "thinktrace.cli.curves", "thinktrace.cli.lab"]
+COMMAND_MODULES: list[str] = ["thinktrace.cli.share", "thinktrace.cli.curves", "thinktrace.cli.lab", "thinktrace.cli.policy"]
 
 
 def _register_commands() -> None:
