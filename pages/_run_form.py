@@ -37,6 +37,23 @@ def knob_widget(knob: Knob, key: str):
     return st.text_input(label, value=str(knob.default), help=help_, key=key)
 
 
+def policy_widget(knob: Knob, key: str) -> str:
+    """compute_optimal's policy: a menu of the stored runnable policies (oracle ones cannot run)."""
+    from pages.common import open_store
+    from store.policies import list_policies
+
+    rows = [r for r in list_policies(open_store()) if not r.oracle]
+    if not rows:
+        st.info("No policy yet: make a sweep with cot among its strategies and a verifier, then "
+                "`python -m reasoning policy build SWEEP_ID`.")
+        return ""
+    labels = {r.id: f"{r.name} · sweep {(r.sweep_id or '-')[:8]} · {r.id[:8]}" for r in rows}
+    return st.selectbox("policy", list(labels), format_func=labels.get, help=knob.hint or knob.help, key=key)
+
+
+WIDGETS = {"policy": policy_widget}  # knobs whose values come from the store, not typed
+
+
 def uploads_dir(url: str) -> Path:
     return app_folder(url) / ".thinktrace-uploads"
 
@@ -99,7 +116,8 @@ def problems_form(url: str) -> tuple[str | None, int | None]:
     return str(save_problem_file(url, "typed", row.encode())), None
 
 
-MODEL_CHOICES = {"lab (embedded reasoner, fast)": "lab", "lab-think (embedded thinker)": "lab-think",
+MODEL_CHOICES = {"lab (embedded reasoner, fast)": "lab", "lab-s (smaller reasoner)": "lab-s",
+                 "lab-xs (smallest reasoner)": "lab-xs", "lab-think (embedded thinker)": "lab-think",
                  "smollm2 (embedded chat LLM)": "smollm2", "Hugging Face id or local folder": None}
 
 
@@ -174,7 +192,7 @@ def strategy_form() -> tuple[str, dict]:
     cols = st.columns(3)
     for i, knob in enumerate(shown):
         with cols[i % 3]:
-            values[knob.name] = knob_widget(knob, key=f"knob_{knob.name}")
+            values[knob.name] = WIDGETS.get(knob.name, knob_widget)(knob, key=f"knob_{knob.name}")
     return strategy, values
 
 
@@ -217,11 +235,13 @@ def validate(strategy: str, model: str, verifier: str | None, values: dict, back
              backend_options: dict | None = None) -> str | None:
     """Check the settings as `run` will, before a process is spawned: a bad combination is one
     message, not a log."""
-    from thinktrace.runner import RunRequest
+    from pages.common import open_store
+    from thinktrace.runner import RunRequest, prepare
 
     try:
-        RunRequest(strategy=strategy, dataset="", model=model, verifier=verifier, config=SearchConfig(**values),
-                   backend=backend, backend_options=backend_options or {}).validate()
+        request = RunRequest(strategy=strategy, dataset="", model=model, verifier=verifier, config=SearchConfig(**values),
+                             backend=backend, backend_options=backend_options or {}).validate()
+        prepare(open_store(), request)  # compute_optimal: a policy for this model and verifier
     except UserError as exc:
         return str(exc)
     return None

@@ -12,10 +12,14 @@ from pages.common import md_escape, open_store, share_box, url_ref
 from reasoning.budget import efficiency, frontier, thinking_fits
 from reasoning.errors import UserError
 from store import Store
+from reasoning.policy import Policy
+from store.policies import list_policies
 from store.runs import list_runs
 from store.sweeps import list_sweeps
 from thinktrace.curves import load_curves, points_csv
+from thinktrace.policy import compare
 from viz.curves import budget_figure, group_label
+from viz.policy import policy_figure
 
 SWEEP_COMMAND = ("python -m reasoning sweep --strategies self_consistency,best_of_n,beam_search --budgets 1,2,4,8 "
                  "--dataset arith:4 --limit 20")  # the lab pair: ~35 s on a 2-core CPU
@@ -162,6 +166,86 @@ if gains:
 else:
     st.caption("Needs a sampling run (self_consistency or best_of_n) as the baseline.")
 
+
+# ---------------------------------------------------------------------------------------------
+# Compute-optimal policy (Snell et al. 2024): per predicted difficulty, the arm this sweep measured best
+
+@st.cache_data(ttl=10, show_spinner="Testing the policy…", hash_funcs={Store: lambda store: store.url})
+def _comparison(store: Store, policy_id: str, sweep_id: str):
+    return compare(store, policy_id, sweep_id)
+
+
+def policy_section(store: Store, sweep_id: str) -> None:
+    st.subheader("Compute-optimal policy")
+    st.caption("Snell et al. (2024): predict each question's difficulty with a cheap probe (the greedy chain's "
+               "verifier score; never the gold answer), then give each difficulty bin the strategy and budget a sweep "
+               "measured best there, so compute goes where it pays. Fitted on one sweep, tested on another "
+               "(other problems, same settings).")
+    rows = list_policies(store)
+    if not rows:
+        st.info("No policy yet. Fit one on a sweep that has a cot run and a verifier, then test it on a sweep with "
+                f"another seed:\n\n```\npython -m reasoning policy build {sweep_id[:8]}\n"
+                "python -m reasoning policy eval POLICY --sweep OTHER_SWEEP\n```")
+        return
+    own = [r for r in rows if r.sweep_id == sweep_id]
+    runnable = [r for r in rows if not r.oracle]
+    if not runnable:
+        st.info(f"Only oracle policies so far: `python -m reasoning policy build {sweep_id[:8]}`")
+        return
+    by_id = {r.id: r for r in runnable}
+    default = next((r.id for r in runnable if r.sweep_id != sweep_id), runnable[0].id)
+    policy_id = st.selectbox("Policy", list(by_id), index=list(by_id).index(default), key="budget_policy",
+                             format_func=lambda pid: (f"{by_id[pid].name} · fitted on sweep {(by_id[pid].sweep_id or '-')[:8]}"
+                                                      f" · {pid[:8]}"))
+    row = by_id[policy_id]
+    policy = Policy.from_json(row.body)
+    frontier_plans = policy.frontier()
+    options = sorted({round(p.tokens) for p in frontier_plans})
+    budget = options[0] if len(options) == 1 else st.select_slider(
+        "Mean tokens per question (the probe's included)", options=options, key="budget_policy_tokens",
+        value=options[len(options) // 2])
+    plan = policy.plan(budget + 0.5)
+    st.markdown(f"**Which bin gets what at {budget} tokens** (expected on the fit problems: "
+                f"{100 * plan.accuracy:.1f}% at {plan.tokens:.0f} tokens per question)")
+    st.dataframe([{"bin (1 = easiest)": b["bin"], "questions": b["share"],
+                   "probe score at least": b["probe_at_least"], "gets": b["arm"], "accuracy there": b["accuracy"],
+                   "tokens there": round(b["tokens"])} for b in policy.describe(plan)],
+                 hide_index=True, width="stretch", key="budget_policy_bins",
+                 column_config={c: st.column_config.NumberColumn(format="percent") for c in ("questions", "accuracy there")})
+    if row.sweep_id == sweep_id:
+        st.caption("This policy was fitted on this sweep's problems: choose a sweep with another seed above to test "
+                   "it on problems it has not seen.")
+        return
+    try:
+        result = _comparison(store, policy_id, sweep_id)
+    except UserError as exc:
+        st.warning(md_escape(exc))
+        return
+    oracle = next((r for r in rows if r.oracle and r.sweep_id == row.sweep_id), None)
+    oracle_curve = []
+    if oracle is not None:
+        try:
+            oracle_curve = _comparison(store, oracle.id, sweep_id).curve
+        except UserError:
+            oracle_curve = []
+    fig = policy_figure(result.curve, result.fixed, oracle=oracle_curve, reference=result.reference,
+                        title=f"Policy {row.name} on sweep {sweep_id[:8]} (held out)",
+                        caption=f"{result.fixed[0].n_problems} problems · 95% bootstrap CIs over problems")
+    st.plotly_chart(fig, key="budget_policy_chart", width="stretch")
+    if result.reference is not None:
+        ref = result.reference
+        reach = (f"with **{result.reach_tokens:.0f}** tokens per question, **{result.reach_tokens / ref.tokens:.2f}x** "
+                 f"its {ref.tokens:.0f}" if result.reach_tokens is not None else "at no budget tried")
+        st.markdown(f"Weighted best-of-N's best here is {md_escape(ref.label)}: {100 * ref.accuracy:.1f}%. "
+                    f"The policy reaches that accuracy {reach}.")
+    st.dataframe([{"budget": p.label.split("@")[-1].strip(), "policy": p.accuracy, "policy CI": f"{100 * p.ci_low:.1f}–{100 * p.ci_high:.1f}",
+                   "policy tokens": round(p.tokens), "best fixed within those tokens": b.label if b else "–",
+                   "its accuracy": b.accuracy if b else None, "its tokens": round(b.tokens) if b else None}
+                  for (p, _), (_, b) in zip(result.policy_points, result.best_fixed)],
+                 hide_index=True, width="stretch", key="budget_policy_table",
+                 column_config={c: st.column_config.NumberColumn(format="percent") for c in ("policy", "its accuracy")})
+
+
 name = "thinktrace-budget"
 cols = st.columns(3)
 cols[0].download_button("Figure (HTML)", fig.to_html(include_plotlyjs=True), f"{name}.html", "text/html")
@@ -172,3 +256,6 @@ try:
     cols[2].download_button("Figure (PNG)", fig.to_image(format="png", scale=2), f"{name}.png", "image/png")
 except Exception:  # not installed, or no browser for it
     cols[2].caption("PNG: install `kaleido` (or use the HTML's camera button)")
+
+if sweep_id:
+    policy_section(store, sweep_id)

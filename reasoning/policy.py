@@ -168,7 +168,7 @@ class Policy:
         """Which bin gets what, one row per bin (for tables and pages)."""
         return [{"bin": b + 1, "share": self.shares[b], "arm": self.arms[a].label, "strategy": self.arms[a].strategy,
                  "knobs": self.arms[a].knobs, "accuracy": self.accuracy[b][a], "tokens": self.tokens[b][a],
-                 "probe_up_to": None if b == self.n_bins - 1 or b >= len(self.edges) else -self.edges[b]}
+                 "probe_at_least": None if b >= len(self.edges) else -self.edges[b]}
                 for b, a in enumerate(plan.arms)]
 
     def run_plan(self, budget: float) -> dict:

@@ -49,6 +49,13 @@ def judge(prompt: str) -> float:
     return 0.5 + 0.3 * noise
 
 
+# compute_optimal with a hand-made plan (as `policy build` stores it): a confident probe keeps its answer
+COMPUTE_OPTIMAL = dict(policy="hand", budget=300, plan={
+    "budget": 300, "probe": "verifier_score", "edges": [-0.5], "aggregate": "last", "verifier": "self_eval",
+    "arms": [{"strategy": "cot", "knobs": {}, "label": "cot"},
+             {"strategy": "best_of_n", "knobs": {"n": 2, "select": "weighted"}, "label": "best_of_n weighted n=2"}]})
+
+
 def make_runs(store: Store) -> dict[str, str]:
     """One finished run per strategy in the dispatch table (verifier self_eval where one is needed)."""
     ids = {}
@@ -57,7 +64,9 @@ def make_runs(store: Store) -> dict[str, str]:
         spec = "self_eval" if lookup(name).verifier == NEEDS else None
         request = runner.RunRequest(strategy=name, dataset="unit", model="scripted", verifier=spec,
                                     config=SearchConfig(n=4, beam_width=2, max_steps=3, expansions=4, width=2,
-                                                        max_new_tokens=64, think_tokens=8)).validate()
+                                                        max_new_tokens=64, think_tokens=8,
+                                                        **(COMPUTE_OPTIMAL if name == "compute_optimal" else {}))
+                                    ).validate()
         verifier = load_verifier(spec, lm)
         ids[name] = runner.create_run(store, request, PROBLEMS, lm, verifier)
         runner.execute(store, ids[name], lm, verifier)

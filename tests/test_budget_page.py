@@ -1,6 +1,7 @@
 """The Budget page (AppTest): empty state, one sweep, facets, axis switch, and links that restore a view."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,46 @@ def test_a_link_restores_runs_axis_and_facet(db, sweep_id):
     assert at.multiselect(key="budget_runs").value == [run_id]
     assert at.radio(key="budget_x").value == "tokens" and at.radio(key="budget_by").value == "difficulty"
     assert not any(t.get("name") == "cot" for t in figure(at)["data"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The compute-optimal policy section
+
+
+def two_seed_lm():
+    """As scripted_lm, for the problems of seeds 0 and 1: a policy is fitted on one and tested on the other."""
+    gold = {p.question: int(p.answer) for seed in (0, 1) for p in load_problems(DATASET, limit=4, seed=seed)}
+
+    def answer(prompt, sample, call):
+        value = next(v for q, v in gold.items() if q in prompt) + (sample % 2)
+        return f"{'Hmm.' if sample % 2 else 'Sure.'}\n\nThe answer is {value}."
+
+    return ScriptedLM(answer, judge=lambda prompt: 0.8 if "Sure." in prompt else 0.3)
+
+
+def test_a_policy_shows_which_bin_gets_what_and_is_tested_on_a_held_out_sweep(db):
+    from thinktrace.policy import build_policy
+
+    lm = two_seed_lm()
+    verifier = load_verifier("self_eval", lm)
+    fit_id, test_id = (run_sweep(db, ["cot", "best_of_n"], [1, 2, 4], DATASET, limit=4, seed=seed, verifier="self_eval",
+                                 model="scripted", lm=lm, verifier_obj=verifier, progress=False, name=f"seed {seed}")
+                       for seed in (0, 1))
+    at = open_page({"sweep": test_id})
+    assert not at.exception and not at.error
+    assert any("policy build" in info.value for info in at.info)  # no policy yet: the command to make one
+    build_policy(db, fit_id, name="two bins", n_bins=2)
+    build_policy(db, fit_id, n_bins=2, oracle=True)
+    at = open_page({"sweep": test_id})
+    assert not at.exception and not at.error
+    tables = [d.value for d in at.dataframe]
+    bins = next(t for t in tables if "bin (1 = easiest)" in t.columns)
+    assert list(bins["bin (1 = easiest)"]) == [1, 2]
+    chart = json.loads(at.get("plotly_chart")[1].proto.spec)
+    names = {t.get("name") for t in chart["data"]}
+    assert {"compute-optimal policy", "oracle-difficulty policy (upper bound)"} <= names
+    assert any("Weighted best-of-N's best" in md.value for md in at.markdown)
+    table = next(t for t in tables if "best fixed within those tokens" in t.columns)
+    assert len(table) >= 1 and table["policy"].between(0, 1).all()
+    at = open_page({"sweep": fit_id})  # on its own fit sweep: said so, not tested there
+    assert any("fitted on this sweep" in c.value for c in at.caption)

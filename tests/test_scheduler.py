@@ -205,7 +205,12 @@ def assert_same_runs(a, b):
         assert x == pytest.approx(y, abs=1e-4)
 
 
-STRATEGY_KNOBS = {"mcts": dict(expansions=6), "revise": dict(n=4, parallel=2), "budget_forcing": dict(think_tokens=40),
+# compute_optimal's plan, as `policy build` would store it: a probe score >= 0.5 keeps the probe's answer,
+# a lower one runs weighted best-of-4
+HAND_PLAN = {"budget": 500, "probe": "verifier_score", "edges": [-0.5], "aggregate": "last", "verifier": "prm:lab",
+             "arms": [{"strategy": "cot", "knobs": {}, "label": "cot"},
+                      {"strategy": "best_of_n", "knobs": {"n": 4, "select": "weighted"}, "label": "best_of_n weighted n=4"}]}
+STRATEGY_KNOBS = {"compute_optimal": dict(policy="hand", budget=500, plan=HAND_PLAN), "mcts": dict(expansions=6), "revise": dict(n=4, parallel=2), "budget_forcing": dict(think_tokens=40),
                   "deepconf_online": dict(n=6, warmup=2), "adaptive_consistency": dict(n=6, batch=2)}
 
 
