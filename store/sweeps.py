@@ -54,6 +54,7 @@ class SweepSummary:
     verifier: str | None
     runs: int
     runs_done: int
+    model: str = ""  # the model key the sweep ran (lab, lab-s, an HF id)
 
     def label(self) -> str:
         """What a person recognises a sweep by."""
@@ -71,5 +72,6 @@ def list_sweeps(store: Store) -> list[SweepSummary]:
         rows = session.exec(query).all()
     return [SweepSummary(id=s.id, name=s.name, created_at=s.created_at, dataset=s.params.get("dataset", ""),
                          strategies=list(s.params.get("strategies", [])), budgets=list(s.params.get("budgets", [])),
-                         verifier=s.params.get("verifier"), runs=runs or 0, runs_done=int(n_done or 0))
+                         verifier=s.params.get("verifier"), runs=runs or 0, runs_done=int(n_done or 0),
+                         model=str(s.params.get("model", "")))
             for s, runs, n_done in rows]
