@@ -19,6 +19,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from reasoning.budget import BudgetPoint
+from reasoning.errors import UserError
 
 RATIOS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # inference / pre-training tokens
 
@@ -59,6 +60,18 @@ class Exchange:
         winner = "test-time compute (smaller model)" if self.gain > 0 else "pre-training (larger model)" if self.gain < 0 else "neither"
         return (f"{where}, R={self.ratio:g}: {self.small.curve} k={self.small.k} {100 * self.small.accuracy:.1f}% vs "
                 f"greedy {100 * self.large.accuracy:.1f}% -> {winner} by {abs(self.gain):.1f} points")
+
+
+def ladder_model(key: str) -> Model:
+    """A lab ladder model's pre-training compute as recorded in its files (reasoning.lab.ladder())."""
+    from reasoning.lab import ladder
+
+    rows = ladder()
+    for row in rows:
+        if row["model"] == key:
+            return Model(row["model"], float(row["params"]), float(row["train_tokens"]), float(row["pretrain_flops"]))
+    raise UserError(f"pre-training compute of model {key!r} is not recorded: scale-what compares models of the lab "
+                    f"ladder ({', '.join(row['model'] for row in rows)})")
 
 
 def exchange(small_points: Sequence[BudgetPoint], large_greedy: Sequence[BudgetPoint], small: Model, large: Model,

@@ -139,12 +139,15 @@ def test_a_link_restores_runs_axis_and_facet(db, sweep_id):
 
 
 def two_seed_lm():
-    """As scripted_lm, for the problems of seeds 0 and 1: a policy is fitted on one and tested on the other."""
+    """For the problems of seeds 0 and 1 (a policy is fitted on one and tested on the other): on even golds
+    every even sample is right ("Sure."), on odd golds the greedy sample is wrong ("Hmm.") and only odd
+    samples are right; the judge likes "Sure." So the greedy chain's score tells the two kinds apart."""
     gold = {p.question: int(p.answer) for seed in (0, 1) for p in load_problems(DATASET, limit=4, seed=seed)}
 
     def answer(prompt, sample, call):
-        value = next(v for q, v in gold.items() if q in prompt) + (sample % 2)
-        return f"{'Hmm.' if sample % 2 else 'Sure.'}\n\nThe answer is {value}."
+        value = next(v for q, v in gold.items() if q in prompt)
+        wrong = (sample + value) % 2 == 1
+        return f"{'Hmm.' if wrong else 'Sure.'}\n\nThe answer is {value + wrong}."
 
     return ScriptedLM(answer, judge=lambda prompt: 0.8 if "Sure." in prompt else 0.3)
 

@@ -12,23 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from reasoning.errors import UserError
-from reasoning.scale import RATIOS, Exchange, Model, exchange
+from reasoning.scale import RATIOS, Exchange, Model, exchange, ladder_model
 from store import Store
 from thinktrace.curves import CurveSet, load_curves
 
 GREEDY = "cot"
-
-
-def pretraining(model_key: str) -> Model:
-    """A model's pre-training compute as recorded with it (the lab ladder's training.json)."""
-    from reasoning.lab import ladder
-
-    for row in ladder():
-        if row["model"] == model_key:
-            return Model(row["model"], float(row["params"]), float(row["train_tokens"]), float(row["pretrain_flops"]))
-    known = ", ".join(row["model"] for row in ladder())
-    raise UserError(f"pre-training compute of model {model_key!r} is not recorded: scale-what compares models of "
-                    f"the lab ladder ({known})")
 
 
 @dataclass
@@ -63,7 +51,7 @@ def scale_what(store: Store, small_ref: str, large_ref: str, ratios: Sequence[fl
     (cot) run among `large_ref`'s runs, by difficulty."""
     small_curves = load_curves(store, small_ref, by="difficulty")
     large_curves = load_curves(store, large_ref, by="difficulty")
-    small, large = pretraining(_model_key(small_curves, store)), pretraining(_model_key(large_curves, store))
+    small, large = ladder_model(_model_key(small_curves, store)), ladder_model(_model_key(large_curves, store))
     if small.pretrain_flops >= large.pretrain_flops:
         small, large, small_curves, large_curves = large, small, large_curves, small_curves
     if small.name == large.name:

@@ -200,3 +200,48 @@ def thinking_points(lm, level: int, per_level: int, budgets=THINKING_BUDGETS, on
                                   accuracy=p.accuracy, ci_low=low, ci_high=high, n_problems=p.total,
                                   model="lab-think", dataset=f"arith:{level}", think_tokens=max(p.think_tokens, 1.0)))
     return points, report.points
+
+
+# --- scale what? (the lab ladder) -------------------------------------------------------------------
+
+
+def ladder_exchange(small_lm, large_lm, verifier, small_key: str, large_key: str, levels=(2, 3, 4, 5),
+                    per_level: int = 16, n: int = 8, on_level=None):
+    """Measured live: the smaller model's n samples per problem (T=0.8, scored by the PRM: majority and
+    weighted best-of-k for k <= n) and the larger model's greedy answer, on the first `per_level`
+    built-in problems of each level; then the FLOPs-matched exchange (reasoning/scale.py). Returns
+    (exchanges, small points, large greedy points)."""
+    import numpy as np
+
+    from reasoning.budget import BudgetPoint, flops
+    from reasoning.estimators import ProblemSamples, Sample, bootstrap_ci, curve_points, default_ks
+    from reasoning.lab.evaluate import generate
+    from reasoning.problems import generate_arith
+    from reasoning.scale import exchange, ladder_model
+
+    small, large = ladder_model(small_key), ladder_model(large_key)
+    samples, greedy = [], []
+    for level in levels:
+        problems = generate_arith(level, per_level, seed=0)
+        for problem, row in zip(problems, generate(small_lm, problems, n, 0.8, seed=1)):
+            scores = verifier.score(problem.question, [p.steps for p in row])
+            samples.append(ProblemSamples(f"{level}:{problem.key}", [
+                Sample(p.answer, p.correct, s[-1] if s else 0.0, p.tokens) for p, s in zip(row, scores)], level))
+        answers = [row[0] for row in generate(large_lm, problems, 1, 0.0, seed=1)]
+        right = np.array([float(a.correct) for a in answers])
+        tokens = float(np.mean([a.tokens for a in answers]))
+        low, high = bootstrap_ci(right, n_boot=200)
+        greedy.append(BudgetPoint(curve=f"{large_key} greedy", strategy="cot", estimator="direct", k=1,
+                                  tokens_per_problem=tokens, flops=flops(large_lm.n_params, tokens, None, 0, 0)[0],
+                                  accuracy=float(right.mean()), ci_low=low, ci_high=high, group=level,
+                                  n_problems=len(problems), model=large_key, dataset=f"arith:{level}"))
+        if on_level:
+            on_level(level)
+    raw = curve_points(samples, ks=default_ks(n), estimators=("maj", "wbon"), n_draws=100, n_boot=200,
+                       by=lambda p: p.difficulty)
+    verifier_params = getattr(verifier, "n_params", 0)
+    points = [replace(p, model=small_key, dataset=f"arith:{p.group}",
+                      flops=flops(small_lm.n_params, p.tokens_per_problem, "prm:lab" if p.estimator == "wbon" else None,
+                                  verifier_params, p.tokens_per_problem)[0])
+              for p in raw]
+    return exchange(points, greedy, small, large), points, greedy
