@@ -152,6 +152,13 @@ st.caption(f"{md_escape(run.strategy)} · n={md_escape(run.n)} · verifier {md_e
            f"{len(nodes)} nodes · run answer "
            f"**{md_escape(problem.answer) if problem.answer is not None else '–'}** vs gold "
            f"**{md_escape(problem.gold) if problem.gold is not None else '–'}** · {verdict}")
+if "choice" in nodes[0].meta:  # compute_optimal: what the probe said and what the policy chose
+    root = nodes[0].meta
+    score = root.get("probe_score")
+    st.info(f"**Compute-optimal policy** {md_escape(str(root.get('policy', ''))[:8])}: the probe (the greedy chain, "
+            f"marked *probe*) scored {num(score)} → predicted difficulty bin **{md_escape(root.get('bin'))}** of "
+            f"{md_escape(root.get('bins'))} (1 = easiest) → **{md_escape(root['choice'])}** at a mean budget of "
+            f"{md_escape(root.get('budget'))} tokens.")
 
 if previous is not None and not arrived and previous != (run.id, problem.position):
     st.query_params.pop("node", None)

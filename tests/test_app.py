@@ -161,6 +161,13 @@ def test_tree_page_draws_every_node_of_each_strategy(db, strategy):
     assert f"Path to node #{problem.node_seq}" in texts(at)
 
 
+def test_tree_page_says_what_a_compute_optimal_policy_chose(db):
+    store, ids = db
+    at = open_page("pages/tree.py", run=ids["compute_optimal"], problem=1)
+    [info] = [i.value for i in at.info if "Compute-optimal policy" in i.value]
+    assert "predicted difficulty bin" in info and ("cot" in info or "best_of_n" in info)
+
+
 def test_chains_show_a_vote_table_beside_the_fan(db):
     store, ids = db
     at = open_page("pages/tree.py", run=ids["self_consistency"], problem=1)
