@@ -108,7 +108,10 @@ class Scheduler:
 
     def run(self, jobs: Iterable[tuple[Any, Job]]) -> Iterator[Done]:
         """Yield each search's result as it finishes (not necessarily in the order given). An error
-        in a search or in a merged call ends every search in flight and is raised here."""
+        in a search or in a merged call ends every search in flight and is raised here. `jobs` may be
+        a live source: an iterator with nothing now (StopIteration) is asked again whenever a place is
+        free, before each merged call, so jobs that arrive meanwhile join the searches in flight
+        (thinktrace/serve.py feeds requests this way); the run ends when no search is left."""
         source = iter(jobs)
         flights: list[_Flight] = []
         index = 0

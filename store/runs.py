@@ -66,6 +66,31 @@ def problem_ids(session, problems: list[Problem]) -> dict[tuple[str, str], int]:
     return {ref: row.id for ref, row in known.items()}
 
 
+def add_problems(store: Store, run_id: str, problems: list[Problem]) -> list[tuple[int, m.Problem]]:
+    """Append problems to a run that goes on growing (a server's run gets one per request), in one
+    transaction: their rows (`problem_ids`), their places after the run's last one and the run's new
+    problem count. Returns (position, problem row) of each, in order, ready for the runner."""
+    if not problems:
+        return []
+    with store.session() as session:
+        ids = problem_ids(session, problems)
+        # The count first: on PostgreSQL the update locks the run's row, so two writers never take the same places.
+        total = session.execute(update(m.Run).where(m.Run.id == run_id)
+                                .values(n_problems=m.Run.n_problems + len(problems))
+                                .returning(m.Run.n_problems)).scalar_one()
+        start = total - len(problems)
+        rows = [session.get(m.Problem, ids[(p.dataset, p.key)]) for p in problems]
+        session.add_all(m.RunProblem(run_id=run_id, position=start + i, problem_id=row.id) for i, row in enumerate(rows))
+        return [(start + i, row) for i, row in enumerate(rows)]
+
+
+def runs_of_dataset(store: Store, dataset: str, limit: int = 1000) -> list[m.Run]:
+    """The newest runs over one dataset, newest first."""
+    query = select(m.Run).where(m.Run.dataset == dataset).order_by(m.Run.created_at.desc()).limit(limit)
+    with store.session() as session:
+        return list(session.exec(query).all())
+
+
 def get_run(store: Store, run_id: str) -> m.Run | None:
     """The run's row (settings, counters, worker), or None."""
     with store.session() as session:

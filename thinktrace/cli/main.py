@@ -226,7 +226,7 @@ def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
 
 # Command groups that live in their own modules: each has `register(app)` and imports heavy things
 # lazily inside its commands, so `python -m reasoning --help` stays fast.
-COMMAND_MODULES: list[str] = ["thinktrace.cli.share", "thinktrace.cli.curves", "thinktrace.cli.lab", "thinktrace.cli.policy", "thinktrace.cli.scale"]
+COMMAND_MODULES: list[str] = ["thinktrace.cli.share", "thinktrace.cli.curves", "thinktrace.cli.lab", "thinktrace.cli.policy", "thinktrace.cli.scale", "thinktrace.cli.serve"]
 
 
 def _register_commands() -> None:
