@@ -36,6 +36,16 @@ class ModelConfig:
     max_len: int = 768  # tokens; the longest level-5 example is ~350
 
 
+# The ladder of lab reasoners (issue 16, "scale what?"): the same data stream and steps, only the size
+# differs. m is the ModelConfig default, the committed `--model lab`; s is `lab-s`, xs is `lab-xs`.
+# Every size keeps head_dim 32.
+SIZES = {
+    "xs": ModelConfig(d_model=64, n_layers=2, n_heads=2, d_ff=192),
+    "s": ModelConfig(d_model=96, n_layers=3, n_heads=3, d_ff=288),
+    "m": ModelConfig(),
+}
+
+
 @dataclass
 class TrainConfig:
     steps: int = 900  # the first cosine cycle
@@ -75,6 +85,24 @@ def build_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast, seed: int)
     return LlamaForCausalLM(config)
 
 
+def count_params(model: torch.nn.Module) -> dict[str, int]:
+    """Total parameters and non-embedding ones (Kaplan et al. 2020: without the token embedding; the
+    lab models tie it to the output layer, so it is counted once in the total)."""
+    total = sum(p.numel() for p in model.parameters())
+    return {"total": total, "non_embedding": total - model.get_input_embeddings().weight.numel()}
+
+
+def pretrain_compute(params: dict[str, int], tokens: int) -> dict:
+    """training.json's compute fields: C = 6 N D (Kaplan et al. 2020) with N the *total* parameters:
+    the embedding is tied to the output layer, whose matmul every token pays (at these sizes it is
+    10-33% of the parameters), so leaving it out would undercount the compute; the non-embedding
+    variant is recorded beside it."""
+    return {"params": params["total"], "params_non_embedding": params["non_embedding"], "train_tokens": tokens,
+            "pretrain_flops": 6 * params["total"] * tokens,
+            "pretrain_flops_non_embedding": 6 * params["non_embedding"] * tokens,
+            "flops_formula": "6 * params (total) * train_tokens (prompt + completion tokens, no padding)"}
+
+
 def encode_batch(pairs: list[tuple[str, str]], tokenizer: PreTrainedTokenizerFast, max_len: int,
                  loss_on_prompt: bool = False) -> dict[str, torch.Tensor]:
     """Right-padded ids, mask and labels for (prompt, completion) pairs; labels ignore the prompt
@@ -97,6 +125,33 @@ def encode_batch(pairs: list[tuple[str, str]], tokenizer: PreTrainedTokenizerFas
 
 def total_steps(cfg: TrainConfig) -> int:
     return cfg.steps + cfg.restart_steps
+
+
+def reasoner_batch(step: int, cfg: TrainConfig, tokenizer: PreTrainedTokenizerFast) -> dict[str, torch.Tensor]:
+    """The batch of training step `step`: a function of (seed, step, levels) only, so the stream can
+    be regenerated without training (`stream_tokens`)."""
+    first = step * cfg.batch_size
+    level = data.batch_level(step, cfg.levels, cfg.seed)
+    pairs = [data.training_example(i, level, cfg.seed) for i in range(first, first + cfg.batch_size)]
+    return encode_batch(pairs, tokenizer, cfg.model.max_len)
+
+
+def batch_tokens(batch: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Tokens a batch trains on: real ones (prompt + completion, D of 6ND), the loss-bearing ones
+    (completion) and the padded positions the forward pass computes."""
+    return {"tokens": int(batch["attention_mask"].sum()), "loss_tokens": int((batch["labels"] != IGNORE).sum()),
+            "padded_tokens": batch["input_ids"].numel()}
+
+
+def stream_tokens(cfg: TrainConfig, tokenizer: PreTrainedTokenizerFast, start_step: int = 0) -> dict[str, int]:
+    """The tokens of the run `cfg` describes, steps start_step..total_steps(cfg) - 1, counted by
+    regenerating its seeded data stream without training (for a checkpoint whose run did not count
+    them). Equals what train_reasoner counts while it trains."""
+    counts = {"tokens": 0, "loss_tokens": 0, "padded_tokens": 0}
+    for step in range(start_step, total_steps(cfg)):
+        for k, v in batch_tokens(reasoner_batch(step, cfg, tokenizer)).items():
+            counts[k] += v
+    return counts
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -165,17 +220,28 @@ def train_reasoner(cfg: TrainConfig, out: Path | None = None, log=print, on_step
     else:
         tokenizer = AutoTokenizer.from_pretrained(resume_from)
         model = LlamaForCausalLM.from_pretrained(resume_from).to(device())
-    n_params = sum(p.numel() for p in model.parameters())
-    log(f"reasoner: {n_params / 1e6:.2f}M parameters, vocab {len(tokenizer)}, {total_steps(cfg)} steps x {cfg.batch_size}")
+        shape = (model.config.hidden_size, model.config.num_hidden_layers, model.config.num_attention_heads,
+                 model.config.intermediate_size)
+        if shape != (cfg.model.d_model, cfg.model.n_layers, cfg.model.n_heads, cfg.model.d_ff):
+            raise ValueError(f"{resume_from} holds a model of d_model, layers, heads, d_ff = {shape}, not the "
+                             f"configured {cfg.model}")
+    params = count_params(model)
+    log(f"reasoner: {params['total'] / 1e6:.2f}M parameters, vocab {len(tokenizer)}, {total_steps(cfg)} steps x {cfg.batch_size}")
+    counts = {"tokens": 0, "loss_tokens": 0, "padded_tokens": 0}
 
     def batches(step: int):
-        first = step * cfg.batch_size
-        level = data.batch_level(step, cfg.levels, cfg.seed)
-        pairs = [data.training_example(i, level, cfg.seed) for i in range(first, first + cfg.batch_size)]
-        return encode_batch(pairs, tokenizer, cfg.model.max_len)
+        batch = reasoner_batch(step, cfg, tokenizer)
+        for k, v in batch_tokens(batch).items():
+            counts[k] += v
+        return batch
 
     losses = train_loop(model, batches, cfg, log, on_step, start_step=0 if resume_from is None else cfg.steps)
-    info = {"kind": "reasoner", "params": n_params, "train_seconds": round(time.time() - started, 1),
+    earlier = _earlier_tokens(resume_from, cfg, tokenizer) if resume_from is not None else dict.fromkeys(counts, 0)
+    info = {"kind": "reasoner", **pretrain_compute(params, earlier["tokens"] + counts["tokens"]),
+            "train_loss_tokens": earlier["loss_tokens"] + counts["loss_tokens"],
+            "train_padded_tokens": earlier["padded_tokens"] + counts["padded_tokens"],
+            "run_train_tokens": counts["tokens"],
+            "train_seconds": round(time.time() - started, 1),
             "cpu_seconds": round(time.process_time() - cpu_started, 1),
             "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4), "config": asdict(cfg),
             "examples": total_steps(cfg) * cfg.batch_size, "resumed_from_step": cfg.steps if resume_from else None,
@@ -183,6 +249,19 @@ def train_reasoner(cfg: TrainConfig, out: Path | None = None, log=print, on_step
     if out is not None:
         save(model, tokenizer, out, info)
     return model, tokenizer, info
+
+
+def _earlier_tokens(resume_from: Path, cfg: TrainConfig, tokenizer: PreTrainedTokenizerFast) -> dict[str, int]:
+    """Tokens of the run that saved `resume_from` (the steps before cfg.steps): its training.json's
+    counts, or its stream regenerated from the config it recorded."""
+    path = Path(resume_from) / "training.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    if "train_tokens" in saved:
+        return {"tokens": saved["train_tokens"], "loss_tokens": saved["train_loss_tokens"],
+                "padded_tokens": saved["train_padded_tokens"]}
+    earlier = TrainConfig(**{**asdict(cfg), "model": cfg.model, "steps": cfg.steps, "restart_steps": 0,
+                             "levels": tuple(saved.get("config", {}).get("levels", TrainConfig.levels))})
+    return stream_tokens(earlier, tokenizer)
 
 
 def save(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, out: Path, info: dict) -> None:

@@ -3,12 +3,16 @@ print its targets table.
 
     python -m reasoning lab train [--out DIR] [--seed S] [--steps K] [--prm-steps K] [--checker-steps K]
         [--levels 1,1,2,...]
+        [--size xs|s|m]       (reasoner size: m is the committed lab reasoner, s lab-s, xs lab-xs)
+        [--reasoner-only]     (train only the reasoner, into OUT/reasoner; without --out, a --size xs|s
+                               reasoner goes to reasoning/lab/models/reasoner-SIZE)
         [--resume-from DIR]   (continue a saved reasoner with a warm restart at step --steps)
         [--prm-only]          (train only the PRM, on the samples of the reasoner in OUT/reasoner)
         [--checker-only]      (train only the PRM's arithmetic checker, into OUT/prm/checker)
         [--thinker-only] [--thinker-steps K]  (only the thinker, fine-tuned from OUT/reasoner, into OUT/thinker)
     python -m reasoning lab eval [--full] [--no-checker]
     python -m reasoning lab eval --thinker [--per-level N] [--levels 3,4,5]
+    python -m reasoning lab eval --ladder [--full | --per-level N] [--levels 1,2,3,4,5]
 """
 from __future__ import annotations
 
@@ -49,6 +53,11 @@ def train(
                                                         help="Thinker steps after its warm restart (0: none)."),
     thinker_only: bool = typer.Option(False, "--thinker-only", help="Train only the lab thinker (--model lab-think), "
                                       "fine-tuned from the reasoner in OUT/reasoner (default: the committed one)."),
+    size: str = typer.Option("m", "--size", help="Reasoner size: xs (d=64, 2 layers; lab-xs), s (d=96, 3 layers; "
+                             "lab-s) or m (d=128, 4 layers; the lab reasoner)."),
+    reasoner_only: bool = typer.Option(False, "--reasoner-only", help="Train only the reasoner (no PRM, checker "
+                                       "or thinker), into OUT/reasoner (without --out: reasoning/lab/models/"
+                                       "reasoner-SIZE for xs and s)."),
 ):
     """Train the reasoner, then the PRM on the reasoner's own samples, then the PRM's arithmetic
     checker, then the thinker from the reasoner; save them as HF folders (OUT/reasoner, OUT/prm,
@@ -57,12 +66,16 @@ def train(
     from reasoning.lab import MODELS_DIR
     from reasoning.lab.checker import CheckerConfig, train_checker
     from reasoning.lab.prm import PRMConfig, train_prm
-    from reasoning.lab.train import TrainConfig, train_reasoner
+    from reasoning.lab.train import SIZES, TrainConfig, train_reasoner
 
     if seed == 0:
         raise UserError("--seed 0 is the built-in evaluation seed: train with another one")
+    if size not in SIZES:
+        raise UserError(f"--size must be one of {', '.join(SIZES)} (got {size!r})")
+    # --reasoner-only without --out: a ladder size goes to models/reasoner-SIZE, next to the committed one
+    reasoner_out = out / "reasoner" if out else MODELS_DIR / ("reasoner" if size == "m" else f"reasoner-{size}")
     out = out or MODELS_DIR
-    reasoner_cfg, prm_cfg = TrainConfig(seed=seed, threads=threads), PRMConfig(seed=seed, threads=threads)
+    reasoner_cfg, prm_cfg = TrainConfig(seed=seed, threads=threads, model=SIZES[size]), PRMConfig(seed=seed, threads=threads)
     if steps is not None:
         reasoner_cfg.steps = steps
     if restart_steps is not None:
@@ -76,6 +89,13 @@ def train(
             raise UserError(f"--levels must be between 1 and 5 (got {levels!r})")
     if resume_from is not None and not (resume_from / "config.json").exists():
         raise UserError(f"--resume-from {resume_from} is not a saved reasoner folder")
+    if resume_from is not None:
+        import json
+
+        saved, want = json.loads((resume_from / "config.json").read_text()), SIZES[size]
+        if (saved.get("hidden_size"), saved.get("num_hidden_layers")) != (want.d_model, want.n_layers):
+            raise UserError(f"--resume-from {resume_from} holds a model of d_model {saved.get('hidden_size')}, "
+                            f"{saved.get('num_hidden_layers')} layers, not --size {size}'s {want.d_model}, {want.n_layers}")
     if prm_steps is not None:
         prm_cfg.steps = prm_steps
     if prm_problems is not None:
@@ -97,8 +117,16 @@ def train(
     if thinker_cfg.steps < 1 or thinker_cfg.restart_steps < 0:
         raise UserError(f"--thinker-steps must be at least 1 and --thinker-restart-steps at least 0 (got "
                         f"{thinker_cfg.steps}, {thinker_cfg.restart_steps})")
-    if sum((prm_only, checker_only, thinker_only)) > 1:
-        raise UserError("--prm-only, --checker-only and --thinker-only exclude each other: give one, or none to train everything")
+    if sum((prm_only, checker_only, thinker_only, reasoner_only)) > 1:
+        raise UserError("--reasoner-only, --prm-only, --checker-only and --thinker-only exclude each other: give one, "
+                        "or none to train everything")
+    if size != "m" and not reasoner_only:
+        raise UserError(f"--size {size} trains a ladder reasoner only: add --reasoner-only (the PRM, checker and "
+                        "thinker are made from the m reasoner)")
+    if reasoner_only:
+        _, _, info = train_reasoner(reasoner_cfg, reasoner_out, log=typer.echo, resume_from=resume_from)
+        typer.echo(f"reasoner saved to {reasoner_out} ({info['train_seconds']:.0f} s)")
+        return
     if thinker_only:
         if not (out / "reasoner" / "config.json").exists():
             raise UserError(f"--thinker-only needs a saved reasoner in {out / 'reasoner'}")
@@ -132,14 +160,24 @@ def eval_(
     no_checker: bool = typer.Option(False, "--no-checker", help="Score with the PRM alone, without its arithmetic checker."),
     thinker: bool = typer.Option(False, "--thinker", help="The lab thinker's table instead: accuracy by thinking budget."),
     thinker_dir: Optional[Path] = typer.Option(None, "--thinker-dir", help="Thinker folder (default: the committed one)."),
-    levels: str = typer.Option("3,4,5", "--levels", help="--thinker: levels, comma-separated."),
+    levels: Optional[str] = typer.Option(None, "--levels", help="--thinker / --ladder: levels, comma-separated "
+                                         "(default 3,4,5 / 1,2,3,4,5)."),
+    ladder: bool = typer.Option(False, "--ladder", help="Greedy accuracy per level of the lab reasoner ladder "
+                                "(lab-xs, lab-s, lab) instead."),
 ):
     """Print the targets table of the lab pair (or, with --thinker, of the lab thinker) on the built-in
     evaluation problems."""
     from reasoning.lab import PRM_DIR, REASONER_DIR
 
+    if thinker and ladder:
+        from reasoning.errors import UserError
+
+        raise UserError("--thinker and --ladder exclude each other: give one")
     if thinker:
-        _thinker_table(thinker_dir, 200 if full else per_level, levels)
+        _thinker_table(thinker_dir, 200 if full else per_level, levels or "3,4,5")
+        return
+    if ladder:
+        _ladder_table(200 if full else per_level, levels or "1,2,3,4,5")
         return
     from reasoning.lab.evaluate import evaluate, format_table, load_pair
 
@@ -151,10 +189,8 @@ def eval_(
     typer.echo(format_table(report))
 
 
-def _thinker_table(folder: Optional[Path], per_level: int, levels: str) -> None:
-    from reasoning.backends import load_model
+def _eval_levels(levels: str) -> tuple[int, ...]:
     from reasoning.errors import UserError
-    from reasoning.lab.think_eval import evaluate, format_table
 
     try:
         chosen = tuple(int(x) for x in levels.split(","))
@@ -162,6 +198,42 @@ def _thinker_table(folder: Optional[Path], per_level: int, levels: str) -> None:
         raise UserError(f"--levels must be comma-separated integers (got {levels!r})") from None
     if not chosen or not all(1 <= x <= 5 for x in chosen):
         raise UserError(f"--levels must be between 1 and 5 (got {levels!r})")
+    return chosen
+
+
+def _ladder_table(per_level: int, levels: str) -> None:
+    """Greedy accuracy of each ladder model on the first `per_level` built-in problems per level (the
+    greedy column of `lab eval`, the same generate())."""
+    import time
+
+    from reasoning.backends import load_model
+    from reasoning.lab import LADDER, ladder
+    from reasoning.lab.evaluate import generate
+    from reasoning.problems import load_problems
+
+    chosen = _eval_levels(levels)
+    compute = {row["model"]: row for row in ladder()}
+    typer.echo(f"Lab reasoner ladder, greedy on the first {per_level} built-in problems per level (seed 0)")
+    typer.echo(f"{'model':>7} {'params':>9} {'FLOPs':>9} " + " ".join(f"{f'L{x}':>6}" for x in chosen))
+    for name in LADDER:
+        lm = load_model(name)
+        lm.max_batch_rows = 128
+        started, cells = time.time(), []
+        for level in chosen:
+            problems = load_problems(f"arith:{level}", limit=per_level)
+            right = sum(p.correct for [p] in generate(lm, problems, 1, 0.0))
+            cells.append(f"{100 * right / len(problems):.1f}%")
+            typer.echo(f"{name} level {level}: {right}/{len(problems)}", err=True)
+        typer.echo(f"{name:>7} {compute[name]['params']:>9,} {compute[name]['pretrain_flops']:>9.2e} "
+                   + " ".join(f"{c:>6}" for c in cells))
+        typer.echo(f"{name}: {time.time() - started:.0f} s", err=True)
+
+
+def _thinker_table(folder: Optional[Path], per_level: int, levels: str) -> None:
+    from reasoning.backends import load_model
+    from reasoning.lab.think_eval import evaluate, format_table
+
+    chosen = _eval_levels(levels)
     lm = load_model("lab-think" if folder is None else str(folder))
     report = evaluate(lm, levels=chosen, per_level=per_level, log=lambda line: typer.echo(line, err=True))
     typer.echo(format_table(report))
