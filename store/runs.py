@@ -45,8 +45,10 @@ def problem_ids(session, problems: list[Problem]) -> dict[tuple[str, str], int]:
     for problem in problems:
         check_problem(problem)  # the bundle's rules, so every stored problem can travel
     datasets = {problem.dataset for problem in problems}
-    known = {(row.dataset, row.key): row
-             for row in session.exec(select(m.Problem).where(m.Problem.dataset.in_(datasets))).all()}
+    query = select(m.Problem).where(m.Problem.dataset.in_(datasets))
+    if len(problems) <= 500:  # a few (a server's requests): by key, not the whole dataset, which only grows
+        query = query.where(m.Problem.key.in_({problem.key for problem in problems}))
+    known = {(row.dataset, row.key): row for row in session.exec(query).all()}
     for problem in problems:
         row = known.get((problem.dataset, problem.key))
         if row is None:
