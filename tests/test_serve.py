@@ -351,3 +351,15 @@ def test_proxy_mode_serves_an_upstream_openai_server(tmp_path):
             response = server.client().chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "What is 2 + 3?"}])
         assert upstream.requests and response.model_extra["thinktrace"]["strategy"] == "self_consistency"
     assert response.choices[0].message.content.endswith("The answer is 5.") or response.model_extra["thinktrace"]["answer"] in ("5", "6")
+
+
+def test_the_run_page_shows_the_serve_command_and_a_curl_example(tmp_path, monkeypatch):
+    from test_app import open_page
+
+    monkeypatch.setenv("THINKTRACE_DB", f"sqlite:///{tmp_path / 'thinktrace.db'}")
+    monkeypatch.delenv("THINKTRACE_READONLY", raising=False)
+    at = open_page("pages/run.py")
+    [box] = [e for e in at.expander if "OpenAI-compatible" in e.label]
+    code = " ".join(c.value for c in box.code)
+    assert "python -m reasoning serve --model lab" in code and "curl -s http://127.0.0.1:8000/v1/chat/completions" in code
+    assert '"thinktrace": {"strategy": "best_of_n"' in code
