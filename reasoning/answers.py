@@ -1,7 +1,9 @@
 """Final answers: pull one out of a model's text, decide when two answers are the same, and vote.
 
 Extraction trusts explicit markers before guesses (boxed > "the answer is" > GSM8K's `####`), and a
-last-number guess is flagged so accuracy can be reported with and without it. Equivalence is exact
+last-number guess is flagged so accuracy can be reported with and without it. What it returns, and
+what a run stores and grades, is the final value (a number, a \\boxed{} expression, a short
+expression), never a whole line of a free-form model's arithmetic (`_final_value`). Equivalence is exact
 for plain numbers (cheap, and voting compares many) and falls back to math-verify for everything
 else (fractions in LaTeX, expressions, intervals).
 """
@@ -24,14 +26,20 @@ _LATEX_FRACTION_RE = re.compile(r"(-?)\\[dt]?frac\{(\d+)\}\{(\d+)\}")
 # Words, \text{...} or % after a number are units ("42 apples", "5 \text{ cm}", "50%"): dropped,
 # for numbers only, since GSM8K-style golds are bare numbers.
 _NUMBER_WITH_UNITS_RE = re.compile(
-    rf"({_NUMBER})\s*(?:\\?%)?(?:\s*\\(?:text|mbox|mathrm)\{{[^{{}}]*\}}|\s+[A-Za-z][A-Za-z ]*)*")
+    rf"({_NUMBER})\s*(?:\\?%|°)?(?:\s*\\(?:text|mbox|mathrm)\{{[^{{}}]*\}}|\s+[A-Za-z][A-Za-z ]*…?)*")
 _ANSWER_IS_RE = re.compile(r"\b(?:final\s+)?answer\s+is\b:?", re.IGNORECASE)
-# The answer after the marker runs to the end of its sentence: a period that is not a decimal point.
-_SENTENCE_RE = re.compile(r"\s*([^\n]*?)(?=\.\s|\.?$)", re.MULTILINE)
+# The answer after the marker runs to the end of its sentence: a period that is not a decimal point
+# nor part of an ellipsis ("180 - 3 = ... = 90").
+_SENTENCE_RE = re.compile(r"\s*([^\n]*?)(?=(?<!\.)\.(?=\s|$)|$)", re.MULTILINE)
 _GSM8K_RE = re.compile(r"####\s*(.*?)\s*$", re.MULTILINE)
 # Last-number fallback: a minus sign counts only when it is not a subtraction ("10-3").
 _LAST_NUMBER_RE = re.compile(rf"(?<![\w)\]])-?(?:{_INTEGER}/\d+|{_INTEGER}(?:\.\d+)?)")
 _TEXT_MACRO_RE = re.compile(r"\\(?:text|mbox|mathrm)\{([^{}]*)\}")
+# A word of prose in a marked answer (LaTeX commands such as \\frac or \\pi are not words).
+_WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
+_LATEX_COMMAND_RE = re.compile(r"\\[A-Za-z]+")
+_LETTER_RE = re.compile(r"[A-Za-z]")
+_PROSE_WORDS = 3  # "that she has 5 apples left" is prose; "x + 1", "\\text{Evelyn}", "y = 2x + 3" are not
 _SPACING_RE = re.compile(r"\\[,;:! ]|\\(?:left|right)(?![a-zA-Z])|\s+")
 
 _MATH_VERIFY_TIMEOUT_S = 5
@@ -59,7 +67,8 @@ def extract_answer(text: str, allow_fallback: bool = True) -> Extracted:
     """The final answer of `text`, by the first method that finds one: the last \\boxed{...}, the
     last "the (final) answer is X", the last "#### X", and (if allowed) the last number."""
     for method, find in ((BOXED, _last_boxed), (ANSWER_IS, _last_answer_is), (GSM8K, _last_gsm8k)):
-        value = _clean(find(text) or "")
+        found = find(text) or ""
+        value = _clean(found) if method == BOXED else _final_value(found)
         if value:
             return Extracted(value, method)
     numbers = _LAST_NUMBER_RE.findall(text) if allow_fallback else []
@@ -105,6 +114,29 @@ def _clean(value: str) -> str:
     number = _NUMBER_WITH_UNITS_RE.fullmatch(value)
     if number:
         return number.group(1).replace(",", "")
+    return value
+
+
+def _final_value(sentence: str) -> str | None:
+    """The value a marked sentence ("the answer is ...", "#### ...") ends on, never the sentence: a
+    free-form model writes "The answer is 180 - 3 = 177 = 90 degrees." and the stored answer must be
+    90, not the line of arithmetic (which math-verify would also have graded by the number inside).
+    - a number (units dropped) is the value;
+    - a chain of arithmetic ending on a number gives that number ("... = 90 degrees" -> 90), while
+      an equation in unknowns stays whole ("5x - 7y + 4 = 0");
+    - prose (a few words) gives its last number ("that she has 5 apples left" -> 5), or no answer;
+    - anything else is an expression and stays whole ("y = 2x + 3", "\\frac{\\pi}{2}", "(3, 4)")."""
+    value = _clean(sentence)
+    if not value or _NUMBER_RE.fullmatch(value):
+        return value or None
+    if "=" in value:
+        sides, last = value.rsplit("=", 1)
+        last = _clean(last)
+        if _NUMBER_RE.fullmatch(last) and not _LETTER_RE.search(_LATEX_COMMAND_RE.sub(" ", _TEXT_MACRO_RE.sub(" ", sides))):
+            return last  # arithmetic ("3 * 4 = 12"), not an equation in unknowns ("5x - 7y + 4 = 0")
+    if len(_WORD_RE.findall(_TEXT_MACRO_RE.sub(" ", value))) >= _PROSE_WORDS:
+        numbers = _LAST_NUMBER_RE.findall(value)
+        return _clean(numbers[-1]) if numbers else None
     return value
 
 

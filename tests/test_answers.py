@@ -8,6 +8,11 @@ import pytest
 
 from reasoning.answers import (Extracted, Vote, answer_keys, canonical, extract_answer, group_answers, is_equiv,
                                majority, vote)
+from reasoning.backends.scripted import ScriptedLM
+from reasoning.config import SearchConfig
+from reasoning.strategies import get_strategy
+from reasoning.tree import Tree
+from reasoning.types import Problem
 
 
 # --- extraction ---------------------------------------------------------------------------------
@@ -63,6 +68,39 @@ def test_without_fallback_an_unmarked_number_is_no_answer():
 def test_text_without_any_answer_gives_none_not_an_exception():
     for text in ["", "I am not sure how to solve this.", "\\boxed{}"]:
         assert extract_answer(text) == Extracted(None, "none")
+
+
+# --- free-form answers: the stored answer is the final value ------------------------------------
+
+FREE_FORM = ("The angles of a triangle add up to 180 degrees.\n\n"
+             "So the answer is 180 - 3 = 180 - 9 = ... = 90 degre\u2026")
+
+
+@pytest.mark.parametrize("text, value", [
+    (FREE_FORM, "90"),
+    ("So the answer is 180 - 3 = 177 = 90 degrees. Done.", "90"),
+    ("The answer is \\frac{3}{4} \\cdot 8 = 6.", "6"),
+    ("The answer is that she has 5 apples left.", "5"),
+    ("The answer is 1,234.00.", "1234.00"),
+    ("The answer is 8.", "8"),  # the lab model's answers: unchanged
+    ("The answer is y = 2x + 3.", "y = 2x + 3"),  # an equation in unknowns stays whole
+    ("The answer is 5x - 7y + 11z + 4 = 0.", "5x - 7y + 11z + 4 = 0"),
+    ("The answer is $\\left( 3, \\frac{\\pi}{2} \\right)$.", "\\left( 3, \\frac{\\pi}{2} \\right)"),
+    ("#### 72 clips", "72"),
+])
+def test_a_marked_answer_is_its_final_value_never_the_line(text, value):
+    assert extract_answer(text).value == value
+
+
+def test_a_chain_of_arithmetic_is_stored_and_graded_as_its_final_number():
+    """A real chat model's free-form line ("180 - 3 = 180 - 9 = ... = 90 degre…") was stored whole and
+    graded right because math-verify found a number inside it: the node now stores 90 and is graded on 90."""
+    for gold, correct in (("90", True), ("177", False), ("180", False)):
+        problem = Problem(key="angle", question="What is the angle?", answer=gold, dataset="test")
+        tree = Tree(problem.question)
+        outcome = get_strategy("cot")(problem, ScriptedLM([FREE_FORM]), None, SearchConfig(), tree)
+        leaf = tree.nodes[outcome.node]
+        assert (outcome.answer, leaf.answer, leaf.correct, leaf.meta["answer_method"]) == ("90", "90", correct, "answer_is")
 
 
 # --- canonical keys and equivalence -------------------------------------------------------------
