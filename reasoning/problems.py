@@ -1,5 +1,6 @@
-"""Problem sets: generated arithmetic word problems, JSONL files (GSM8K or MATH shape) and Hugging
-Face datasets, all turned into `Problem`s by `load_problems(spec)`.
+"""Problem sets: generated arithmetic word problems, the benchmarks shipped in `reasoning/data/`
+(GSM8K's test set, MATH-500), JSONL files (GSM8K or MATH shape) and Hugging Face datasets, all
+turned into `Problem`s by `load_problems(spec)`.
 
 The generated problems are the embedded default: the difficulty is the number of operations, every
 intermediate is a small non-negative integer, and each problem carries a regular one-operation-per-
@@ -7,11 +8,15 @@ step solution ("... so he has 5 + 3 = 8 apples.") that trains and labels the lab
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import gzip
 import hashlib
 import math
 import random
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -234,21 +239,26 @@ def load_problems(spec: str, limit: int | None = None, seed: int = 0) -> list[Pr
     - `arith:D`: generated, difficulty D (1..5), DEFAULT_COUNT problems unless limited;
     - `arith:A-B`: generated, levels A..B in round robin (so any prefix is balanced), DEFAULT_COUNT
       per level unless limited;
+    - `gsm8k`, `math500`: the benchmarks shipped in reasoning/data/ (SHIPPED), in their source order;
+      `math500:level=5`, `math500:subject=Algebra`, `math500:level=4-5,subject=Geometry`: a subset;
     - `path/to/file.jsonl`: GSM8K rows (question, answer with "#### N") or MATH rows (problem with
       answer, or with a solution holding \\boxed{});
     - `hf:NAME[:SPLIT]` or `hf:NAME:CONFIG:SPLIT`: a Hugging Face dataset (split "test" by default),
-      rows mapped as for JSONL."""
+      rows mapped as for JSONL.
+    `seed` only changes generated sets: files and shipped benchmarks have one order."""
     if limit is not None and limit < 1:
         raise UserError(f"limit must be at least 1, got {limit}")
     if spec.startswith("arith:"):
         problems = _load_arith(spec, limit, seed)
+    elif spec.partition(":")[0] in SHIPPED:
+        problems = _load_shipped(spec)
     elif spec.startswith("hf:"):
         problems = _load_hf(spec, limit)
     elif spec.endswith(".jsonl"):
         problems = _load_jsonl(Path(spec))
     else:
-        raise UserError(f"unknown problem set '{spec}': use arith:D, arith:A-B, a .jsonl file "
-                        "or hf:NAME[:split]")
+        raise UserError(f"unknown problem set '{spec[:80]}': use arith:D, arith:A-B, gsm8k, math500[:level=L], "
+                        "a .jsonl file or hf:NAME[:split]")
     if not problems:
         raise UserError(f"{spec}: no problems in it")
     return problems[:limit]
@@ -272,10 +282,123 @@ def _load_arith(spec: str, limit: int | None, seed: int) -> list[Problem]:
     return problems
 
 
+# --- the benchmarks shipped in reasoning/data/ (sources, commits and licenses: reasoning/data/README.md)
+
+_DATA = Path(__file__).parent / "data"
+
+
+@dataclass(frozen=True)
+class _Benchmark:
+    file: str
+    count: int  # problems in the file: a file that holds another number is refused (a bad copy)
+    subsets: tuple[str, ...]  # the fields a spec may select on (name:field=value,...)
+
+
+SHIPPED = {"gsm8k": _Benchmark("gsm8k_test.jsonl.gz", 1319, ()),
+           "math500": _Benchmark("math500_test.jsonl.gz", 500, ("level", "subject"))}
+MATH_LEVELS = (1, 5)
+
+
+def _load_shipped(spec: str) -> list[Problem]:
+    """A shipped benchmark, or the subset a spec selects: within one field the values add up
+    (level=1,level=2), across fields they narrow (level=5,subject=Algebra). Copies: callers may
+    change a problem's meta."""
+    name, _, subset = spec.partition(":")
+    problems = _shipped(name)
+    if subset or spec.endswith(":"):
+        keep = _subset(spec, name, subset)
+        problems = tuple(p for p in problems if keep(p))
+    return [dataclasses.replace(p, meta=dict(p.meta)) for p in problems]
+
+
+@lru_cache(maxsize=None)
+def _shipped(name: str) -> tuple[Problem, ...]:
+    """Every problem of a shipped benchmark, read once per process. The dataset of each is the bare
+    name (`math500`, not the subset asked for), so a problem is one stored problem whichever subset
+    a run picked; a run keeps the spec it was given as its own dataset."""
+    bench = SHIPPED[name]
+    path = _DATA / bench.file
+    try:
+        text = gzip.decompress(path.read_bytes()).decode("utf-8")
+    except (OSError, EOFError, UnicodeDecodeError) as error:
+        raise UserError(f"{name}: cannot read the shipped file {path} ({error}): reinstall ThinkTrace") from None
+    rows = [strict_json.loads(line, f"{bench.file} line {i + 1}") for i, line in enumerate(text.splitlines())]
+    if len(rows) != bench.count:
+        raise UserError(f"{name}: the shipped file {path} has {len(rows)} problems, not {bench.count}: reinstall ThinkTrace")
+    problems = tuple(_benchmark_problem(name, i, row) for i, row in enumerate(rows))
+    if len({p.key for p in problems}) != len(problems):
+        raise UserError(f"{name}: the shipped file {path} repeats a problem key: reinstall ThinkTrace")
+    return problems
+
+
+def _benchmark_problem(name: str, index: int, row: dict) -> Problem:
+    where = f"{SHIPPED[name].file} line {index + 1}"
+    if name == "gsm8k":  # key: the source line, 0-based (the file has no ids)
+        return _row_to_problem(row, where, f"gsm8k-test-{index}", name)
+    problem = _row_to_problem({k: v for k, v in row.items() if k != "solution"}, where, row["unique_id"], name)
+    problem.key = row["unique_id"]
+    problem.meta = {"level": row["level"], "subject": row["subject"], "solution": row["solution"]}
+    return problem
+
+
+def _subset(spec: str, name: str, subset: str):
+    """The filter of `name:field=value,...` (one UserError line for anything else)."""
+    fields = SHIPPED[name].subsets
+    if not fields:
+        raise UserError(f"bad problem set '{spec[:80]}': {name} has no subsets, use {name}")
+    wanted: dict[str, set] = {}
+    for part in subset.split(","):
+        field, eq, value = (text.strip() for text in part.partition("="))
+        if not eq or not field or not value:
+            raise UserError(f"bad problem set '{spec[:80]}': expected {name}:FIELD=VALUE[,FIELD=VALUE...] "
+                            f"with FIELD one of {', '.join(fields)}")
+        if field not in fields:
+            raise UserError(f"bad problem set '{spec[:80]}': unknown field '{field[:20]}' "
+                            f"(use {' or '.join(fields)})")
+        wanted.setdefault(field, set()).update(
+            _levels(spec, value) if field == "level" else {_subject(spec, name, value)})
+    return lambda p: all(p.meta[field] in values for field, values in wanted.items())
+
+
+def _levels(spec: str, value: str) -> set[int]:
+    low, high = MATH_LEVELS
+    match = re.fullmatch(r"(\d{1,3})(?:-(\d{1,3}))?", value)
+    first, last = (int(match.group(1)), int(match.group(2) or match.group(1))) if match else (None, None)
+    if first is None or not low <= first <= last <= high:
+        shown = value if len(value) <= 20 else value[:20] + "..."
+        raise UserError(f"bad problem set '{spec[:80]}': level {shown} is out of range {low}..{high} "
+                        f"(a level, or levels like level={low + 2}-{high})")
+    return set(range(first, last + 1))
+
+
+def _slug(text: str) -> str:
+    """"Counting & Probability", "counting_and_probability" and "counting-and-probability" alike."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower().replace("&", " and ")).strip("_")
+
+
+def _subject(spec: str, name: str, value: str) -> str:
+    subjects = sorted({p.meta["subject"] for p in _shipped(name)})
+    found = next((s for s in subjects if _slug(s) == _slug(value)), None)
+    if found is None:
+        raise UserError(f"bad problem set '{spec[:80]}': no subject '{value[:30]}' in {name} "
+                        f"(one of: {', '.join(subjects)})")
+    return found
+
+
 def builtin_problem(dataset: str, key: str) -> Problem | None:
-    """The problem a built-in set (arith:D, arith:A-B) has under `key`, made by its generator (built-in
-    problems never come from data), or None for any other dataset. A key the generator never makes is
-    a UserError. O(1): the generator makes problem i from (seed, level, i) alone."""
+    """The problem a built-in set has under `key`, or None for any other dataset: for arith:D and
+    arith:A-B the one its generator makes (built-in problems never come from data), for a shipped
+    benchmark (gsm8k, math500) its row in reasoning/data/. A key the set does not have is a
+    UserError. O(1): the generator makes problem i from (seed, level, i) alone; a benchmark is read
+    once per process."""
+    name = dataset.partition(":")[0]
+    if name in SHIPPED:
+        if dataset != name:  # its problems are stored under the bare name, whatever subset a run used
+            raise UserError(f"dataset {dataset[:80]!r}: problems of {name} are stored under the dataset {name!r}")
+        found = _shipped_index(name).get(key)
+        if found is None:
+            raise UserError(f"{name} has no problem {key[:80]!r}: its problems come from the shipped data")
+        return dataclasses.replace(found, meta=dict(found.meta))
     if not dataset.startswith("arith:"):
         return None
     load_problems(dataset, limit=1)  # refuses a malformed set name (arith:9, arith:x)
@@ -293,6 +416,11 @@ def builtin_problem(dataset: str, key: str) -> Problem | None:
     if canonical != key:  # "s0-01" is not a key the generator writes
         raise UserError(f"{dataset} has no problem {key[:80]!r}: built-in problems come from the generator")
     return _arith_problem(level, seed, i, key, dataset)
+
+
+@lru_cache(maxsize=None)
+def _shipped_index(name: str) -> dict[str, Problem]:
+    return {p.key: p for p in _shipped(name)}
 
 
 def _load_jsonl(path: Path) -> list[Problem]:
@@ -340,7 +468,8 @@ def _load_hf(spec: str, limit: int | None) -> list[Problem]:
         raise UserError("hf: problem sets need the `datasets` package: install datasets "
                         "(pip install datasets)") from None
     try:
-        table = datasets.load_dataset(name, config, split=split)
+        with _quiet_hub():  # its retries log a warning each: the failure is one line, ours
+            table = datasets.load_dataset(name, config, split=split)
     except Exception as error:  # network, missing cache, unknown name or split: all the user's to fix
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise UserError(f"{spec}: cannot load the dataset (hub unreachable and not cached, or wrong "
@@ -351,6 +480,22 @@ def _load_hf(spec: str, limit: int | None) -> list[Problem]:
             break
         rows.append((f"{spec} row {index}", str(index), row))
     return _rows_to_problems(rows, spec)
+
+
+@contextlib.contextmanager
+def _quiet_hub():
+    """Errors only from the Hugging Face libraries' loggers while a dataset loads (restored after)."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("datasets", "huggingface_hub")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _rows_to_problems(rows: Iterable[tuple[str, str, Any]], dataset: str) -> list[Problem]:

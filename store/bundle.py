@@ -239,8 +239,8 @@ def import_bundle(store: Store, source: bytes | str | Path | dict) -> ImportRepo
 
 
 def _problems(run: schema.RunIn, where: str) -> list[Problem]:
-    """The run's problems as the engine's type; a built-in set's problem is the generator's, and a
-    bundle that says otherwise is refused."""
+    """The run's problems as the engine's type; a built-in set's problem is the generator's (arith) or
+    the shipped file's (gsm8k, math500), and a bundle that says otherwise is refused."""
     out = []
     for j, p in enumerate(run.problems):
         problem = Problem(key=p.key, question=p.question, answer=p.answer, dataset=p.dataset,
@@ -250,9 +250,10 @@ def _problems(run: schema.RunIn, where: str) -> list[Problem]:
         except UserError as exc:
             raise UserError(f"{where}.problems[{j}]: {exc}") from None
         if made is not None and (made.question, made.answer) != (p.question, p.answer):
+            source = "its generator makes" if p.dataset.startswith("arith:") else "the shipped benchmark has"
             raise UserError(f"{where}.problems[{j}]: problem {p.key!r} of the built-in set {p.dataset!r} has "
-                            f"another question or answer than its generator makes: refused (built-in problems "
-                            f"always come from the generator)")
+                            f"another question or answer than {source}: refused (built-in problems "
+                            f"always come from the generator or the shipped data)")
         out.append(made or problem)
     return out
 

@@ -201,7 +201,7 @@ def test_hf_unreachable_hub_says_so(monkeypatch):
 # --- bad input: one clear line each -------------------------------------------------------------
 
 @pytest.mark.parametrize("spec, message", [
-    ("gsm8k", "unknown problem set 'gsm8k'"),
+    ("gsm8k-train", "unknown problem set 'gsm8k-train'"),
     ("arith:7", "difficulty 7 is out of range 1..5"),
     ("arith:0-2", "difficulty 0 is out of range 1..5"),
     ("arith:3-1", "first level must not exceed the second"),

@@ -42,7 +42,7 @@ def sweep(
     strategies: Optional[str] = typer.Option(None, "--strategies", "-s",
                                              help="Comma list: self_consistency,best_of_n,beam_search,dvts,mcts,cot"),
     budgets: Optional[str] = typer.Option(None, "--budgets", "-b", help="Comma list of budgets N, e.g. 1,2,4,8"),
-    dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D, arith:A-B, FILE.jsonl or hf:NAME"),
+    dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D, arith:A-B, gsm8k, math500[:level=L,subject=S], FILE.jsonl or hf:NAME"),
     limit: Optional[int] = typer.Option(None, "--limit", "-k", parser=whole, help="Use the first K problems."),
     verifier: Optional[str] = typer.Option(None, "--verifier", "-v",
                                            help="none | self_eval | oracle (evaluation only) | prm:MODEL; "

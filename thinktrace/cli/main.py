@@ -104,7 +104,7 @@ def run(
     model_params: Optional[float] = ModelParamsOption,
     api: Optional[str] = ApiOption,
     concurrency: Optional[int] = ConcurrencyOption,
-    dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D (D=1..5), arith:A-B, FILE.jsonl or hf:NAME[:split]"),
+    dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D (D=1..5), arith:A-B, gsm8k, math500[:level=L,subject=S], FILE.jsonl or hf:NAME[:split]"),
     limit: Optional[int] = typer.Option(None, "--limit", "-k", parser=whole, help="Use the first K problems."),
     seed: int = typer.Option(0, "--seed", parser=whole, help="Seed for problems and sampling: same seed, same run."),
     knobs: Optional[dict] = None,  # every knob's option (--n, --temperature, ...): see KnobCommand
