@@ -40,6 +40,15 @@ def _lab_folder() -> Path:
     return REASONER_DIR
 
 
+def _ladder_folder(size: str) -> Callable[[], Path]:
+    def folder() -> Path:
+        from reasoning.lab import MODELS_DIR
+
+        return MODELS_DIR / f"reasoner-{size}"
+
+    return folder
+
+
 def _thinker_folder() -> Path:
     from reasoning.lab import THINKER_DIR
 
@@ -51,7 +60,7 @@ def _thinker_folder() -> Path:
 DEFAULT_MODEL = "lab"
 # A model's own verifier: what a strategy that needs one gets when --verifier is not given
 # (reasoning.strategies.default_verifier decides when).
-DEFAULT_VERIFIERS = {"lab": "prm:lab"}
+DEFAULT_VERIFIERS = {"lab": "prm:lab", "lab-s": "prm:lab", "lab-xs": "prm:lab"}
 
 MODELS = {
     # SmolLM2 does far better with worked examples than with its chat template (22.5% vs 7.5% greedy).
@@ -62,6 +71,10 @@ MODELS = {
     # The lab reasoner taught to think first: it checks each step in a digit-aligned layout and redoes
     # the ones a check rejects ("Wait, ..."), so thinking budgets change what it gets right.
     "lab-think": Entry(_thinker_folder, "ThinkTrace lab thinker (~1M, trained here)", "chat", thinking=True),
+    # The ladder of smaller lab reasoners (issue 16): the same data and steps, only the size differs;
+    # the lab PRM scores their steps too (same tokenizer, same solution format).
+    "lab-s": Entry(_ladder_folder("s"), "ThinkTrace lab reasoner, size s (~0.4M, trained here)", "chat"),
+    "lab-xs": Entry(_ladder_folder("xs"), "ThinkTrace lab reasoner, size xs (~0.16M, trained here)", "chat"),
 }
 
 
