@@ -18,11 +18,17 @@ from store.runs import list_runs
 from store.sweeps import list_sweeps
 from thinktrace.curves import load_curves, points_csv
 from thinktrace.policy import compare
+from thinktrace.scale import scale_what
+from reasoning.lab import ladder
 from viz.curves import budget_figure, group_label
 from viz.policy import policy_figure
+from viz.scale import scale_figure
 
 SWEEP_COMMAND = ("python -m reasoning sweep --strategies self_consistency,best_of_n,beam_search --budgets 1,2,4,8 "
                  "--dataset arith:4 --limit 20")  # the lab pair: ~35 s on a 2-core CPU
+SCALE_COMMAND = ("python -m reasoning sweep --model lab-s --strategies cot,best_of_n,beam_search --budgets 1,4,16 "
+                 "--dataset arith:1-5 --limit 100\npython -m reasoning sweep --model lab --strategies cot --budgets 1 "
+                 "--dataset arith:1-5 --limit 100")
 X_AXES = {"samples": "samples N", "tokens": "tokens / problem", "flops": "FLOPs", "thinking": "thinking tokens"}
 FACETS = {"none": "none", "difficulty": "built-in difficulty", "pass1": "pass@1 bins"}
 
@@ -259,3 +265,58 @@ except Exception:  # not installed, or no browser for it
 
 if sweep_id:
     policy_section(store, sweep_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scale what? (Snell et al. 2024): a smaller model searching against a larger one answering once
+
+
+@st.cache_data(ttl=10, show_spinner="Matching FLOPs…", hash_funcs={Store: lambda store: store.url})
+def _scale(store: Store, small_id: str, large_id: str):
+    return scale_what(store, small_id, large_id)
+
+
+def scale_section(store: Store, sweeps) -> None:
+    st.subheader("Scale what? A bigger model, or more thinking with a smaller one")
+    st.caption("At equal total FLOPs (pre-training once, 6·N·D, plus inference per question), for an expected "
+               "load of questions: the smaller model spends the difference on its best test-time strategy, the larger "
+               "answers greedily. R is the ratio of inference to pre-training tokens: few questions (small R) leave "
+               "the smaller model much to spend. Above zero, test-time compute wins at that load.")
+    try:
+        ladder_models = {row["model"] for row in ladder()}
+    except (OSError, KeyError, ValueError) as exc:  # a ladder model's files are missing or unreadable
+        st.warning(md_escape(f"the lab ladder's pre-training records cannot be read: {exc}"))
+        return
+    usable = [s for s in sweeps if s.model in ladder_models]
+    if len({s.model for s in usable}) < 2:
+        st.info("Needs sweeps of two sizes of the lab ladder, the larger with cot among its strategies, e.g.\n\n```\n"
+                f"{SCALE_COMMAND}\n```")
+        return
+    labels = {s.id: f"{s.model} · {s.label()}" for s in usable}
+    by_model = sorted(usable, key=lambda s: [row["model"] for row in ladder()].index(s.model))
+    c1, c2 = st.columns(2)
+    small_id = c1.selectbox("Smaller model's sweep", [s.id for s in by_model], format_func=labels.get, key="scale_small")
+    large_id = c2.selectbox("Larger model's sweep", [s.id for s in by_model[::-1]], format_func=labels.get,
+                            key="scale_large")
+    try:
+        result = _scale(store, small_id, large_id)
+    except UserError as exc:
+        st.warning(md_escape(exc))
+        return
+    for note in result.notes:
+        st.warning(md_escape(note))
+    fig = scale_figure(result.exchanges, title=f"{result.small.name} + test-time compute vs {result.large.name} greedy",
+                       caption=(f"pre-training {result.small.pretrain_flops:.2e} vs {result.large.pretrain_flops:.2e} FLOPs "
+                                f"· filled markers: 95% intervals apart"))
+    st.plotly_chart(fig, key="budget_scale_chart", width="stretch")
+    st.dataframe([{"difficulty": e.group, "R": e.ratio, "questions": round(e.queries),
+                   "smaller model's pick": f"{e.small.curve} k={e.small.k}" if e.small else "–",
+                   "its accuracy": e.small.accuracy if e.small else None, "larger greedy": e.large.accuracy,
+                   "gain (points)": e.gain, "apart": e.significant,
+                   "runs": f"{(e.small.run_id or '')[:8] if e.small else '–'} / {(e.large.run_id or '')[:8]}"}
+                  for e in result.exchanges], hide_index=True, width="stretch", key="budget_scale_table",
+                 column_config={c: st.column_config.NumberColumn(format="percent")
+                                for c in ("its accuracy", "larger greedy")})
+
+
+scale_section(store, sweeps)

@@ -1,7 +1,8 @@
 """Learn: a guided, live lesson on System-2 reasoning with the lab pair (a ~1M-parameter reasoner and
-its PRM, trained by this repo). Six steps, each a button that runs in seconds on a laptop CPU:
+its PRM, trained by this repo). Seven steps, each a button that runs in seconds on a laptop CPU:
 greedy vs many samples, majority vote, a verifier and best-of-N (and where it is fooled), beam search
-as a growing tree, accuracy vs budget by difficulty, and thinking longer with the lab thinker.
+as a growing tree, accuracy vs budget by difficulty, thinking longer with the lab thinker, and "scale
+what?" on the ladder of lab reasoners (a smaller model searching vs a larger one answering once).
 
 The lab pair is tiny, so it runs in this process behind `st.cache_resource`; torch is imported only
 inside the lesson functions, never when the app or another page loads.
@@ -307,3 +308,54 @@ if st.button("Draw accuracy against thinking tokens", key="learn_run6b"):
                "left alone it thinks as long as its checks need. The model card says how far this tiny model "
                "gets and where it fails (reasoning/lab/MODEL_CARD.md).")
 link("budget", "sweep budget_forcing over thinking budgets on your own runs: the o1 plot")
+
+# --- 7 -----------------------------------------------------------------------------------------------
+st.header("7 · Scale what? A bigger model, or more test-time compute")
+st.markdown(
+    "Is a FLOP better spent making the model bigger or letting a smaller one search longer? Snell et al. (2024) "
+    "answered: it depends on the question's difficulty and on how many questions the model will serve. "
+    "Pre-training is paid once (6 × parameters × training tokens); inference is paid per question. The lab "
+    "ladder (`--model lab-xs`, `lab-s`, `lab`) is three reasoners trained on the same data for the same "
+    "steps, only their size differs. Here the smaller one samples N paths and the PRM picks (weighted "
+    "best-of-N), the larger one answers once, and both get the same total FLOPs for a given load: R is the "
+    "ratio of inference to pre-training tokens. Few questions (small R) leave the smaller model the whole "
+    "pre-training difference to spend on search; many questions leave it only the larger model's own cost "
+    "per question.")
+small_key = st.radio("Smaller model", ["lab-xs", "lab-s"], horizontal=True, key="learn_scale_small")
+
+
+@st.cache_resource(show_spinner="Loading a ladder model…")
+def ladder_lm(key: str):
+    from reasoning.backends import load_model
+
+    return load_model(key)
+
+
+if st.button("Measure it (16 problems per level, 8 samples each)", key="learn_run7"):
+    from reasoning.lab.lesson import ladder_exchange
+    from viz.scale import scale_figure
+
+    levels = (2, 3, 4, 5)
+    bar = st.progress(0.0, text=f"Level {levels[0]}…")
+    done = []
+
+    def advance(level: int) -> None:
+        done.append(level)
+        bar.progress(len(done) / len(levels), text=f"Level {level} measured")
+
+    _, prm = lab_pair()
+    exchanges, small_points, greedy = ladder_exchange(ladder_lm(small_key), ladder_lm("lab"), prm, small_key, "lab",
+                                                      levels=levels, on_level=advance)
+    bar.empty()
+    st.plotly_chart(scale_figure(exchanges, title=f"{small_key} + weighted best-of-N vs lab greedy, equal FLOPs",
+                                 caption="16 built-in problems per level; filled markers: 95% intervals apart"),
+                    key="learn_scale")
+    for level in levels:
+        mine = [e for e in exchanges if e.group == level and e.gain is not None]
+        g = next(p for p in greedy if p.group == level)
+        wins = [e.ratio for e in mine if e.gain > 0]
+        verdict = (f"test-time compute wins up to R = {max(wins):g}" if wins else "the larger model wins at every load")
+        st.markdown(f"- **Level {level}**: lab greedy {100 * g.accuracy:.0f}%; {verdict}.")
+    st.caption("With 16 problems a level the intervals are wide: `python -m reasoning scale-what SMALL_SWEEP "
+               "LARGE_SWEEP` does the same on stored sweeps of any size, and the Budget page draws it.")
+link("budget", "the same exchange from your own sweeps of two ladder sizes")

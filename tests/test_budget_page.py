@@ -178,3 +178,23 @@ def test_a_policy_shows_which_bin_gets_what_and_is_tested_on_a_held_out_sweep(db
     assert len(table) >= 1 and table["policy"].between(0, 1).all()
     at = open_page({"sweep": fit_id})  # on its own fit sweep: said so, not tested there
     assert any("fitted on this sweep" in c.value for c in at.caption)
+
+
+def test_scale_what_puts_a_smaller_ladder_model_with_search_against_a_larger_one(db):
+    """Two sweeps recorded as lab-xs (searching) and lab (greedy): the section matches FLOPs with the
+    models' recorded pre-training compute and draws the exchange by difficulty."""
+    lm = two_seed_lm()
+    verifier = load_verifier("self_eval", lm)
+    for model, strategies in (("lab-xs", ["cot", "best_of_n"]), ("lab", ["cot"])):
+        run_sweep(db, strategies, [1, 2, 4], DATASET, limit=4, verifier="self_eval", model=model, lm=lm,
+                  verifier_obj=verifier, progress=False, name=f"{model} sweep")
+        if model == "lab-xs":  # one size only: the section says what else to run
+            assert any("two sizes of the lab ladder" in i.value for i in open_page().info)
+    at = open_page()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="scale_small").value != at.selectbox(key="scale_large").value
+    chart = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                 if "greedy" in json.dumps(json.loads(c.proto.spec)["layout"].get("title", {})))
+    assert {t["name"] for t in chart["data"] if t.get("name")} == {"difficulty 1", "difficulty 2"}
+    table = next(d.value for d in at.dataframe if "gain (points)" in d.value.columns)
+    assert set(table["difficulty"]) == {1, 2} and len(table) == 2 * 9  # two levels x the default ratios

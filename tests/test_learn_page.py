@@ -98,3 +98,20 @@ def test_lesson_six_shows_a_thinking_trace_and_draws_accuracy_against_thinking()
     assert not at.exception, [e.value for e in at.exception]
     spec = at.get("plotly_chart")[-1].proto.spec
     assert "thinking tokens" in spec and "No thinking:" in "\n".join(m.value for m in at.markdown)
+
+
+@pytest.mark.slow
+def test_lesson_seven_measures_scale_what_on_the_ladder_live():
+    at = AppTest.from_file(PAGE, default_timeout=600)
+    at.run()
+    at.radio(key="learn_scale_small").set_value("lab-xs").run()
+    at.button(key="learn_run7").click().run()
+    assert not at.exception, at.exception
+    import json
+
+    chart = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                 if "vs lab greedy, equal FLOPs" in json.dumps(json.loads(c.proto.spec)["layout"].get("title", {})))
+    levels = {t["name"] for t in chart["data"] if t.get("name", "").startswith("difficulty")}
+    assert levels == {"difficulty 2", "difficulty 3", "difficulty 4", "difficulty 5"}
+    verdicts = [m.value for m in at.markdown if m.value.startswith("- **Level")]
+    assert len(verdicts) == 4 and all("lab greedy" in v for v in verdicts)
