@@ -7,6 +7,8 @@ import html
 import numpy as np
 import streamlit as st
 
+from reasoning.errors import UserError
+
 from pages.common import (cached, empty_state, finite, int_param, md_escape, open_store, run_label, run_set,
                           runs_version, set_runs, share_box, short)
 from store.analysis import outcomes, shared_summary
@@ -68,6 +70,23 @@ with st.expander("Accuracy against tokens", expanded=len(chosen) > 2):
     st.plotly_chart(cost_accuracy_figure([labels[r] for r in chosen],
                                          [summary[r].tokens_per_problem for r in chosen],
                                          [t["accuracy"] for t in table]), width="stretch", key="cost")
+
+if len(chosen) >= 2 and shared_n:
+    from thinktrace.compare import compare_runs
+
+    st.markdown("#### Is the difference real?")
+    pairs = [(chosen[0], other) for other in chosen[1:]]
+    for a, b in pairs:
+        try:
+            test = compare_runs(store, a, b, rows)
+        except UserError as exc:
+            st.caption(md_escape(exc))
+            continue
+        line = md_escape(test.sentence(labels[a], labels[b]))
+        (st.success if test.significant else st.info)(line)
+    st.caption("Paired over the problems both runs graded: exact McNemar test on the problems only one run "
+               "solved, and a bootstrap CI of the accuracy difference (resampling problems). Not significant "
+               "means these problems cannot tell the runs apart, not that they are equal.")
 
 st.markdown("#### Which run solved what")
 # Problems are matched by identity (dataset + key), not by position; shown in run order.

@@ -206,6 +206,44 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
+@dataclass(frozen=True)
+class PairedTest:
+    """Two runs on the same problems: is the accuracy difference real? Exact McNemar (two-sided binomial
+    test on the discordant problems) and a paired bootstrap CI of the difference (resampling problems)."""
+
+    n: int  # problems graded in both
+    a_only: int  # right in A, wrong in B
+    b_only: int
+    difference: float  # accuracy of A minus B
+    ci_low: float
+    ci_high: float
+    p_value: float  # exact McNemar
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < 0.05
+
+    def sentence(self, a: str = "A", b: str = "B") -> str:
+        verdict = "significant" if self.significant else "not significant"
+        return (f"{a} - {b} = {100 * self.difference:+.1f} points [95% CI {100 * self.ci_low:+.1f}, "
+                f"{100 * self.ci_high:+.1f}] on {self.n} shared problems; {self.a_only} solved by {a} only, "
+                f"{self.b_only} by {b} only; exact McNemar p = {self.p_value:.3g}: {verdict} at 0.05")
+
+
+def paired_test(a: Sequence[bool], b: Sequence[bool], n_boot: int = 2000, seed: int = 0) -> PairedTest:
+    """The paired comparison of two runs' correctness on the same problems, in the same order."""
+    from math import comb
+
+    x, y = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if x.shape != y.shape or x.size == 0:
+        raise ValueError("paired_test needs two equal, non-empty lists of outcomes")
+    a_only, b_only = int((x & ~y).sum()), int((~x & y).sum())
+    discordant = a_only + b_only
+    tail = sum(comb(discordant, k) for k in range(min(a_only, b_only) + 1)) / 2 ** discordant if discordant else 1.0
+    low, high = bootstrap_ci(x.astype(float) - y.astype(float), n_boot=n_boot, seed=seed)
+    return PairedTest(int(x.size), a_only, b_only, float(x.mean() - y.mean()), low, high, min(1.0, 2 * tail))
+
+
 def scored_outcomes(scores: Sequence[float | None], labels: Sequence[bool | None]) -> tuple[np.ndarray, np.ndarray]:
     """(scores, labels) as arrays without the pairs that lack a score or a known outcome."""
     s = np.array([np.nan if v is None else float(v) for v in scores], dtype=float)

@@ -1,4 +1,5 @@
-"""`sweep` and `curves` commands: run a budget sweep, print its accuracy-vs-budget points.
+"""`sweep`, `curves` and `compare` commands: run a budget sweep, print its accuracy-vs-budget points, test
+whether two runs really differ.
 `curves --json` is a list of points with stable keys (see reasoning.budget.BudgetPoint)."""
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import typer
 from reasoning.backends import DEFAULT_MODEL, check_concurrency
 from thinktrace.cli.options import (BackendOption, BaseUrlOption, ApiOption, ConcurrencyOption, DbOption, DtypeOption, GpuMemoryOption,
                                    KnobCommand, MaxModelLenOption, ModelParamsOption, TensorParallelOption,
-                                   backend_options, print_json, whole)
+                                   JsonOption, backend_options, print_json, whole)
 from reasoning.config import SearchConfig, knobs
 from reasoning.errors import UserError
 
@@ -219,7 +220,29 @@ def _sci(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
+def compare(run_a: str = typer.Argument(..., help="First run (id or prefix)."),
+            run_b: str = typer.Argument(..., help="Second run (id or prefix), on the same problems."),
+            db: Optional[str] = DbOption, as_json: bool = JsonOption):
+    """Is the accuracy difference of two runs real? Exact McNemar and a paired bootstrap CI on the
+    problems both graded. --json keys: run_a, run_b, n, a_only, b_only, difference, ci_low, ci_high,
+    p_value, significant."""
+    from store import Store
+    from store.runs import resolve_run_id
+    from thinktrace.compare import compare_runs
+
+    store = Store.open(db)
+    a, b = resolve_run_id(store, run_a), resolve_run_id(store, run_b)
+    test = compare_runs(store, a, b)
+    if as_json:
+        print_json({"run_a": a, "run_b": b, "n": test.n, "a_only": test.a_only, "b_only": test.b_only,
+                    "difference": test.difference, "ci_low": test.ci_low, "ci_high": test.ci_high,
+                    "p_value": test.p_value, "significant": test.significant})
+        return
+    typer.echo(test.sentence(a[:8], b[:8]))
+
+
 def register(app: typer.Typer) -> None:
     help = {name: text for name, text in SWEEP_KNOBS.items() if text}
     app.command("sweep")(KnobCommand(sweep, lambda: [knobs()[name] for name in SWEEP_KNOBS], help=help))
     app.command()(curves)
+    app.command("compare")(compare)
