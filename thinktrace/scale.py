@@ -66,5 +66,10 @@ def scale_what(store: Store, small_ref: str, large_ref: str, ratios: Sequence[fl
     if set(small_curves.datasets) != set(large_curves.datasets):
         notes.append(f"the two sides ran different problem sets ({', '.join(small_curves.datasets)} vs "
                      f"{', '.join(large_curves.datasets)}): levels are compared, not the same questions")
-    return ScaleWhat(small, large, exchange(small_curves.points, greedy, small, large, ratios),
-                     small_curves, large_curves, notes)
+    exchanges = exchange(small_curves.points, greedy, small, large, ratios)
+    capped = sorted({e.ratio for e in exchanges if e.small is not None and e.allowance > 2 * max(
+        p.flops for p in small_curves.points if p.group == e.group and not p.upper_bound and p.flops is not None)})
+    if capped:
+        notes.append(f"at R <= {max(capped):g} the smaller model could afford more than twice its sweep's dearest point: "
+                     f"those cells are capped by the sweep's largest budget (a sweep with larger N could change them)")
+    return ScaleWhat(small, large, exchanges, small_curves, large_curves, notes)
