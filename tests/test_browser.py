@@ -72,7 +72,7 @@ def test_launch_a_run_watch_it_finish_and_walk_its_tree(app, new_page):
 
     # Run page: cot on one easy arithmetic problem, 32 new tokens, on the embedded model.
     goto(page, base, "run")
-    command = page.locator("[data-testid=stCode]")
+    command = page.locator("[data-testid=stCode]").filter(has_text="python -m reasoning run")  # not the serve example
     page.locator("[data-testid=stSelectbox]").filter(has_text="Strategy").click()
     page.get_by_role("option", name="cot — one greedy chain of thought").click()
     expect(command).to_contain_text("--strategy cot")
