@@ -193,7 +193,6 @@ def policy_section(store: Store, sweep_id: str) -> None:
                 f"another seed:\n\n```\npython -m reasoning policy build {sweep_id[:8]}\n"
                 "python -m reasoning policy eval POLICY --sweep OTHER_SWEEP\n```")
         return
-    own = [r for r in rows if r.sweep_id == sweep_id]
     runnable = [r for r in rows if not r.oracle]
     if not runnable:
         st.info(f"Only oracle policies so far: `python -m reasoning policy build {sweep_id[:8]}`")

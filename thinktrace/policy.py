@@ -25,7 +25,7 @@ from reasoning.policy import ORACLE, PROBE, PROBE_ARM, Arm, Outcomes, Point, Pol
 from reasoning.strategies import SAMPLES, lookup, names
 from store import Store
 from store import models as m
-from store.curves import common_problems, problem_results, problems_by_id, run_samples
+from store.curves import common_problems, problem_results, run_samples
 from store.policies import create_policy, get_policy, list_policies, resolve_policy_id
 from store.sweeps import get_sweep, resolve_sweep_id, sweep_runs
 

@@ -10,6 +10,8 @@ import math
 
 import typer
 
+from reasoning.errors import UserError
+
 # The store keeps integers in 64-bit columns (a run's seed, a problem's level).
 INT64 = 2**63
 
@@ -39,6 +41,17 @@ def finite(text) -> float:
 
 
 NUMBER_PARSERS = {int: whole, float: finite}
+
+
+def positive_list(text: str, flag: str, example: str, high: float = 1e12) -> list[float]:
+    """A comma list of positive numbers (`policy --budgets`, `scale-what --ratios`), or one line saying why not."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{flag} must be numbers separated by commas, e.g. {example} (got {text!r})") from None
+    if not values or any(not (0 < v < high) for v in values):  # also NaN and inf
+        raise UserError(f"{flag} must be positive numbers, e.g. {example} (got {text!r})")
+    return values
 
 
 def print_json(data) -> None:

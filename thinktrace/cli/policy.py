@@ -8,23 +8,14 @@ from typing import Optional
 
 import typer
 
-from reasoning.errors import UserError
-from thinktrace.cli.options import DbOption, JsonOption, print_json, whole
+from thinktrace.cli.options import DbOption, JsonOption, positive_list, print_json, whole
 
 policy_app = typer.Typer(help="Compute-optimal policies: per predicted difficulty, the strategy a sweep measured best.",
                          no_args_is_help=True)
 
 
 def _budgets(text: Optional[str]) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        values = [float(b) for b in text.split(",") if b.strip()]
-    except ValueError:
-        raise UserError(f"--budgets must be numbers separated by commas, e.g. 200,400,800 (got {text!r})") from None
-    if not values or any(not (0 < v < 1e12) for v in values):
-        raise UserError(f"--budgets must be positive token counts, e.g. 200,400,800 (got {text!r})")
-    return values
+    return None if text is None else positive_list(text, "--budgets", "200,400,800")
 
 
 @policy_app.command("build")
@@ -118,7 +109,7 @@ def comparison_table(result) -> list[str]:
 
     lines = [f"held-out sweep {result.sweep_id[:8]} · {result.fixed[0].n_problems} problems"
              + (" · ORACLE difficulty: an upper bound" if result.oracle else ""),
-             f"| budget | policy (95% CI) @ tokens | best fixed within those tokens | its accuracy @ tokens |",
+             "| budget | policy (95% CI) @ tokens | best fixed within those tokens | its accuracy @ tokens |",
              "|---|---|---|---|"]
     for (point, _), (_, best) in zip(result.policy_points, result.best_fixed):
         lines.append(f"| {point.label.split('@')[-1].strip()} | {cell(point)} | {best.label if best else '-'} | "

@@ -8,22 +8,13 @@ from typing import Optional
 
 import typer
 
-from reasoning.errors import UserError
-from thinktrace.cli.options import DbOption, JsonOption, print_json
+from thinktrace.cli.options import DbOption, JsonOption, positive_list, print_json
 
 
 def _ratios(text: Optional[str]):
     from reasoning.scale import RATIOS
 
-    if text is None:
-        return RATIOS
-    try:
-        values = [float(r) for r in text.split(",") if r.strip()]
-    except ValueError:
-        raise UserError(f"--ratios must be numbers separated by commas, e.g. 0.1,1,10 (got {text!r})") from None
-    if not values or any(not (0 < v < 1e9) for v in values):
-        raise UserError(f"--ratios must be positive, e.g. 0.1,1,10 (got {text!r})")
-    return values
+    return RATIOS if text is None else positive_list(text, "--ratios", "0.1,1,10", high=1e9)
 
 
 def scale_what(small: str = typer.Argument(..., help="Sweep or run (id or prefix) of the smaller model, with test-time strategies."),
