@@ -106,10 +106,7 @@ class Policy:
         return len(self.shares)
 
     def bin_of(self, value: float | None) -> int:
-        """Bin (1 = easiest) of a probe value; no value (the probe found no score) is the hardest."""
-        if value is None or not math.isfinite(value):
-            return self.n_bins
-        return 1 + int(np.searchsorted(np.asarray(self.edges), -value, side="left"))
+        return bin_of(self.edges, value)
 
     def _front(self) -> list[tuple[float, float, tuple[int, ...]]]:
         """Every plan no other plan beats in both accuracy and tokens: (tokens, accuracy, arm per bin),
@@ -190,6 +187,14 @@ class Policy:
                    shares=[float(s) for s in data["shares"]], accuracy=data["accuracy"], tokens=data["tokens"],
                    probe=data.get("probe", PROBE), n_problems=int(data.get("n_problems", 0)),
                    meta=dict(data.get("meta") or {}))
+
+
+def bin_of(edges: list[float], value: float | None) -> int:
+    """Bin (1 = easiest) of a probe value under a policy's edges; no value (the probe found no score)
+    is the hardest bin."""
+    if value is None or not math.isfinite(value):
+        return len(edges) + 1
+    return 1 + int(np.searchsorted(np.asarray(edges), -value, side="left"))
 
 
 def _key(knobs: dict) -> tuple:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from reasoning.config import Knob, SearchConfig
 from reasoning.errors import UserError
-from reasoning.policy import Arm, Policy
+from reasoning.policy import Arm, bin_of
 from reasoning.strategies import FIXED, NEEDS, Strategy, lookup
 from reasoning.strategies.chains import sample_chains, score_leaves
 from reasoning.tree import Tree
@@ -26,8 +26,7 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
     [probe] = sample_chains(problem, lm, tree, n=1, temperature=0.0, cfg=cfg)
     score_leaves(problem, verifier, tree, [probe], plan.get("aggregate", "last"))
     edges = plan["edges"]
-    rule = Policy(arms=[], edges=edges, shares=[0.0] * (len(edges) + 1), accuracy=[], tokens=[])
-    bin_ = rule.bin_of(probe.path_score)
+    bin_ = bin_of(edges, probe.path_score)
     arm = Arm(**plan["arms"][bin_ - 1])
     choice = {"policy": cfg.policy, "budget": plan.get("budget"), "probe_score": probe.path_score, "bin": bin_,
               "bins": len(edges) + 1, "choice": arm.label, "choice_strategy": arm.strategy, "choice_knobs": arm.knobs}
