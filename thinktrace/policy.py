@@ -219,13 +219,16 @@ def compare(store: Store, policy_ref: str, sweep_ref: str, budgets: list[float] 
     fixed = [outcomes.fixed(a, n_boot, seed) for a in range(len(outcomes.arms))]
     if not budgets:
         budgets = sorted({round(p.tokens, 1) for p in fixed})
-    points = []
+    points, seen = [], set()
     for budget in budgets:
         try:
             point, plan = policy.evaluate(outcomes, budget, n_boot, seed,
                                           label=f"{'oracle ' if row.oracle else ''}policy @ {budget:g}")
         except ValueError as exc:
             raise UserError(f"sweep {sweep_id[:8]} cannot test policy {row.id[:8]}: {exc}") from None
+        if tuple(plan.arms) in seen:  # a budget whose plan an earlier budget already has: one row is enough
+            continue
+        seen.add(tuple(plan.arms))
         points.append((point, policy.describe(plan)))
     best = []
     for point, _ in points:
