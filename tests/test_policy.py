@@ -46,8 +46,9 @@ def test_the_plan_spends_where_it_pays():
     plan = policy.plan(49)
     assert [policy.arms[a].label for a in plan.arms] == ["cot", "cot"]
     assert plan.accuracy == pytest.approx(0.5)
-    # a fixed strategy at the same 50 tokens could not do that: bon everywhere costs 80
-    assert min(t for t in hand_made().tokens.mean(axis=0) if t > 0) == 10
+    # no single arm for every question does that at 50 tokens: bon everywhere costs 90, sc reaches only 0.5
+    fixed = [(policy.tokens[0][a], policy.accuracy[0][a] / 2 + policy.accuracy[1][a] / 2) for a in range(3)]
+    assert max(acc for tokens, acc in fixed if tokens <= 50) == pytest.approx(0.5)
 
 
 def test_ties_go_to_the_cheaper_plan_then_the_earlier_arm():
@@ -133,7 +134,8 @@ def test_build_show_run_and_eval_on_the_lab_model(lab_sweeps):
     assert [p["id"] for p in listed] == [policy_id] and listed[0]["verifier"] == "prm:lab"
     shown = json.loads(run_cli("policy", "show", policy_id[:8], "--budgets", "150", "--json", db=db).stdout)
     [plan] = shown["plans"]
-    assert len(plan["bins"]) == 2 and plan["expected_tokens"] <= 150 or not plan["within_budget"]
+    assert len(plan["bins"]) == 2
+    assert plan["expected_tokens"] <= 150 or not plan["within_budget"]
 
     ran = run_cli("run", "--strategy", "compute_optimal", "--policy", policy_id[:8], "--budget", "150",
                   "--dataset", "arith:1-5", "--limit", "4", "--seed", "2", "--json", db=db)
@@ -177,7 +179,6 @@ def test_a_policy_travels_with_its_sweep_in_a_bundle(lab_sweeps, tmp_path):
 
 
 def test_a_malformed_policy_in_a_bundle_is_refused_in_one_line():
-    from reasoning.errors import UserError
     from store.bundle_schema import PolicyIn
 
     good = fit(hand_made(), n_bins=2).to_json()
@@ -185,7 +186,6 @@ def test_a_malformed_policy_in_a_bundle_is_refused_in_one_line():
     bad = {**good, "shares": [1.0]}  # one share for two bins' rows
     with pytest.raises(Exception, match="not a policy"):
         PolicyIn.model_validate({"id": "0b7e7a52-1111-4222-8333-444455556666", "body": bad})
-    assert UserError  # the bundle reader turns the validation error into one UserError line (test_bundle)
 
 
 @pytest.mark.parametrize("args,fragment", [
@@ -207,7 +207,6 @@ def test_policy_refusals_are_one_line(tmp_path, args, fragment):
 def test_a_sweep_without_a_scored_cot_run_cannot_fit_a_policy(tmp_path):
     """The probe is the greedy chain's verifier score: a sweep without cot, or with cot unscored, says so."""
     from store import Store
-    from store import models as m
     from store.sweeps import create_sweep
     from thinktrace.policy import build_policy
     from reasoning.errors import UserError
@@ -216,6 +215,5 @@ def test_a_sweep_without_a_scored_cot_run_cannot_fit_a_policy(tmp_path):
     sweep_id = create_sweep(store, "empty", {"budgets": [1]})
     with pytest.raises(UserError, match="has no cot run"):
         build_policy(store, sweep_id)
-    assert m.Policy  # nothing stored
     from store.policies import list_policies
-    assert list_policies(store) == []
+    assert list_policies(store) == []  # nothing stored
