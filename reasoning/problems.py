@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from reasoning import strict_json
-from reasoning.answers import extract_answer
+from reasoning.answers import STANDARD, extract_answer
 from reasoning.errors import UserError
 from reasoning.types import Problem
 
@@ -292,11 +292,18 @@ class _Benchmark:
     file: str
     count: int  # problems in the file: a file that holds another number is refused (a bad copy)
     subsets: tuple[str, ...]  # the fields a spec may select on (name:field=value,...)
+    extractor: str = STANDARD  # how its answers are read and graded (reasoning.answers.EXTRACTORS)
 
 
-SHIPPED = {"gsm8k": _Benchmark("gsm8k_test.jsonl.gz", 1319, ()),
-           "math500": _Benchmark("math500_test.jsonl.gz", 500, ("level", "subject"))}
+SHIPPED = {"gsm8k": _Benchmark("gsm8k_test.jsonl.gz", 1319, (), extractor="gsm8k"),
+           "math500": _Benchmark("math500_test.jsonl.gz", 500, ("level", "subject"), extractor="math")}
 MATH_LEVELS = (1, 5)
+
+
+def dataset_extractor(spec: str) -> str:
+    """The answer extractor of a problem set: a shipped benchmark's own, else the standard one."""
+    bench = SHIPPED.get(spec.partition(":")[0])
+    return bench.extractor if bench else STANDARD
 
 
 def _load_shipped(spec: str) -> list[Problem]:
