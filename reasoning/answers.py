@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
+from reasoning.grids import extract_grid_answer, is_grid_text
+
 BOXED, ANSWER_IS, GSM8K, LAST_NUMBER, NONE = "boxed", "answer_is", "gsm8k", "last_number", "none"
+TASK = "task"
 
 # A plain number as people write it: thousands commas, optional sign, decimals or a simple fraction.
 _INTEGER = r"(?:\d{1,3}(?:,\d{3})+|\d+)"
@@ -72,6 +75,7 @@ EXTRACTORS: dict[str, tuple[tuple[str, ...], bool]] = {
     "math": ((BOXED, ANSWER_IS), True),  # MATH-style (search-and-learn's Qwen2.5-Math parser order)
     "gsm8k": ((GSM8K, ANSWER_IS, BOXED), True),  # GSM8K's "#### N" first
     "boxed": ((BOXED,), False),  # strict: the last \\boxed{} or no answer
+    TASK: ((), False),  # a task with demonstrations (reasoning/fewshot.py): its first grid, else its first line
 }
 
 
@@ -79,6 +83,9 @@ def extract_answer(text: str, allow_fallback: bool = True, extractor: str = STAN
     """The final answer of `text`, by the first method of `extractor` (EXTRACTORS) that finds one; the
     standard one tries the last \\boxed{...}, the last "the (final) answer is X", the last "#### X",
     and (if allowed) the last number."""
+    if extractor == TASK:  # the problem's own format decides where one is known (strategies.chains.finish)
+        value = extract_grid_answer(text) or (text.split("\n\n")[0].strip() or None)
+        return Extracted(value, TASK if value else NONE)
     markers, fallback = EXTRACTORS[extractor]
     finders = {BOXED: _last_boxed, ANSWER_IS: _last_answer_is, GSM8K: _last_gsm8k}
     allow_fallback = allow_fallback and fallback
@@ -184,6 +191,8 @@ def canonical(value: str | None) -> str | None:
     fraction but not the other way round (1/3). Other answers are only normalised (see _normalise)."""
     if value is None:
         return None
+    if is_grid_text(value):
+        return value  # a grid compares cell for cell ("0120\n" is not "120\n")
     text = _normalise(value)
     number = _as_fraction(text)
     if number is None:
@@ -198,6 +207,8 @@ def is_equiv(a: str | None, b: str | None) -> bool:
     as "not equivalent" rather than errors."""
     if a is None or b is None:
         return False
+    if is_grid_text(a) or is_grid_text(b):
+        return a == b  # grids (reasoning/grids.py) are equal cell for cell, never "numerically"
     key_a, key_b = canonical(a), canonical(b)
     if key_a == key_b:
         return True

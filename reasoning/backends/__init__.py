@@ -49,6 +49,12 @@ def _ladder_folder(size: str) -> Callable[[], Path]:
     return folder
 
 
+def _arc_folder() -> Path:
+    from reasoning.lab import ARC_DIR
+
+    return ARC_DIR
+
+
 def _thinker_folder() -> Path:
     from reasoning.lab import THINKER_DIR
 
@@ -75,6 +81,9 @@ MODELS = {
     # the lab PRM scores their steps too (same tokenizer, same solution format).
     "lab-s": Entry(_ladder_folder("s"), "ThinkTrace lab reasoner, size s (~0.4M, trained here)", "chat"),
     "lab-xs": Entry(_ladder_folder("xs"), "ThinkTrace lab reasoner, size xs (~0.16M, trained here)", "chat"),
+    # The arclab model (issue 19): reads a task's demonstrations as text and writes the test output;
+    # --strategy ttt adapts it to each task at test time (its chat template passes the task through).
+    "lab-arc": Entry(_arc_folder, "ThinkTrace lab-arc (~0.9M, trained here on arclab tasks)", "chat"),
 }
 
 

@@ -255,6 +255,22 @@ class TransformersLM(RenderedPrompts):
                         for i in range(len(request.prompts))])
         return out
 
+    def adapt_complete(self, texts, prompts: list[str], *, train: dict, n: int, max_new_tokens: int,
+                       temperature: float, stop: list[str] | None = None, seed: int | None = None):
+        """Test-time training in one call: fine-tune on `texts` (reasoning.finetune.TrainText; `train`
+        holds steps, lr, method, rank, batch_size), complete `prompts` with the adapted weights, and
+        put the base weights back. One call, so no other problem in flight ever generates with this
+        task's weights (the scheduler runs it alone). Returns (finetune.TrainLog, completions)."""
+        from reasoning import finetune
+
+        self.prefix_cache.clear()  # keys and values computed by other weights
+        try:
+            with finetune.adapted(self.model, self.tokenizer, texts, seed=seed or 0, **train) as log:
+                out = self.complete(prompts, n, max_new_tokens, temperature, stop=stop, seed=seed) if prompts else []
+        finally:
+            self.prefix_cache.clear()
+        return log, out
+
     @torch.inference_mode()
     def _generate(self, units: list[_Unit]) -> None:
         """Generate every row of `units` in one batch; each unit's completions land in `unit.done`."""

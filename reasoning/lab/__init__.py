@@ -7,6 +7,7 @@ MODELS_DIR = Path(__file__).parent / "models"
 REASONER_DIR = MODELS_DIR / "reasoner"
 PRM_DIR = MODELS_DIR / "prm"
 THINKER_DIR = MODELS_DIR / "thinker"  # the reasoner taught to think, check and repair (thinker.py)
+ARC_DIR = MODELS_DIR / "arc"  # lab-arc: arclab tasks in context, adapted at test time (arc.py, issue 19)
 CHECKER_DIR = PRM_DIR / "checker"  # the PRM's arithmetic checker travels with it
 
 # The ladder of lab reasoners (issue 16, "scale what?"): registry name -> folder, smallest first. All

@@ -10,6 +10,7 @@ print its targets table.
         [--prm-only]          (train only the PRM, on the samples of the reasoner in OUT/reasoner)
         [--checker-only]      (train only the PRM's arithmetic checker, into OUT/prm/checker)
         [--thinker-only] [--thinker-steps K]  (only the thinker, fine-tuned from OUT/reasoner, into OUT/thinker)
+        [--arc-only] [--arc-steps K]  (only lab-arc, the arclab model test-time training adapts, into OUT/arc)
     python -m reasoning lab eval [--full] [--no-checker]
     python -m reasoning lab eval --thinker [--per-level N] [--levels 3,4,5]
     python -m reasoning lab eval --ladder [--full | --per-level N] [--levels 1,2,3,4,5]
@@ -53,6 +54,9 @@ def train(
                                                         help="Thinker steps after its warm restart (0: none)."),
     thinker_only: bool = typer.Option(False, "--thinker-only", help="Train only the lab thinker (--model lab-think), "
                                       "fine-tuned from the reasoner in OUT/reasoner (default: the committed one)."),
+    arc_only: bool = typer.Option(False, "--arc-only", help="Train only lab-arc (--model lab-arc), the arclab "
+                                  "model test-time training adapts (from scratch, on arclab:train tasks), into OUT/arc."),
+    arc_steps: Optional[int] = typer.Option(None, "--arc-steps", parser=whole, help="lab-arc steps (default: the card's)."),
     size: str = typer.Option("m", "--size", help="Reasoner size: xs (d=64, 2 layers; lab-xs), s (d=96, 3 layers; "
                              "lab-s) or m (d=128, 4 layers; the lab reasoner)."),
     reasoner_only: bool = typer.Option(False, "--reasoner-only", help="Train only the reasoner (no PRM, checker "
@@ -117,9 +121,21 @@ def train(
     if thinker_cfg.steps < 1 or thinker_cfg.restart_steps < 0:
         raise UserError(f"--thinker-steps must be at least 1 and --thinker-restart-steps at least 0 (got "
                         f"{thinker_cfg.steps}, {thinker_cfg.restart_steps})")
-    if sum((prm_only, checker_only, thinker_only, reasoner_only)) > 1:
-        raise UserError("--reasoner-only, --prm-only, --checker-only and --thinker-only exclude each other: give one, "
-                        "or none to train everything")
+    if sum((prm_only, checker_only, thinker_only, reasoner_only, arc_only)) > 1:
+        raise UserError("--reasoner-only, --prm-only, --checker-only, --thinker-only and --arc-only exclude each other: "
+                        "give one, or none to train everything")
+    if arc_steps is not None and arc_steps < 1:
+        raise UserError(f"--arc-steps must be at least 1 (got {arc_steps})")
+    if arc_only:
+        from reasoning.lab.arc import ArcConfig, train_arc
+
+        arc_cfg = ArcConfig()
+        arc_cfg.train.seed, arc_cfg.train.threads = seed, threads
+        if arc_steps is not None:
+            arc_cfg.train.steps = arc_steps
+        _, _, info = train_arc(arc_cfg, out / "arc", log=typer.echo)
+        typer.echo(f"lab-arc saved to {out / 'arc'} ({info['train_seconds']:.0f} s)")
+        return
     if size != "m" and not reasoner_only:
         raise UserError(f"--size {size} trains a ladder reasoner only: add --reasoner-only (the PRM, checker and "
                         "thinker are made from the m reasoner)")
