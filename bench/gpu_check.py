@@ -11,6 +11,10 @@ says so on one line and runs the same checks on the CPU.
     python bench/gpu_check.py --math500 [--backend vllm] [--model Qwen/Qwen2.5-Math-1.5B-Instruct] \
         [--prm prm:Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B]
 
+A short test-time training check follows (issue 19): `--strategy ttt` with LoRA (peft) on two arclab
+tasks with lab-arc on the same device: it must train (the loss falls), predict, and leave the base
+weights bit for bit as they were.
+
 --math500 also measures the per-token costs of a MATH-500 sweep (bench/math500.py) with many problems
 in flight: generated tokens/s of `complete_many` over 64 problems x 16 samples, and the PRM's scored
 tokens/s; then prints the sweep's expected time from them. The numbers are for the models it ran:
@@ -87,6 +91,40 @@ def math500_costs(lm, prm, problems, n: int, max_new_tokens: int) -> tuple[float
     return generated / decode_wall, (scorer.stats["tokens"] - before) / prm_wall
 
 
+def ttt_check(device: str, tasks: int = 2) -> bool:
+    """LoRA test-time training on `device`: loss falls, base weights unchanged, seconds per task."""
+    import hashlib
+
+    from reasoning.config import SearchConfig
+    from reasoning.strategies import lookup
+    from reasoning.tree import Tree
+
+    lm = load_model("lab-arc", device=device)
+
+    def digest() -> str:
+        h = hashlib.sha256()
+        for name, tensor in sorted(lm.model.state_dict().items()):
+            h.update(name.encode() + tensor.detach().float().cpu().numpy().tobytes())
+        return h.hexdigest()
+
+    before, ok = digest(), True
+    cfg = SearchConfig(n=4, ttt_steps=16, ttt_method="lora", ttt_lr=5e-3)
+    for problem in load_problems("arclab:test", limit=tasks):
+        tree = Tree(problem.question)
+        started = time.perf_counter()
+        outcome = lookup("ttt").search(problem, lm, None, cfg, tree)
+        log = tree.root.meta["ttt"]
+        falls = log["losses"][-1] < log["losses"][0]
+        ok &= falls
+        print(f"ttt {problem.key}: LoRA {log['trainable_params']:,} params, {log['examples']} examples, loss "
+              f"{log['losses'][0]:.3f} -> {log['losses'][-1]:.3f} ({'falls' if falls else 'DOES NOT FALL'}), "
+              f"answer {'right' if outcome.answer == problem.answer else 'wrong'}, "
+              f"{time.perf_counter() - started:.2f} s on {lm.device}")
+    same = digest() == before
+    print(f"ttt base weights after training: {'unchanged' if same else 'CHANGED'}")
+    return ok and same
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="default: lab if trained, else smollm2")
@@ -128,6 +166,7 @@ def main() -> int:
         answers = f"cuda answer {answer}, cpu answer {cpu_answer}" if cuda else f"answer {answer}"
         print(f"check {problem.key}: gold {problem.answer}, {answers}: {'well-formed' if well_formed else 'MALFORMED'}"
               + ((", same as cpu" if same else ", DIFFERS FROM CPU") if cuda else ""))
+    ok &= ttt_check(device)
     if args.math500:
         from math500 import print_table
 

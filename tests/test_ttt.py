@@ -205,16 +205,33 @@ def test_ttt_run_end_to_end_on_lab_arc(tmp_path):
     run_id = run.get("run_id") or run.get("id")
     shown = run_cli("show", run_id, "--json", db=db)
     assert shown.code == 0, shown.stderr
-    from store import Store
-    from store.runs import load_tree, results
+    from sqlmodel import select
+
+    from store import Store, models as m
+    from store.runs import tree_nodes
 
     store = Store.open(f"sqlite:///{db}")
-    rows = results(store, run_id)
+    with store.session() as session:
+        rows = list(session.exec(select(m.Result).where(m.Result.run_id == run_id)).all())
     assert len(rows) == 2
     for row in rows:
-        assert row.meta["train_tokens"] > 0 and len(row.meta["attempts"]) >= 1
-        nodes = load_tree(store, run_id, row.problem_id)
+        assert row.meta["train_tokens"] > 0 and all(grids.is_grid_text(a) for a in row.meta["attempts"])
+        nodes = tree_nodes(store, run_id, row.problem_id)
         root, preds = nodes[0], [n for n in nodes if n.meta.get("augmentation")]
         assert len(root.meta["ttt"]["losses"]) == 4 and root.meta["ttt"]["examples"] > 0
         assert len(preds) == 4 and preds[0].meta["augmentation_name"] == "identity"
-        assert sum(row.votes.values()) <= 4
+        assert sum(row.votes.values()) <= 4 and row.tokens == sum(n.tokens for n in nodes)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--dataset", "arith:1"), "has none: use --dataset arclab:test"),
+    (("--dataset", "arclab:test", "--backend", "vllm"), "trains the model at test time"),
+    (("--dataset", "arclab:test", "--ttt-method", "qlora"), "--ttt-method"),
+    (("--dataset", "arclab:test", "--ttt-lr", "0"), "--ttt-lr"),
+])
+def test_ttt_refusals_are_one_line_and_write_nothing(tmp_path, args, message):
+    db = tmp_path / "t.db"
+    result = run_cli("run", "--strategy", "ttt", "--model", "lab-arc", "--limit", "1", *args, db=db)
+    assert result.code == 2 and len(result.lines) == 1 and message in result.lines[0], result.stderr
+    listed = run_cli("list", "--json", db=db)
+    assert listed.code != 0 or json.loads(listed.stdout or "[]") == []

@@ -48,6 +48,9 @@ class Strategy:
     # Continues a partial answer (a beam's steps, a forced "Wait", a chunk): needs a raw-text endpoint,
     # so a chat endpoint (--api chat) is refused for it.
     continues: bool = False
+    # Trains the model at test time (ttt): needs the transformers backend (weights it can train and
+    # restore) and tasks with demonstrations (reasoning/fewshot.py).
+    trains: bool = False
 
     @property
     def own_knobs(self) -> tuple[Knob, ...]:
@@ -135,9 +138,14 @@ def check_strategy(name: str, verifier: str | None) -> None:
         raise UserError(f"strategy {name} needs a verifier: pass --verifier (e.g. self_eval or oracle)")
 
 
-def check_endpoint(name: str, backend_options: dict, cfg: SearchConfig | None = None) -> None:
+def check_endpoint(name: str, backend_options: dict, cfg: SearchConfig | None = None,
+                   backend: str = "transformers") -> None:
     """A strategy that continues a partial answer cannot run on a chat endpoint (--api chat); nor can a
-    thinking budget, which continues (or pre-fills) the model's thinking."""
+    thinking budget, which continues (or pre-fills) the model's thinking; a strategy that trains
+    needs weights it can train (the transformers backend)."""
+    if lookup(name).trains and backend != "transformers":
+        raise UserError(f"strategy {name} trains the model at test time, which the {backend} backend cannot: "
+                        "run it with --backend transformers (the default)")
     if backend_options.get("api") != "chat":
         return
     if lookup(name).continues:
@@ -149,6 +157,16 @@ def check_endpoint(name: str, backend_options: dict, cfg: SearchConfig | None = 
         if given:
             raise UserError(f"{' and '.join(given)} continue or pre-fill the model's thinking, which a chat endpoint "
                             f"cannot: run with --api completions (the default)")
+
+
+def check_problems(name: str, problems) -> None:
+    """A strategy that trains on demonstrations needs problems that have them (before a run starts)."""
+    if lookup(name).trains:
+        from reasoning.fewshot import is_task
+
+        if bad := next((p for p in problems if not is_task(p)), None):
+            raise UserError(f"strategy {name} learns from a task's demonstrations, and problem {bad.key[:40]!r} of "
+                            f"{bad.dataset[:40]} has none: use --dataset arclab:test, arc:PATH or a few-shot JSONL")
 
 
 def check_config(name: str, cfg: SearchConfig) -> None:

@@ -65,6 +65,13 @@ def training_texts(lm: LanguageModel, demos: list, augs: list[Augmentation], gri
     return texts
 
 
+def rank(answers: list[str | None]) -> list[str]:
+    """The vote: distinct answers, most votes first; a tie goes to the earlier augmentation (identity
+    first). ARC's two attempts are the first two."""
+    votes = Counter(a for a in answers if a is not None)
+    return sorted(votes, key=lambda a: (-votes[a], answers.index(a)))
+
+
 def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: SearchConfig,
            tree: Tree) -> Outcome:
     if not fewshot.is_task(problem):
@@ -105,8 +112,7 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
                               "answer_method": "task"})
         answers.append(answer)
         nodes.append(node)
-    votes = Counter(a for a in answers if a is not None)
-    ranked = sorted(votes, key=lambda a: (-votes[a], answers.index(a)))  # ties: the earlier augmentation
+    votes, ranked = Counter(a for a in answers if a is not None), rank(answers)
     if not ranked:
         return Outcome(None, nodes[0].seq if nodes else None, {}, {"attempts": []})
     chosen = nodes[answers.index(ranked[0])]
@@ -122,4 +128,4 @@ STRATEGY = Strategy(
     "ttt", "test-time training on the task's own demonstrations, then a vote over augmented predictions "
     "(tasks with demonstrations: arclab, arc)", search,
     knobs=("n", *KNOBS, "max_new_tokens"),
-    budget=("n",), verifier=IGNORES, kind=SAMPLES, order=90)
+    budget=("n",), verifier=IGNORES, kind=SAMPLES, order=90, trains=True)
