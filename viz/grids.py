@@ -1,0 +1,195 @@
+"""Grids drawn as coloured cells (ARC's palette), for every place a task, an answer or a step is shown:
+the Tree, Run, Compare and Learn pages (st.html) and the offline HTML report. Pure builders: data in,
+an HTML string or a plotly Figure out.
+
+A grid is drawn as one inline SVG (`<svg class="tt-grid" aria-label="grid 1x6: 031319">`), crisp at
+any zoom and self-contained (no stylesheet, no script), so it survives Streamlit's HTML sanitizer and
+an e-mailed report alike. Everything that is not a cell (labels, texts a model wrote) is escaped.
+"""
+from __future__ import annotations
+
+import html
+from collections import Counter
+from typing import Any, Sequence
+
+import plotly.graph_objects as go
+
+from reasoning.grids import Grid, grid_of, parse_grid
+from viz.tree import parent_of
+
+# ARC's standard colours, 0-9 (the palette of the ARC testing interface).
+PALETTE = ("#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00", "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF",
+           "#870C25")
+COLOUR_NAMES = ("black", "blue", "red", "green", "yellow", "grey", "magenta", "orange", "light blue", "maroon")
+RIGHT, WRONG, MUTED = "#1a9850", "#d73027", "#777"
+CELL = 16  # pixels per cell; grids wider than MAX_WIDTH are drawn with smaller cells
+MAX_WIDTH = 360
+
+
+def as_grid(value: Any) -> Grid | None:
+    """A grid from what is stored: a grid answer text ("012\\n340\\n"), a JSON grid (list of rows) or a
+    Grid; None for anything else (a number, a text answer, None)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return grid_of(value)
+    try:
+        rows = tuple(tuple(int(c) for c in row) for row in value)
+    except (TypeError, ValueError):
+        return None
+    if not rows or not rows[0] or len({len(r) for r in rows}) != 1 or any(not 0 <= c <= 9 for r in rows for c in r):
+        return None
+    return rows
+
+
+def grid_label(grid: Grid) -> str:
+    """One line for a grid: its rows of digits joined by "/" ("031/319"), for legends and hovers."""
+    return "/".join("".join(map(str, row)) for row in grid)
+
+
+def answer_label(answer: str | None) -> str:
+    """An answer on one line: a grid as its rows joined by "/", anything else as it is."""
+    if answer is None:
+        return "(no answer)"
+    grid = as_grid(answer)
+    return grid_label(grid) if grid is not None else answer
+
+
+def grid_svg(grid: Grid, cell: int = CELL, outline: str | None = None) -> str:
+    """The grid as an inline SVG of coloured cells with thin grey gridlines; `outline` (a colour)
+    frames it (green right, red wrong)."""
+    height, width = len(grid), len(grid[0])
+    cell = max(4, min(cell, MAX_WIDTH // max(1, width)))
+    w, h = width * cell, height * cell
+    rects = "".join(f'<rect x="{x * cell}" y="{y * cell}" width="{cell}" height="{cell}" fill="{PALETTE[c]}"/>'
+                    for y, row in enumerate(grid) for x, c in enumerate(row))
+    lines = "".join(f'<line x1="{x * cell}" y1="0" x2="{x * cell}" y2="{h}"/>' for x in range(1, width))
+    lines += "".join(f'<line x1="0" y1="{y * cell}" x2="{w}" y2="{y * cell}"/>' for y in range(1, height))
+    frame = outline or "#888"
+    stroke = 3 if outline else 1
+    label = html.escape(f"grid {height}x{width}: {grid_label(grid)}")
+    return (f'<svg class="tt-grid" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{label}" '
+            f'width="{w + 2 * stroke}" height="{h + 2 * stroke}" viewBox="{-stroke} {-stroke} {w + 2 * stroke} '
+            f'{h + 2 * stroke}" style="vertical-align:middle"><title>{label}</title>{rects}'
+            f'<g stroke="#555" stroke-width="0.5">{lines}</g>'
+            f'<rect x="{-stroke / 2}" y="{-stroke / 2}" width="{w + stroke}" height="{h + stroke}" fill="none" '
+            f'stroke="{frame}" stroke-width="{stroke}"/></svg>')
+
+
+def value_html(value: Any, cell: int = CELL, outline: str | None = None, empty: str = "–") -> str:
+    """A grid (answer text, JSON grid) drawn; any other value as escaped text; None as `empty`."""
+    if value is None:
+        return f'<span style="color:{MUTED}">{html.escape(empty)}</span>'
+    grid = as_grid(value)
+    if grid is not None:
+        return grid_svg(grid, cell, outline)
+    return f"<code>{html.escape(str(value))}</code>"
+
+
+def text_grid_html(text: str, cell: int = CELL) -> str | None:
+    """The first grid a model's text holds (a prediction, a step), drawn; None when it holds none."""
+    grid = parse_grid(text or "")
+    return None if grid is None else grid_svg(grid, cell)
+
+
+def verdict_html(correct: bool | None) -> str:
+    if correct is None:
+        return ""
+    return (f'<b style="color:{RIGHT}">✓ right</b>' if correct else f'<b style="color:{WRONG}">✗ wrong</b>')
+
+
+_TD = 'style="padding:4px 10px;vertical-align:middle;text-align:left"'
+_ARROW = '<td style="padding:0 6px;color:#888;font-size:1.2em">→</td>'
+
+
+def task_html(demos: Sequence, test_input: Any, *, gold: Any = None, answer: Any = None,
+              correct: bool | None = None, cell: int = CELL, answer_label: str = "answer") -> str:
+    """A task with demonstrations: each demonstration's input → output, then the test input → the
+    gold output and the answer (framed green or red). Values are grids (drawn) or texts (escaped)."""
+    rows = []
+    for i, (x, y) in enumerate(demos):
+        rows.append(f"<tr><td {_TD}><span style='color:{MUTED}'>demo {i + 1}</span></td><td {_TD}>{value_html(x, cell)}"
+                    f"</td>{_ARROW}<td {_TD}>{value_html(y, cell)}</td><td></td></tr>")
+    outline = None if correct is None else (RIGHT if correct else WRONG)
+    tail = ""
+    if answer is not None or correct is not None:
+        tail = (f"<td {_TD}><span style='color:{MUTED}'>{html.escape(answer_label)}</span><br>"
+                f"{value_html(answer, cell, outline, empty='no answer')} {verdict_html(correct)}</td>")
+    rows.append(f"<tr style='border-top:1px solid #ddd'><td {_TD}><b>test</b></td><td {_TD}>{value_html(test_input, cell)}</td>"
+                f"{_ARROW}<td {_TD}><span style='color:{MUTED}'>gold</span><br>{value_html(gold, cell, empty='unknown')}</td>"
+                f"{tail}</tr>")
+    return f'<table class="tt-task" style="border-collapse:collapse;margin:4px 0">{"".join(rows)}</table>'
+
+
+# --- test-time training: the augmented predictions and their vote -----------------------------------
+
+def predictions(nodes: Sequence[Any]) -> list[dict]:
+    """The augmented predictions of a ttt tree (the root's children that carry an augmentation), in
+    the order they were made: seq, augmentation name, what the model wrote (raw answer, on the
+    augmented task), the answer mapped back, right?, the votes its answer got, chosen?"""
+    preds = [n for n in nodes if parent_of(n) is not None and "augmentation_name" in (n.meta or {})]
+    votes = Counter(n.answer for n in preds if n.answer is not None)
+    return [{"seq": n.seq, "augmentation": n.meta["augmentation_name"], "raw": n.meta.get("raw_answer"),
+             "answer": n.answer, "correct": n.correct, "votes": votes.get(n.answer, 0) if n.answer is not None else 0,
+             "chosen": n.status == "selected"} for n in preds]
+
+
+def vote_table(rows: Sequence[dict]) -> list[dict]:
+    """One row per distinct mapped-back answer (of `predictions`): votes, right?, the augmentations
+    that gave it; most votes first, ties to the earlier prediction (the ttt strategy's rule)."""
+    table: dict[str, dict] = {}
+    for r in rows:
+        if r["answer"] is None:
+            continue
+        row = table.setdefault(r["answer"], {"answer": r["answer"], "votes": 0, "correct": r["correct"],
+                                             "augmentations": [], "chosen": False})
+        row["votes"] += 1
+        row["augmentations"].append(r["augmentation"])
+        row["chosen"] = row["chosen"] or r["chosen"]
+    order = list(table)
+    return sorted(table.values(), key=lambda row: (-row["votes"], order.index(row["answer"])))
+
+
+def predictions_html(rows: Sequence[dict], attempts: Sequence[str] = (), cell: int = 12) -> str:
+    """The predictions as a table: augmentation, what the model wrote (on the augmented task), the
+    answer mapped back (framed green/red), votes for that answer, and ARC's attempts marked."""
+    head = ("<tr>" + "".join(f"<th {_TD}>{h}</th>" for h in ("#", "augmentation", "model wrote (augmented)",
+                                                               "mapped back", "", "votes", "")) + "</tr>")
+    body = []
+    for i, r in enumerate(rows):
+        outline = None if r["correct"] is None else (RIGHT if r["correct"] else WRONG)
+        attempt = (f"attempt {list(attempts).index(r['answer']) + 1}" if r["answer"] in attempts else "")
+        mark = "◆ chosen" if r["chosen"] else attempt
+        body.append(f"<tr><td {_TD}>{i + 1}</td><td {_TD}>{html.escape(r['augmentation'])}</td>"
+                    f"<td {_TD}>{value_html(r['raw'], cell, empty='none')}</td>"
+                    f"<td {_TD}>{value_html(r['answer'], cell, outline, empty='no answer')}</td>"
+                    f"<td {_TD}>{verdict_html(r['correct'])}</td><td {_TD}>{r['votes']}</td>"
+                    f"<td {_TD}>{html.escape(mark)}</td></tr>")
+    return f'<table class="tt-predictions" style="border-collapse:collapse">{head}{"".join(body)}</table>'
+
+
+def vote_figure(table: Sequence[dict], title: str = "Vote over the augmented predictions") -> go.Figure:
+    """Votes per mapped-back answer (of `vote_table`), right answers green, wrong red; the answers
+    named on one line (a grid's rows joined by "/")."""
+    labels = [answer_label(r["answer"]) for r in table]
+    colours = [MUTED if r["correct"] is None else (RIGHT if r["correct"] else WRONG) for r in table]
+    hover = [html.escape(f"{label}: {r['votes']} votes from {', '.join(r['augmentations'])}")
+             for label, r in zip(labels, table)]
+    fig = go.Figure(go.Bar(x=[r["votes"] for r in table], y=labels, orientation="h", marker_color=colours,
+                           hovertext=hover, hoverinfo="text"))
+    fig.update_layout(height=max(180, 60 + 28 * len(table)), margin=dict(t=40, b=40, l=10, r=10), title=title,
+                      xaxis_title="votes (green = right, red = wrong)", yaxis=dict(type="category", autorange="reversed"),
+                      xaxis=dict(dtick=1))
+    return fig
+
+
+def loss_figure(losses: Sequence[float], title: str = "Test-time training: loss per step") -> go.Figure:
+    """The training loss at each step (the ttt root's meta["ttt"]["losses"])."""
+    steps = list(range(1, len(losses) + 1))
+    fig = go.Figure(go.Scatter(x=steps, y=list(losses), mode="lines+markers", name="loss",
+                               line=dict(color="#3366cc")))
+    fig.update_layout(height=260, margin=dict(t=40, b=40, l=10, r=10), title=title, xaxis_title="step",
+                      yaxis_title="loss (outputs only)", showlegend=False)
+    if steps:
+        fig.update_xaxes(range=[0.5, max(steps) + 0.5])
+    return fig
