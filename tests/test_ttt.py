@@ -99,7 +99,7 @@ def test_malformed_task_through_the_cli_exits_2_and_stores_nothing(tmp_path):
     db = tmp_path / "t.db"
     result = run_cli("run", "--strategy", "ttt", "--model", "lab-arc", "--dataset", f"arc:{bad}", db=db)
     assert result.code == 2 and len(result.lines) == 1 and "rectangular" in result.lines[0]
-    assert not db.exists() or "run" not in run_cli("list", "--json", db=db).stdout.replace("[]", "")
+    assert not db.exists() or json.loads(run_cli("runs", "--json", db=db).stdout) == []
 
 
 def test_few_shot_jsonl_with_texts(tmp_path):
@@ -233,5 +233,4 @@ def test_ttt_refusals_are_one_line_and_write_nothing(tmp_path, args, message):
     db = tmp_path / "t.db"
     result = run_cli("run", "--strategy", "ttt", "--model", "lab-arc", "--limit", "1", *args, db=db)
     assert result.code == 2 and len(result.lines) == 1 and message in result.lines[0], result.stderr
-    listed = run_cli("list", "--json", db=db)
-    assert listed.code != 0 or json.loads(listed.stdout or "[]") == []
+    assert not db.exists() or json.loads(run_cli("runs", "--json", db=db).stdout) == []
