@@ -29,7 +29,7 @@ from reasoning.config import SearchConfig  # noqa: E402
 from reasoning.estimators import bootstrap_ci  # noqa: E402
 from reasoning.problems import load_problems  # noqa: E402
 from reasoning.strategies import lookup  # noqa: E402
-from reasoning.strategies.ttt import rank  # noqa: E402
+from reasoning.fewshot import rank  # noqa: E402
 from reasoning.tree import Tree  # noqa: E402
 
 

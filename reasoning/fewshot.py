@@ -15,6 +15,7 @@ in meta (JSON), and its question is the rendered task, so any strategy can run o
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from pathlib import Path
 from typing import Any, Union
 
@@ -98,6 +99,14 @@ def leave_one_out(demos: list) -> list[tuple[list, Any]]:
     if len(demos) < 2:
         return []
     return [(demos[:i] + demos[i + 1:], demos[i]) for i in range(len(demos))]
+
+
+def rank(answers: list[str | None]) -> list[str]:
+    """The vote over a task's predictions (test-time training's augmented ones): distinct answers,
+    most votes first; a tie goes to the earlier prediction (the task as given first). ARC's two
+    attempts are the first two."""
+    votes = Counter(a for a in answers if a is not None)
+    return sorted(votes, key=lambda a: (-votes[a], answers.index(a)))
 
 
 # --- files -----------------------------------------------------------------------------------------

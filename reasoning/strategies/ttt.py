@@ -65,13 +65,6 @@ def training_texts(lm: LanguageModel, demos: list, augs: list[Augmentation], gri
     return texts
 
 
-def rank(answers: list[str | None]) -> list[str]:
-    """The vote: distinct answers, most votes first; a tie goes to the earlier augmentation (identity
-    first). ARC's two attempts are the first two."""
-    votes = Counter(a for a in answers if a is not None)
-    return sorted(votes, key=lambda a: (-votes[a], answers.index(a)))
-
-
 def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: SearchConfig,
            tree: Tree) -> Outcome:
     if not fewshot.is_task(problem):
@@ -112,7 +105,7 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
                               "answer_method": "task"})
         answers.append(answer)
         nodes.append(node)
-    votes, ranked = Counter(a for a in answers if a is not None), rank(answers)
+    votes, ranked = Counter(a for a in answers if a is not None), fewshot.rank(answers)
     if not ranked:
         return Outcome(None, nodes[0].seq if nodes else None, {}, {"attempts": []})
     chosen = nodes[answers.index(ranked[0])]
