@@ -319,3 +319,7 @@ def scale_section(store: Store, sweeps) -> None:
 
 
 scale_section(store, sweeps)
+
+from pages._ttt_section import ttt_section  # noqa: E402  (test-time training, issue 19: its own module)
+
+ttt_section(store, curves.run_ids)
