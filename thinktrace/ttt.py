@@ -19,6 +19,7 @@ import numpy as np
 
 from reasoning.errors import UserError
 from reasoning.estimators import bootstrap_ci
+from reasoning.fewshot import rank
 from store import Store
 from store.ttt import predictions, shared_outcomes, ttt_runs
 
@@ -44,15 +45,11 @@ class TTTCurves:
 
 
 def vote_of_first(preds: Sequence[tuple[str | None, bool | None]], k: int) -> bool:
-    """Is the vote over the first k predictions (answer, right?) right? Most votes wins, ties go to
-    the earlier prediction; no answer at all is wrong."""
+    """Is the vote over the first k predictions (answer, right?) right? The ttt strategy's vote
+    (reasoning.fewshot.rank: most votes, ties to the earlier prediction); no answer at all is wrong."""
     first = preds[:k]
-    votes = Counter(a for a, _ in first if a is not None)
-    if not votes:
-        return False
-    answers = [a for a, _ in first]
-    winner = min(votes, key=lambda a: (-votes[a], answers.index(a)))
-    return bool(next(c for a, c in first if a == winner))
+    ranked = rank([a for a, _ in first])
+    return bool(ranked) and bool(next(c for a, c in first if a == ranked[0]))
 
 
 def _point(curve: str, x: int, values: Sequence[float], runs: Sequence[str], n_boot: int, seed: int) -> TTTPoint:

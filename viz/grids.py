@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import plotly.graph_objects as go
 
+from reasoning.fewshot import rank
 from reasoning.grids import Grid, grid_of, parse_grid
 from viz.tree import parent_of
 
@@ -136,7 +137,8 @@ def predictions(nodes: Sequence[Any]) -> list[dict]:
 
 def vote_table(rows: Sequence[dict]) -> list[dict]:
     """One row per distinct mapped-back answer (of `predictions`): votes, right?, the augmentations
-    that gave it; most votes first, ties to the earlier prediction (the ttt strategy's rule)."""
+    that gave it; most votes first, ties to the earlier prediction (the ttt strategy's vote,
+    reasoning.fewshot.rank)."""
     table: dict[str, dict] = {}
     for r in rows:
         if r["answer"] is None:
@@ -146,8 +148,7 @@ def vote_table(rows: Sequence[dict]) -> list[dict]:
         row["votes"] += 1
         row["augmentations"].append(r["augmentation"])
         row["chosen"] = row["chosen"] or r["chosen"]
-    order = list(table)
-    return sorted(table.values(), key=lambda row: (-row["votes"], order.index(row["answer"])))
+    return [table[a] for a in rank([r["answer"] for r in rows])]
 
 
 def predictions_html(rows: Sequence[dict], attempts: Sequence[str] = (), cell: int = 12) -> str:
