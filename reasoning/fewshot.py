@@ -147,10 +147,14 @@ def _load_file(path: Path, dataset: str) -> list[Problem]:
         return _task_problems(_json(text, path.name), path.stem, path.name, dataset)
     if path.suffix != ".jsonl":
         raise UserError(f"{path.name}: an ARC task is a .json file (or a .jsonl of tasks)")
+    return _load_lines(text, path.name, dataset)
+
+
+def _load_lines(text: str, name: str, dataset: str) -> list[Problem]:
     problems = []
     for number, line in enumerate(text.split("\n"), start=1):
         if line.strip():
-            where = f"{path.name} line {number}"
+            where = f"{name} line {number}"
             row = _json(line, where)
             if not isinstance(row, dict):
                 raise UserError(f"{where}: a task must be a JSON object")
@@ -161,7 +165,22 @@ def _load_file(path: Path, dataset: str) -> list[Problem]:
     keys = [p.key for p in problems]
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
-        raise UserError(f"{path.name}: task id {dup!r} appears twice")
+        raise UserError(f"{name}: task id {dup!r} appears twice")
+    return problems
+
+
+# ARC-AGI-1's public evaluation set, shipped (reasoning/data/README.md): `--dataset arc-agi`.
+ARC_AGI = Path(__file__).parent / "data" / "arc_agi_evaluation.jsonl.gz"
+ARC_AGI_TASKS = 400
+
+
+def load_arc_agi() -> list[Problem]:
+    """ARC-AGI-1's 400 public evaluation tasks (one problem per test input, keys = task ids)."""
+    import gzip
+
+    problems = _load_lines(gzip.decompress(ARC_AGI.read_bytes()).decode("utf-8"), ARC_AGI.name, "arc-agi")
+    if len({p.key.split(":")[0] for p in problems}) != ARC_AGI_TASKS:
+        raise UserError(f"{ARC_AGI}: expected {ARC_AGI_TASKS} tasks: the shipped file is damaged, reinstall it")
     return problems
 
 

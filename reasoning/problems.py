@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from reasoning import strict_json
-from reasoning.answers import STANDARD, extract_answer
+from reasoning.answers import TASK, STANDARD, extract_answer
 from reasoning.errors import UserError
 from reasoning.types import Problem
 
@@ -244,7 +244,11 @@ def load_problems(spec: str, limit: int | None = None, seed: int = 0) -> list[Pr
     - `path/to/file.jsonl`: GSM8K rows (question, answer with "#### N") or MATH rows (problem with
       answer, or with a solution holding \\boxed{});
     - `hf:NAME[:SPLIT]` or `hf:NAME:CONFIG:SPLIT`: a Hugging Face dataset (split "test" by default),
-      rows mapped as for JSONL.
+      rows mapped as for JSONL;
+    - `arclab:train`, `arclab:test`: generated ARC-like tasks (reasoning/arclab.py; test = held-out
+      compositions), arclab.DEFAULT_COUNT unless limited;
+    - `arc:PATH`: ARC-AGI task files (one .json, a folder of them, or a JSONL of tasks; reasoning/fewshot.py);
+    - `arc-agi`: ARC-AGI-1's 400 public evaluation tasks, shipped in reasoning/data/.
     `seed` only changes generated sets: files and shipped benchmarks have one order."""
     if limit is not None and limit < 1:
         raise UserError(f"limit must be at least 1, got {limit}")
@@ -254,14 +258,44 @@ def load_problems(spec: str, limit: int | None = None, seed: int = 0) -> list[Pr
         problems = _load_shipped(spec)
     elif spec.startswith("hf:"):
         problems = _load_hf(spec, limit)
+    elif spec.startswith("arclab:"):
+        problems = _load_arclab(spec, limit, seed)
+    elif spec.startswith("arc:"):
+        from reasoning import fewshot
+
+        problems = fewshot.load(Path(spec[4:]))
+    elif spec == "arc-agi":
+        from reasoning import fewshot
+
+        problems = fewshot.load_arc_agi()
     elif spec.endswith(".jsonl"):
         problems = _load_jsonl(Path(spec))
     else:
         raise UserError(f"unknown problem set '{spec[:80]}': use arith:D, arith:A-B, gsm8k, math500[:level=L], "
-                        "a .jsonl file or hf:NAME[:split]")
+                        "a .jsonl file, hf:NAME[:split], arclab:train|test, arc:PATH or arc-agi")
     if not problems:
         raise UserError(f"{spec}: no problems in it")
     return problems[:limit]
+
+
+def _load_arclab(spec: str, limit: int | None, seed: int) -> list[Problem]:
+    from reasoning import arclab
+
+    split = spec.partition(":")[2]
+    if split not in arclab.SPLITS:
+        raise UserError(f"bad problem set '{spec[:80]}': expected arclab:train or arclab:test (held-out compositions)")
+    return arclab.load(split, limit, seed)
+
+
+def _arclab_problem(dataset: str, key: str) -> Problem:
+    from reasoning import arclab
+
+    load_problems(dataset, limit=1)  # refuses arclab:x
+    split = dataset.partition(":")[2]
+    match = re.fullmatch(rf"arclab-{split}-s(-?\d{{1,18}})-(\d{{1,9}})", key)
+    if not match or f"arclab-{split}-s{int(match.group(1))}-{int(match.group(2))}" != key:
+        raise UserError(f"{dataset} has no problem {key[:80]!r}: built-in problems come from the generator")
+    return arclab.problem(split, int(match.group(2)), int(match.group(1)))
 
 
 def _load_arith(spec: str, limit: int | None, seed: int) -> list[Problem]:
@@ -301,7 +335,10 @@ MATH_LEVELS = (1, 5)
 
 
 def dataset_extractor(spec: str) -> str:
-    """The answer extractor of a problem set: a shipped benchmark's own, else the standard one."""
+    """The answer extractor of a problem set: a shipped benchmark's own, a task set's (arclab, arc) the
+    task's own format, else the standard one."""
+    if spec.partition(":")[0] in ("arclab", "arc", "arc-agi"):
+        return TASK
     bench = SHIPPED.get(spec.partition(":")[0])
     return bench.extractor if bench else STANDARD
 
@@ -406,6 +443,8 @@ def builtin_problem(dataset: str, key: str) -> Problem | None:
         if found is None:
             raise UserError(f"{name} has no problem {key[:80]!r}: its problems come from the shipped data")
         return dataclasses.replace(found, meta=dict(found.meta))
+    if dataset.startswith("arclab:"):
+        return _arclab_problem(dataset, key)
     if not dataset.startswith("arith:"):
         return None
     load_problems(dataset, limit=1)  # refuses a malformed set name (arith:9, arith:x)

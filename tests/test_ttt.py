@@ -234,3 +234,14 @@ def test_ttt_refusals_are_one_line_and_write_nothing(tmp_path, args, message):
     result = run_cli("run", "--strategy", "ttt", "--model", "lab-arc", "--limit", "1", *args, db=db)
     assert result.code == 2 and len(result.lines) == 1 and message in result.lines[0], result.stderr
     assert not db.exists() or json.loads(run_cli("runs", "--json", db=db).stdout) == []
+
+
+def test_shipped_arc_agi_evaluation_set():
+    problems = load_problems("arc-agi")
+    assert len(problems) == 419 and len({p.key.split(":")[0] for p in problems}) == 400
+    assert problems[0].key == "00576224" and problems[0].dataset == "arc-agi"
+    for p in problems:  # every gold is a grid that grades equal to itself and to nothing shorter
+        grid = grids.grid_of(p.answer)
+        assert grid is not None and is_equiv(p.answer, p.answer)
+        assert grids.format_grid(grid) == p.answer and not is_equiv(p.answer[1:], p.answer)
+        assert 1 <= len(p.meta["demos"]) <= fewshot.MAX_DEMOS
