@@ -77,10 +77,50 @@ def check_problem_file(path: Path) -> int:
 
 
 # ---------------------------------------------------------------- the form
+ARC_SETS = {"arclab:test": "arclab:test: held-out compositions (lab-arc never saw them)",
+            "arclab:train": "arclab:train: the compositions lab-arc trained on",
+            "arc-agi": "arc-agi: ARC-AGI-1's 400 public evaluation tasks (shipped)",
+            "arc": "arc:PATH: ARC JSON on this machine (a task file, a folder of them, or a JSONL)"}
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def task_count(spec: str) -> int:
+    from reasoning.problems import load_problems
+
+    return len(load_problems(spec))
+
+
+def arc_form() -> tuple[str | None, int | None]:
+    """Tasks with demonstrations (reasoning/fewshot.py): the arclab sets, ARC-AGI, or ARC JSON by path."""
+    kind = st.radio("Task set", list(ARC_SETS), format_func=ARC_SETS.get, key="arc_set")
+    if kind == "arc":
+        path = st.text_input("Path to an ARC task file (.json), a folder of them, or a JSONL of tasks",
+                             key="arc_path", placeholder="/data/arc/evaluation").strip()
+        if not path:
+            st.caption("Type a path on the machine this app runs on.")
+            return None, None
+        spec = f"arc:{path}"
+    else:
+        spec = kind
+    try:
+        count = task_count(spec)
+    except UserError as exc:
+        st.error(f"Cannot use {md_escape(spec)}: {md_escape(exc)}")
+        return None, None
+    limit = int(st.number_input(f"Tasks (the first of {count})", min_value=1, max_value=count, value=min(10, count),
+                                key=f"arc_limit_{kind}"))
+    st.caption(f"`--dataset {md_escape(spec)}` · answers are grids, graded cell for cell; `--model lab-arc` with "
+               "`--strategy ttt` learns from each task's demonstrations before it answers")
+    return spec, limit
+
+
 def problems_form(url: str) -> tuple[str | None, int | None]:
     """(dataset spec, limit), or (None, None) with the reason shown."""
-    source = st.radio("Problems", ["Built-in arithmetic", "Upload JSONL", "Type a question"], horizontal=True,
-                      key="source")
+    source = st.radio("Problems", ["Built-in arithmetic", "ARC tasks", "Upload JSONL", "Type a question"],
+                      horizontal=True, key="source",
+                      help="ARC tasks: demonstrations and a test input, answered with a grid (for --strategy ttt).")
+    if source == "ARC tasks":
+        return arc_form()
     if source == "Built-in arithmetic":
         c1, c2 = st.columns(2)
         level = c1.select_slider("Difficulty (operations per problem)", options=[1, 2, 3, 4, 5], value=1,
@@ -118,6 +158,7 @@ def problems_form(url: str) -> tuple[str | None, int | None]:
 
 MODEL_CHOICES = {"lab (embedded reasoner, fast)": "lab", "lab-s (smaller reasoner)": "lab-s",
                  "lab-xs (smallest reasoner)": "lab-xs", "lab-think (embedded thinker)": "lab-think",
+                 "lab-arc (ARC-like tasks, for ttt)": "lab-arc",
                  "smollm2 (embedded chat LLM)": "smollm2", "Hugging Face id or local folder": None}
 
 

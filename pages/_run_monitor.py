@@ -35,6 +35,7 @@ def watched_run(store) -> str | None:
 def live(store, run_id: str) -> None:
     from store.liveness import runs_here
     from store.models import as_utc
+    from reasoning.fewshot import is_task
     from store.runs import current_problem, get_run, run_problems, run_summary, tree_nodes
     from viz.tree import tree_figure
 
@@ -107,6 +108,10 @@ def live(store, run_id: str) -> None:
         label = problem_label(p) if p else ""
         st.markdown(f"**{'Growing now' if status == 'running' and p and not p.done else 'Latest tree'}:** "
                     f"{md_escape(short(label, 120))} ({len(nodes)} nodes)")
+        if p is not None and is_task(p):  # demonstrations, test input, gold and answer as grids
+            from pages._tasks import show_task
+
+            show_task(p, cell=12)
         st.plotly_chart(tree_figure(nodes, gold=p.gold if p else None), key=f"live_{run_id}", width="stretch")
     elif status == "running":
         st.caption("Waiting for the first step…")

@@ -9,8 +9,11 @@ import streamlit as st
 
 from reasoning.errors import UserError
 
+from pages._tasks import answer_md, show_task, show_value
 from pages.common import (cached, empty_state, finite, int_param, md_escape, open_store, run_label, run_set,
                           runs_version, set_runs, share_box, short)
+from reasoning.fewshot import is_task
+from viz.grids import answer_label
 from store.analysis import outcomes, shared_summary
 from store.runs import list_runs, run_problems, tree_nodes
 from viz.compare import cost_accuracy_figure, outcome_matrix_figure, outcome_value
@@ -103,7 +106,8 @@ for o in rows:
     i, j = row_of[o.run_id], col[o.problem_id]
     z[i, j] = outcome_value(o.correct)
     mark = {True: "right", False: "wrong", None: "no gold"}[o.correct]
-    hover[i, j] = (f"#{o.position + 1} {mark}: answer {html.escape(str(o.answer))} (gold {'–' if o.gold is None else html.escape(str(o.gold))})"
+    hover[i, j] = (f"#{o.position + 1} {mark}: answer {html.escape(answer_label(o.answer))} "
+                   f"(gold {'–' if o.gold is None else html.escape(answer_label(o.gold))})"
                    f"<br>{html.escape(short(o.question, 70))}<br>{o.tokens} tokens")
 if positions:
     st.plotly_chart(outcome_matrix_figure([labels[r] for r in chosen], [str(first_pos[p] + 1) for p in positions], z, hover),
@@ -131,14 +135,21 @@ pid = st.selectbox("Problem", common, index=common.index(default_pid),
                    format_func=lambda p: f"#{first_pos[p] + 1} {short(question.get(p, ''), 90)}", key="compare_problem")
 if int_param("problem") != first_pos[pid] + 1:
     st.query_params["problem"] = str(first_pos[pid] + 1)
+both = {rid: {p.problem_id: p for p in cached(run_problems, store, rid, version=runs_version(by_id[rid]))}.get(pid)
+        for rid in chosen[:2]}
+shown = next((p for p in both.values() if p is not None), None)
+task = shown is not None and is_task(shown)
+if task:
+    show_task(shown, with_answer=False)  # each run's answer is drawn in its column
 cols = st.columns(2, gap="medium")
 for c, rid in zip(cols, chosen[:2]):
-    problems = {p.problem_id: p for p in cached(run_problems, store, rid, version=runs_version(by_id[rid]))}
-    p = problems.get(pid)
+    p = both[rid]
     with c:
         verdict = {True: ":green[✓ right]", False: ":red[✗ wrong]", None: "ungraded"}[p.correct] if p else ""
-        answer = md_escape(p.answer) if p and p.answer is not None else "–"
+        answer = (answer_md(p.answer) if task else md_escape(p.answer)) if p and p.answer is not None else "–"
         st.markdown(f"**{md_escape(labels[rid])}** · answer **{answer}** {verdict}")
+        if task and p is not None and p.answer is not None:
+            show_value(p.answer, outline=p.correct)
         if p is not None:
             nodes = cached(tree_nodes, store, rid, p.problem_id, version=True if p.done else None)
             st.plotly_chart(tree_figure(nodes, gold=p.gold, height=460),

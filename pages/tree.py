@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages._tasks import answer_md, is_ttt_tree, show_node_text, show_task, show_ttt, show_value
 from pages.common import (cached, empty_state, int_param, md_escape, num, open_store, pick_run, problem_label,
                           runs_version, share_box)
+from reasoning.fewshot import is_task
 from reasoning.thinking import failed_check
 from store.runs import list_runs, run_problems, tree_nodes
 from viz.tree import COLOR_BY, answer_table, is_chain, path_of, tree_figure
@@ -50,7 +52,7 @@ def clicked_seq(chart_key: str) -> int | None:
 STATUS_WORDS = {"selected": "on the chosen path", "pruned": "pruned", "kept": "kept", "terminal": "ends a path"}
 
 
-def show_path(nodes, seq: int, gold: str | None) -> None:
+def show_path(nodes, seq: int, gold: str | None, task: bool = False) -> None:
     path = path_of(nodes, seq)
     if not path:
         st.info("Click a node in the tree to read the path that leads to it.")
@@ -60,8 +62,15 @@ def show_path(nodes, seq: int, gold: str | None) -> None:
     if leaf.answer is not None or leaf.status == "terminal":
         verdict = {True: ":green[**✓ right**]", False: ":red[**✗ wrong**]", None: "no gold answer"}[leaf.correct]
         answer = md_escape(leaf.answer) if leaf.answer is not None else "*(no answer found)*"
+        if task:
+            answer = answer_md(leaf.answer) if leaf.answer is not None else answer
         st.markdown(f"This path answers **{answer}** — {verdict}"
-                    + (f" (gold **{md_escape(gold)}**)" if gold is not None else ""))
+                    + (f" (gold **{answer_md(gold) if task else md_escape(gold)}**)" if gold is not None else ""))
+        if task and leaf.answer is not None:
+            show_value(leaf.answer, outline=leaf.correct)
+            if (leaf.meta or {}).get("augmentation_name"):
+                st.caption(f"Predicted on the task under **{md_escape(leaf.meta['augmentation_name'])}**, then mapped "
+                           "back; the step below is what the model wrote on the transformed task.")
     thought_nodes = [n for n in path[1:] if n.meta.get("phase") == "think"]
     if thought_nodes:
         show_thinking(thought_nodes, leaf)
@@ -72,7 +81,8 @@ def show_path(nodes, seq: int, gold: str | None) -> None:
             st.caption(f"Step {node.depth} · score {num(node.score)} · path score {num(node.path_score)} · "
                        f"{node.tokens} tokens · logprob {num(node.logprob)} · "
                        f"{md_escape(STATUS_WORDS.get(node.status, node.status))}")
-            st.markdown(md_escape(node.text) or "*(empty step)*")
+            if not (task and show_node_text(node.text)):
+                st.markdown(md_escape(node.text) or "*(empty step)*")
     if len(path) == 1:
         st.caption("This is the root: it holds the question. Click a step below it.")
 
@@ -142,7 +152,11 @@ with top_right:
     problem = pick_problem(run.id, problems)
 # A finished problem's tree is final: cached for good; a growing one is read on every rerun.
 nodes = cached(tree_nodes, store, run.id, problem.problem_id, version=True if problem.done else None)
-st.markdown(f"**Question:** {md_escape(problem.question)}")
+task = is_task(problem)
+if task:
+    show_task(problem)
+else:
+    st.markdown(f"**Question:** {md_escape(problem.question)}")
 if not nodes:
     st.info("No steps stored for this problem yet." + (" The run is still working: watch it on the Run page."
                                                          if run.status == "running" else ""))
@@ -150,8 +164,9 @@ if not nodes:
 verdict = {True: "✓ right", False: "✗ wrong", None: "ungraded"}[problem.correct] if problem.done else "not finished yet"
 st.caption(f"{md_escape(run.strategy)} · n={md_escape(run.n)} · verifier {md_escape(run.verifier or 'none')} · "
            f"{len(nodes)} nodes · run answer "
-           f"**{md_escape(problem.answer) if problem.answer is not None else '–'}** vs gold "
-           f"**{md_escape(problem.gold) if problem.gold is not None else '–'}** · {verdict}")
+           f"**{answer_md(problem.answer) if task else md_escape(problem.answer) if problem.answer is not None else '–'}** "
+           f"vs gold **{answer_md(problem.gold) if task else md_escape(problem.gold) if problem.gold is not None else '–'}** "
+           f"· {verdict}")
 if "choice" in nodes[0].meta:  # compute_optimal: what the probe said and what the policy chose
     root = nodes[0].meta
     score = root.get("probe_score")
@@ -185,7 +200,8 @@ if seq is not None and st.query_params.get("node") != str(seq):
 
 st.session_state["_tree_url"] = dict(st.query_params)
 
-chain = is_chain(nodes)
+ttt = is_ttt_tree(nodes)
+chain = is_chain(nodes) and not ttt  # a ttt tree's vote is shown below, by augmentation
 left, right = st.columns([3, 2], gap="medium")
 with left:
     fig = tree_figure(nodes, color_by=color_by, selected_seq=seq, upto_seq=upto, gold=problem.gold)
@@ -210,4 +226,6 @@ with right:
     if seq is None:
         st.info("Click a node in the tree to read the path that leads to it.")
     else:
-        show_path(nodes, seq, problem.gold)
+        show_path(nodes, seq, problem.gold, task)
+if ttt:
+    show_ttt(nodes, problem.result_meta if problem.done else {}, key=chart_key)

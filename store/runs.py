@@ -8,7 +8,7 @@ discard_partial deletes before a resume redoes the problem.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Integer, cast, delete, func, insert, update
@@ -344,6 +344,8 @@ class RunProblemRow:
     node_seq: int | None
     tokens: int | None  # generated for the problem (None: not finished)
     nodes: int
+    meta: dict = field(default_factory=dict)  # the problem's (a task's demonstrations and test input)
+    result_meta: dict = field(default_factory=dict)  # the strategy's notes on its result (ttt: its attempts)
 
 
 def run_problems(store: Store, run_id: str) -> list[RunProblemRow]:
@@ -356,7 +358,7 @@ def run_problems(store: Store, run_id: str) -> list[RunProblemRow]:
     )
     query = (
         select(m.RunProblem.position, m.Problem, m.Result.id, m.Result.correct, m.Result.answer,
-               m.Result.node_seq, m.Result.tokens, node_counts.c.nodes)
+               m.Result.node_seq, m.Result.tokens, node_counts.c.nodes, m.Result.meta)
         .join(m.Problem, m.Problem.id == m.RunProblem.problem_id)
         .join(m.Result, (m.Result.run_id == m.RunProblem.run_id) & (m.Result.problem_id == m.RunProblem.problem_id),
               isouter=True)
@@ -368,8 +370,9 @@ def run_problems(store: Store, run_id: str) -> list[RunProblemRow]:
         return [
             RunProblemRow(position=pos, problem_id=p.id, key=p.key, question=p.question, gold=p.answer,
                           difficulty=p.difficulty, done=rid is not None, correct=correct, answer=answer,
-                          node_seq=node_seq, tokens=tokens, nodes=nodes or 0)
-            for pos, p, rid, correct, answer, node_seq, tokens, nodes in session.exec(query).all()
+                          node_seq=node_seq, tokens=tokens, nodes=nodes or 0, meta=p.meta or {},
+                          result_meta=result_meta or {})
+            for pos, p, rid, correct, answer, node_seq, tokens, nodes, result_meta in session.exec(query).all()
         ]
 
 

@@ -104,23 +104,36 @@ def _curve_section(store: Store, run: m.Run, summary, add_figure) -> str:
 
 
 def _problem_section(store: Store, run_id: str, problem: RunProblemRow, add_figure) -> str:
+    from reasoning.fewshot import is_task, values_of
+    from viz.grids import answer_label, task_html, value_html
     from viz.tree import path_of, tree_figure
 
     position = problem.position
     nodes = tree_nodes(store, run_id, problem.problem_id)
     chosen = problem.node_seq if problem.done else None
+    task = is_task(problem)
     fig = tree_figure(nodes, gold=problem.gold, title=f"problem {position}: {problem.key}")
-    head = (f"<h2>Problem {position} <span class='muted'>{html.escape(problem.key)}</span></h2>"
-            f"<p class='question'>{html.escape(problem.question)}</p>")
+    head = f"<h2>Problem {position} <span class='muted'>{html.escape(problem.key)}</span></h2>"
+    if task:  # demonstrations, test input, gold and answer as grids; the text the model read folded
+        demos, test_input = values_of(problem.meta)
+        head += (task_html(demos, test_input, gold=problem.gold, answer=problem.answer if problem.done else None,
+                           correct=problem.correct if problem.done else None, answer_label="run answer")
+                 + f"<details><summary>The task as the model reads it</summary><pre>{html.escape(problem.question)}"
+                   "</pre></details>")
+    else:
+        head += f"<p class='question'>{html.escape(problem.question)}</p>"
+    shown = (lambda a: html.escape(answer_label(a))) if task else (lambda a: html.escape(str(a)))
     if not problem.done:
         outcome = "<p class='muted'>Not finished in this run.</p>"
     else:
         mark = {True: "<span class='right'>right</span>", False: "<span class='wrong'>wrong</span>"}.get(problem.correct, "")
-        gold = "none (not graded)" if problem.gold is None else html.escape(str(problem.gold))
-        outcome = (f"<p>Answer <b>{html.escape(str(problem.answer))}</b> {mark} · gold "
+        gold = "none (not graded)" if problem.gold is None else shown(problem.gold)
+        outcome = (f"<p>Answer <b>{shown(problem.answer)}</b> {mark} · gold "
                    f"<b>{gold}</b> · {problem.tokens:,} tokens</p>")
+    if task:
+        outcome += _ttt_html(nodes, problem, add_figure)
     path = path_of(nodes, chosen) if chosen is not None else []
-    steps = "".join(f"<li>{_step(n)}</li>" for n in path if n.parent_seq is not None)
+    steps = "".join(f"<li>{_step(n, value_html if task else None)}</li>" for n in path if n.parent_seq is not None)
     path_html = f"<h3>Chosen path</h3><ol class='steps'>{steps}</ol>" if steps else ""
     listed = nodes[:MAX_LISTED_STEPS]
     rows = "".join(
@@ -133,8 +146,33 @@ def _problem_section(store: Store, run_id: str, problem: RunProblemRow, add_figu
     return f"<section>{head}{outcome}{add_figure(fig)}{path_html}{table}</section>"
 
 
-def _step(node) -> str:
+def _ttt_html(nodes, problem: RunProblemRow, add_figure) -> str:
+    """A test-time training tree: its loss per step, the vote and every augmented prediction."""
+    from viz.grids import loss_figure, predictions, predictions_html, vote_figure, vote_table
+
+    rows = predictions(nodes)
+    if not rows:
+        return ""
+    training = (nodes[0].meta or {}).get("ttt") or {}
+    out = "<h3>Test-time training</h3>"
+    if training.get("steps"):
+        out += (f"<p class='muted'>{html.escape(str(training.get('method')))} fine-tuning on "
+                f"{training.get('examples')} leave-one-out tasks · {training.get('steps')} steps · "
+                f"{training.get('tokens', 0):,} tokens trained on</p>")
+        out += add_figure(loss_figure(training.get("losses") or []))
+    else:
+        out += "<p class='muted'>No training (ttt_steps 0): in context only.</p>"
+    table = vote_table(rows)
+    if table:
+        out += add_figure(vote_figure(table))
+    return out + predictions_html(rows, list((problem.result_meta or {}).get("attempts") or []))
+
+
+def _step(node, draw=None) -> str:
+    """One step of the chosen path; `draw` (viz.grids.value_html) draws a grid answer as cells."""
     answer = f" → answer <b>{html.escape(str(node.answer))}</b>" if node.answer is not None else ""
+    if draw is not None and node.answer is not None:
+        answer = f" → answer {draw(node.answer)}"
     return (f"<div class='step'><span class='muted'>score {_num(node.score)} · {node.tokens} tokens{answer}</span>"
             f"<pre>{html.escape(node.text)}</pre></div>")
 
