@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 from reasoning.errors import UserError
 
-AXES = ("samples", "tokens", "flops", "thinking")
+AXES = ("samples", "tokens", "flops", "thinking", "seconds", "prompt_tokens")
 TOLERANCE = 1e-9  # "reaches the reference accuracy" allows for floating-point noise only
 
 # Estimator -> (strategy it stands for, curve label, what it means)
@@ -59,10 +59,17 @@ class BudgetPoint:
     # Thinking tokens of the chosen paths, mean over problems (a thinking model's runs; else None): the
     # o1 plot's x axis.
     think_tokens: float | None = None
+    # Wall-clock seconds per problem (its own time and its share of merged calls; a k-subset of a sampling
+    # run: k/N of the run's), and the prompt (prefill) tokens the model was asked to read per problem
+    # (each distinct prompt of a call once, no prefix cache); None where a run did not record them.
+    seconds_per_problem: float | None = None
+    prompt_tokens_per_problem: float | None = None
+    n_seeds: int = 1  # runs averaged into this point, one per sampling seed (its CI resamples them)
 
     def x(self, axis: str) -> float | None:
         return {"samples": self.k, "tokens": self.tokens_per_problem, "flops": self.flops,
-                "thinking": self.think_tokens}[axis]
+                "thinking": self.think_tokens, "seconds": self.seconds_per_problem,
+                "prompt_tokens": self.prompt_tokens_per_problem}[axis]
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from reasoning.answers import EXTRACTORS, STANDARD
 from reasoning.errors import UserError
 from reasoning.types import DEFAULT_DELIMITER
 
 SELECT_RULES = ("naive", "weighted", "majority")
 AGGREGATES = ("last", "min", "prod", "mean")
+AUTO = "auto"  # the extractor knob's default: the dataset's own (reasoning.problems.dataset_extractor)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,13 @@ SHARED: tuple[Knob, ...] = (
     Knob("lookahead", 0, "beam_search / dvts: greedy steps rolled out before scoring (default 0: none).",
          hint="Extra greedy steps rolled out before scoring a candidate (0: none).", low=0),
     Knob("max_step_tokens", 48, "Tree search: tokens per step at most.", hint="Token limit of one step.", low=1),
+    # search-and-learn's beam semantics (--preset search-and-learn turns them on).
+    Knob("last_step_to_eos", False, "Tree search: the step at --max-steps is generated to the end of the text (up to "
+         "--max-new-tokens, no step delimiter), as search-and-learn's last iteration.",
+         hint="The last allowed step writes the rest of the solution instead of one step."),
+    Knob("filter_duplicates", False, "beam_search: a candidate whose path repeats an earlier candidate's text word "
+         "for word is pruned before selection (search-and-learn's filter_duplicates).",
+         hint="Prune candidates whose whole path repeats another's before keeping the top N/M."),
     # Thinking budgets (reasoning/thinking_budget.py): chain strategies on a thinking model (<think>...</think>).
     Knob("think_tokens", 0, "Thinking models: at least T thinking tokens; an earlier end of thinking is replaced by "
          "'Wait' (s1 budget forcing). 0: none (budget_forcing: 128).",
@@ -94,6 +103,14 @@ SHARED: tuple[Knob, ...] = (
          low=0),
     Knob("think", True, "Thinking models: --no-think gives an empty think block (answer at once).",
          hint="Let a thinking model think (off: an empty think block, as Qwen3's enable_thinking=False)."),
+    # How the question is put and the answer read (every strategy; not on the Run page's per-strategy form).
+    Knob("system_prompt", "", "A system prompt: the question is rendered with the model's chat template and this "
+         "system message (default: the model's own prompting: its chat template with ThinkTrace's step prompt, or "
+         "worked examples for smollm2).", hint="System message of the chat template (empty: the model's default)."),
+    Knob("extractor", AUTO, f"How answers are read and graded: {AUTO} (the dataset's own: math500 -> math, gsm8k -> "
+         f"gsm8k, others standard) | " + " | ".join(EXTRACTORS) + "; stored with the run.",
+         hint="Answer extractor: which markers (\\boxed{}, 'the answer is', ####) are trusted, in which order.",
+         choices=(AUTO, *EXTRACTORS)),
 )
 THINKING_KNOBS = ("think_tokens", "max_think_tokens", "think")  # the chain strategies list them
 _SHARED = {knob.name: knob for knob in SHARED}
@@ -162,9 +179,12 @@ class SearchConfig(metaclass=_KnobDefaults):
     @classmethod
     def from_dict(cls, data: dict, strategy: str | None = None) -> "SearchConfig":
         """A stored config. Stored before thinking budgets (no max_think_tokens), think_tokens was
-        budget_forcing's knob alone (default 128, stored with every run): other strategies drop it."""
+        budget_forcing's knob alone (default 128, stored with every run): other strategies drop it;
+        stored before extractors had names, its answers were read by the standard one."""
         known = knobs()
         values = {k: v for k, v in data.items() if k in known}
         if "max_think_tokens" not in data and strategy != "budget_forcing":
             values.pop("think_tokens", None)
+        if "extractor" not in data:  # stored before extractors had names: graded by the standard one
+            values["extractor"] = STANDARD
         return cls(**values)

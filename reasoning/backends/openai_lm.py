@@ -97,10 +97,15 @@ class OpenAILM(RenderedPrompts):
                             f"{', '.join(map(str, ids)) or 'nothing'}")
         return ids
 
-    def prompt(self, question: str) -> str:
+    def prompt(self, question: str, system_prompt: str | None = None) -> str:
         """The text sent for a question: with the chat API the question itself (the server wraps it in
         the model's chat template, after our system prompt); else the rendered prompt."""
-        return question.strip() if self.api == "chat" else super().prompt(question)
+        if self.api == "chat":
+            if system_prompt:
+                raise UserError("--system-prompt (or a preset's) cannot be sent with --api chat, whose system "
+                                "message is ThinkTrace's: use --api completions (the default)")
+            return question.strip()
+        return super().prompt(question, system_prompt)
 
     # --- generation ------------------------------------------------------------------------------
 

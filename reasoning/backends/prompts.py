@@ -3,6 +3,7 @@ that imports no torch: the same question gets the same prompt everywhere, so num
 """
 from __future__ import annotations
 
+from reasoning.errors import UserError
 from reasoning.types import DEFAULT_DELIMITER
 
 SYSTEM_PROMPT = (
@@ -34,9 +35,10 @@ def fewshot_prompt(question: str, delimiter: str = DEFAULT_DELIMITER, bos: str =
     return f"{bos}{shots}Question: {question.strip()}\nAnswer:\n"
 
 
-def chat_prompt(tokenizer, question: str) -> str:
-    """The model's own chat template with our system prompt (a transformers tokenizer; no torch)."""
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question.strip()}]
+def chat_prompt(tokenizer, question: str, system_prompt: str = SYSTEM_PROMPT) -> str:
+    """The model's own chat template with a system prompt, ours unless a run gives one (a transformers
+    tokenizer; no torch)."""
+    messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": question.strip()}]
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
@@ -78,8 +80,19 @@ class RenderedPrompts:
         self.bos = leading_bos(self.tokenizer) if self.tokenizer is not None else ""
         self.internal_stops = FEWSHOT_END_MARKERS if self.prompt_style == "fewshot" else []
 
-    def prompt(self, question: str) -> str:
+    def prompt(self, question: str, system_prompt: str | None = None) -> str:
+        """The question in the backend's style; with `system_prompt` (a run's --system-prompt), in the
+        model's chat template with that system message, whatever the style."""
+        if system_prompt:
+            if self.tokenizer is None or not getattr(self.tokenizer, "chat_template", None):
+                raise UserError(f"--system-prompt needs the model's chat template, and {self.name} has none here")
+            return chat_prompt(self.tokenizer, question, system_prompt)
         return render(self.prompt_style, question, self.tokenizer, self.delimiter, self.bos)
+
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens of a prompt as the model reads it (rendered in full: tokenization adds nothing);
+        None without a local tokenizer."""
+        return None if self.tokenizer is None else len(self.tokenizer(text, add_special_tokens=False).input_ids)
 
     def _first_token(self, prompt: str, choice: str) -> int:
         """The choice's first token as the tokenizer splits it after this prompt ("Yes" vs " Yes"):

@@ -49,8 +49,12 @@ class ScriptedLM:
         self.top_logprobs = top_logprobs
         self.token_dist = token_dist or (lambda word: default_top(max(top_logprobs, 1)))
 
-    def prompt(self, question: str) -> str:
-        return f"Question: {question}\nAnswer:\n"
+    def prompt(self, question: str, system_prompt: str | None = None) -> str:
+        return (f"System: {system_prompt}\n" if system_prompt else "") + f"Question: {question}\nAnswer:\n"
+
+    def count_tokens(self, text: str) -> int:
+        """A prompt's tokens as this model counts them: its whitespace-delimited words."""
+        return len(text.split())
 
     def complete(self, prompts, n, max_new_tokens, temperature, stop=None, seed=None, top_p=1.0):
         call = len(self.calls)

@@ -47,7 +47,7 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
                                     max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
         for completion in completions:
             leaf = add_chain(tree, tree.root, completion, cfg.delimiter, {"sample": len(leaves), "batch": batch})
-            finish(problem, tree, leaf, completion.text, completion.finish_reason)
+            finish(problem, tree, leaf, completion.text, completion.finish_reason, cfg)
             leaves.append(leaf)
         posteriors.append(leader_posterior([leaf.answer for leaf in leaves]))
         if posteriors[-1] > cfg.stop_threshold:

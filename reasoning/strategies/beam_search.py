@@ -14,9 +14,13 @@ Each iteration is expand -> score -> select:
 It stops when no beam is alive (a step at depth max_steps always ends its path). The answer is
 chosen by cfg.select over the first N finished beams (search-and-learn's `completed_beams[:n]`).
 
-Differences from search-and-learn, on purpose: its last iteration generates to EOS in one call,
-here a path simply ends at max_steps (possibly without an answer: the tree shows it); and it pads
-fewer than N finished beams to N by duplicating them, which would weight their votes: not done here.
+By default a path ends at max_steps (possibly without an answer: the tree shows it). search-and-learn's
+semantics are knobs (`--preset search-and-learn` sets them): `last_step_to_eos` writes the step at
+max_steps to the end of the text, as its last iteration does, and `filter_duplicates` prunes a
+candidate whose whole path repeats an earlier candidate's before selection. search-and-learn pads
+fewer than N finished beams to N by duplicating them; its loop, like this one, finishes at least N
+(every candidate of the last iteration ends its path), so the padding never changes a vote and is
+not done here. What else differs: docs/search-and-learn.md.
 """
 from __future__ import annotations
 
@@ -64,7 +68,8 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier, cfg: SearchC
 
 STRATEGY = Strategy("beam_search", "step-level beam search: keep the top N/M of N scored steps (--beam-width M)",
                     search, knobs=("n", "beam_width", "max_steps", "max_step_tokens", "lookahead", "temperature",
-                                   "aggregate"), verifier=NEEDS, check=check_config, order=30, continues=True)
+                                   "aggregate", "last_step_to_eos", "filter_duplicates"),
+                    verifier=NEEDS, check=check_config, order=30, continues=True)
 
 
 def grow(problem: Problem, lm: LanguageModel, tree: Tree, cfg: SearchConfig, beams: Beams) -> list[Node]:
@@ -75,7 +80,19 @@ def grow(problem: Problem, lm: LanguageModel, tree: Tree, cfg: SearchConfig, bea
 
 def select(tree: Tree, cfg: SearchConfig, beams: Beams, candidates: list[Node]) -> Beams:
     done = tuple(c for c in candidates if c.status == TERMINAL)
-    ranked = best_first([c for c in candidates if c.status != TERMINAL])
+    going = [c for c in candidates if c.status != TERMINAL]
+    if cfg.filter_duplicates:  # search-and-learn's filter_duplicates: the first of equal paths stays
+        seen: set[tuple[str, ...]] = set()
+        unique = []
+        for c in going:
+            path = tuple(tree.steps(c))
+            if path in seen:
+                tree.update(c, status=PRUNED, iteration=beams.iteration, meta=dict(c.meta, duplicate=True))
+            else:
+                seen.add(path)
+                unique.append(c)
+        going = unique
+    ranked = best_first(going)
     keep = ranked[: cfg.n // cfg.beam_width]
     for loser in ranked[len(keep):]:
         tree.update(loser, status=PRUNED, iteration=beams.iteration)

@@ -52,7 +52,7 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
         node = tree.add(node, WAIT, tokens=0, meta={"forced": True, "at_tokens": used})
         forced += 1
         [[completion]] = lm.complete([prompt + text], n=1, max_new_tokens=cfg.max_new_tokens - used, temperature=0.0)
-    finish(problem, tree, node, text, completion.finish_reason)
+    finish(problem, tree, node, text, completion.finish_reason, cfg)
     score_leaves(problem, verifier, tree, [node], cfg.aggregate)
     tree.select(node)
     votes = {node.answer: 1.0} if node.answer is not None else {}

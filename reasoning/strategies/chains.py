@@ -2,8 +2,9 @@
 nodes, score them with the verifier, and vote or pick."""
 from __future__ import annotations
 
-from reasoning.answers import extract_answer, is_equiv, majority, vote as answers_vote
-from reasoning.config import SearchConfig
+from reasoning.answers import STANDARD, extract_answer, is_equiv, majority, vote as answers_vote
+from reasoning.config import AUTO, SearchConfig
+from reasoning.problems import dataset_extractor
 from reasoning.tree import Tree, split_steps
 from reasoning.types import TERMINAL, Completion, LanguageModel, Node, Outcome, Problem, Verifier
 from reasoning.verifiers import aggregate
@@ -21,7 +22,7 @@ def sample_chains(problem: Problem, lm: LanguageModel, tree: Tree, n: int, tempe
     leaves = []
     for sample, completion in enumerate(completions):
         leaf = add_chain(tree, tree.root, completion, cfg.delimiter, {"sample": sample})
-        finish(problem, tree, leaf, completion.text, completion.finish_reason)
+        finish(problem, tree, leaf, completion.text, completion.finish_reason, cfg)
         leaves.append(leaf)
     return leaves
 
@@ -90,17 +91,27 @@ def add_thinking_chain(tree: Tree, parent: Node, completion: Completion, split: 
     return node
 
 
-def finish(problem: Problem, tree: Tree, node: Node, text: str, finish_reason: str | None) -> None:
-    """Mark `node` as the end of a path whose whole text is `text`: its answer, and whether it is
-    right (a missing answer counts as wrong when the gold is known). A thinking model's answer is
-    read from what follows its thinking; a trace cut while thinking has none."""
+def finish(problem: Problem, tree: Tree, node: Node, text: str, finish_reason: str | None,
+           cfg: SearchConfig | None = None) -> None:
+    """Mark `node` as the end of a path whose whole text is `text`: its answer, read by the run's
+    extractor (answer_extractor), and whether it is right (a missing answer counts as wrong when the
+    gold is known). A thinking model's answer is read from what follows its thinking; a trace cut
+    while thinking has none."""
     split = split_thinking(text)
-    found = extract_answer(split.answer if split.thinking is not None else text)
+    found = extract_answer(split.answer if split.thinking is not None else text,
+                           extractor=answer_extractor(problem, cfg))
     correct = None if problem.answer is None or not found.found else is_equiv(found.value, problem.answer)
     if problem.answer is not None and not found.found:
         correct = False
     tree.update(node, status=TERMINAL, finish_reason=finish_reason, answer=found.value, correct=correct,
                 meta=dict(node.meta, answer_method=found.method))
+
+
+def answer_extractor(problem: Problem, cfg: SearchConfig | None) -> str:
+    """The extractor a search reads answers with: its config's, where "auto" (never stored: a run
+    resolves it when created) means the problem's dataset's own (reasoning.problems.dataset_extractor)."""
+    chosen = getattr(cfg, "extractor", AUTO) if cfg is not None else STANDARD
+    return dataset_extractor(problem.dataset) if chosen == AUTO else chosen
 
 
 def score_leaves(problem: Problem, verifier: Verifier | None, tree: Tree, leaves: list[Node],

@@ -178,7 +178,7 @@ def store_and_vote(problem: Problem, tree: Tree, verifier: Verifier | None, cfg:
     for sample, trace in enumerate(traces):
         completion = trace.completion()
         leaf = add_chain(tree, tree.root, completion, cfg.delimiter, {"sample": sample, "phase": trace.phase})
-        finish(problem, tree, leaf, completion.text, completion.finish_reason)
+        finish(problem, tree, leaf, completion.text, completion.finish_reason, cfg)
         lowest = lowest_group_confidence(trace.confidences(), cfg.conf_window)
         kept = trace.cut_at is None and lowest is not None and lowest >= threshold - TOLERANCE
         meta = dict(leaf.meta, conf_lowest=lowest, kept=kept)

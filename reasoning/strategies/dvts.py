@@ -59,7 +59,8 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier, cfg: SearchC
 
 
 STRATEGY = Strategy("dvts", "N/M independent greedy subtrees of width M (diversity)", search,
-                    knobs=("n", "beam_width", "max_steps", "max_step_tokens", "lookahead", "temperature", "aggregate"),
+                    knobs=("n", "beam_width", "max_steps", "max_step_tokens", "lookahead", "temperature", "aggregate",
+                           "last_step_to_eos"),
                     verifier=NEEDS, check=check_config, order=40, continues=True)
 
 

@@ -128,5 +128,5 @@ def complete_greedily(problem: Problem, lm: LanguageModel, tree: Tree, cfg: Sear
     [[completion]] = lm.complete([path_prompt(lm, problem.question, steps, cfg.delimiter)], n=1,
                                  max_new_tokens=cfg.max_new_tokens, temperature=0.0)
     leaf = add_chain(tree, node, completion, cfg.delimiter, {"completion": True})
-    finish(problem, tree, leaf, cfg.delimiter.join(tree.steps(leaf)), completion.finish_reason)
+    finish(problem, tree, leaf, cfg.delimiter.join(tree.steps(leaf)), completion.finish_reason, cfg)
     return leaf

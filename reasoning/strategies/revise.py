@@ -49,7 +49,7 @@ def search(problem: Problem, lm: LanguageModel, verifier: Verifier | None, cfg: 
                       temperature=cfg.temperature, top_p=cfg.top_p)
         for p, [completion] in enumerate(rows):
             leaf = add_chain(tree, tree.root, completion, cfg.delimiter, {"chain": p, "attempt": attempt})
-            finish(problem, tree, leaf, completion.text, completion.finish_reason)
+            finish(problem, tree, leaf, completion.text, completion.finish_reason, cfg)
             chains[p].append(leaf)
     leaves = sorted((leaf for chain in chains for leaf in chain), key=lambda leaf: leaf.seq)
     score_leaves(problem, verifier, tree, leaves, cfg.aggregate)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from reasoning.answers import extract_answer
+from reasoning.answers import STANDARD, extract_answer
 from reasoning.config import SearchConfig
-from reasoning.strategies.chains import finish
+from reasoning.strategies.chains import add_chain, answer_extractor, finish
 from reasoning.tree import Tree
 from reasoning.types import TERMINAL, Completion, LanguageModel, Node, Problem, Verifier
 from reasoning.verifiers import aggregate
@@ -52,13 +52,32 @@ def sample(lm: LanguageModel, prompts: list[str], counts: list[int], **settings)
 def expand(problem: Problem, lm: LanguageModel, tree: Tree, cfg: SearchConfig, leaves: list[Node],
            counts: list[int], iteration: int, meta: list[dict] | None = None) -> list[Node]:
     """counts[i] next steps of leaves[i] (one batched call at cfg.temperature), stored as children
-    created at `iteration`; returned leaf by leaf."""
+    created at `iteration`; returned leaf by leaf. With cfg.last_step_to_eos, the step that reaches
+    cfg.max_steps is the rest of the text instead (search-and-learn's last iteration: add_final)."""
     prompts = [path_prompt(lm, problem.question, tree.steps(leaf), cfg.delimiter) for leaf in leaves]
-    rows = sample(lm, prompts, counts, stop=[cfg.delimiter], max_new_tokens=cfg.max_step_tokens,
-                  temperature=cfg.temperature, top_p=cfg.top_p)
+    final = cfg.last_step_to_eos and all(leaf.depth + 1 >= cfg.max_steps for leaf in leaves)
+    limits = dict(stop=None, max_new_tokens=cfg.max_new_tokens) if final else \
+        dict(stop=[cfg.delimiter], max_new_tokens=cfg.max_step_tokens)
+    rows = sample(lm, prompts, counts, temperature=cfg.temperature, top_p=cfg.top_p, **limits)
     meta = meta or [{} for _ in leaves]
-    return [add_step(problem, tree, cfg, leaf, completion, iteration, extra)
+    add = add_final if final else add_step
+    return [add(problem, tree, cfg, leaf, completion, iteration, extra)
             for leaf, row, extra in zip(leaves, rows, meta) for completion in row]
+
+
+def add_final(problem: Problem, tree: Tree, cfg: SearchConfig, parent: Node, completion: Completion,
+              iteration: int, meta: dict) -> Node:
+    """A last step written to the end of the text: stored as the steps it holds (a chain under
+    `parent`, meta["to_eos"]), all created at `iteration`; its last node ends the path and is returned."""
+    if not step_text(completion.text, cfg.delimiter):
+        return add_step(problem, tree, cfg, parent, completion, iteration, meta)  # nothing written: ends the path
+    first = len(tree.nodes)
+    leaf = add_chain(tree, parent, completion, cfg.delimiter, {**meta, "to_eos": True})
+    for node in tree.nodes[first:]:
+        tree.update(node, iteration=iteration)
+    tree.update(leaf, finish_reason=completion.finish_reason)
+    finish(problem, tree, leaf, cfg.delimiter.join(tree.steps(leaf)), completion.finish_reason, cfg)
+    return leaf
 
 
 def add_step(problem: Problem, tree: Tree, cfg: SearchConfig, parent: Node, completion: Completion,
@@ -67,8 +86,8 @@ def add_step(problem: Problem, tree: Tree, cfg: SearchConfig, parent: Node, comp
     node = tree.add(parent, text, tokens=completion.n_tokens, logprob=completion.logprob,
                     finish_reason=completion.finish_reason, iteration=iteration,
                     meta={**meta, **step_signals(completion, 0, completion.n_tokens)})
-    if ends_path(text, completion.finish_reason, node.depth, cfg):
-        finish(problem, tree, node, cfg.delimiter.join(tree.steps(node)), completion.finish_reason)
+    if ends_path(text, completion.finish_reason, node.depth, cfg, answer_extractor(problem, cfg)):
+        finish(problem, tree, node, cfg.delimiter.join(tree.steps(node)), completion.finish_reason, cfg)
     return node
 
 
@@ -77,9 +96,9 @@ def step_text(text: str, delimiter: str) -> str:
     return (text[: -len(delimiter)] if text.endswith(delimiter) else text).strip()
 
 
-def ends_path(text: str, finish_reason: str, depth: int, cfg: SearchConfig) -> bool:
+def ends_path(text: str, finish_reason: str, depth: int, cfg: SearchConfig, extractor: str = STANDARD) -> bool:
     return (finish_reason in ("eos", "length") or depth >= cfg.max_steps or not text
-            or extract_answer(text, allow_fallback=False).found)
+            or extract_answer(text, allow_fallback=False, extractor=extractor).found)
 
 
 def roll_out(problem: Problem, lm: LanguageModel, tree: Tree, cfg: SearchConfig,
@@ -98,7 +117,8 @@ def roll_out(problem: Problem, lm: LanguageModel, tree: Tree, cfg: SearchConfig,
         for i, [completion] in zip(going, rows):
             text = step_text(completion.text, cfg.delimiter)
             rollouts[i] = Rollout(rollouts[i].steps + (text,), rollouts[i].tokens + completion.n_tokens)
-            if not ends_path(text, completion.finish_reason, nodes[i].depth + len(rollouts[i].steps), cfg):
+            if not ends_path(text, completion.finish_reason, nodes[i].depth + len(rollouts[i].steps), cfg,
+                             answer_extractor(problem, cfg)):
                 still.append(i)
         going = still
     return rollouts
