@@ -2,7 +2,8 @@
 nodes, score them with the verifier, and vote or pick."""
 from __future__ import annotations
 
-from reasoning.answers import STANDARD, extract_answer, is_equiv, majority, vote as answers_vote
+from reasoning.answers import NONE, STANDARD, TASK, Extracted, extract_answer, is_equiv, majority, vote as answers_vote
+from reasoning import fewshot
 from reasoning.config import AUTO, SearchConfig
 from reasoning.problems import dataset_extractor
 from reasoning.tree import Tree, split_steps
@@ -17,8 +18,10 @@ def sample_chains(problem: Problem, lm: LanguageModel, tree: Tree, n: int, tempe
                   cfg: SearchConfig) -> list[Node]:
     """One batched call for n samples (a few rounds under a thinking budget: reasoning/thinking_budget.py);
     each becomes a chain under the root. Returns the leaves."""
+    # A task's answer ends at the blank line after its output (the model would go on to invent a task).
+    stop = fewshot.STOP if fewshot.is_task(problem) else None
     [completions] = budgeted(lm, cfg).complete([lm.prompt(problem.question)], n=n, max_new_tokens=cfg.max_new_tokens,
-                                               temperature=temperature, top_p=cfg.top_p)
+                                               temperature=temperature, top_p=cfg.top_p, stop=stop)
     leaves = []
     for sample, completion in enumerate(completions):
         leaf = add_chain(tree, tree.root, completion, cfg.delimiter, {"sample": sample})
@@ -98,8 +101,13 @@ def finish(problem: Problem, tree: Tree, node: Node, text: str, finish_reason: s
     gold is known). A thinking model's answer is read from what follows its thinking; a trace cut
     while thinking has none."""
     split = split_thinking(text)
-    found = extract_answer(split.answer if split.thinking is not None else text,
-                           extractor=answer_extractor(problem, cfg))
+    answer_text = split.answer if split.thinking is not None else text
+    extractor = answer_extractor(problem, cfg)
+    if extractor == TASK and fewshot.is_task(problem):  # grid or line: the task says which
+        value = fewshot.extract(problem.meta["answer_format"], answer_text)
+        found = Extracted(value, TASK if value else NONE)
+    else:
+        found = extract_answer(answer_text, extractor=extractor)
     correct = None if problem.answer is None or not found.found else is_equiv(found.value, problem.answer)
     if problem.answer is not None and not found.found:
         correct = False
