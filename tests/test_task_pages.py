@@ -43,7 +43,7 @@ def test_the_tree_page_draws_the_task_the_training_curve_and_the_vote(db):
     bodies = html_bodies(at)
     task = next(b for b in bodies if 'class="tt-task"' in b)
     demos = len(problem.meta["demos"])
-    assert task.count("<svg") == 2 * demos + 3 and task.count("demo ") == demos  # demos, test input, gold, answer
+    assert task.count('class="tt-grid"') == 2 * demos + 3 and task.count("demo ") == demos  # demos, test input, gold, answer
     gold_row = problem.gold.strip()
     assert f'aria-label="grid 1x{len(gold_row)}: {gold_row}"' in task
     assert "input:" not in task  # the raw text is folded away, not shown as the question
@@ -64,7 +64,7 @@ def test_a_step_of_a_ttt_tree_is_drawn_as_a_grid(db):
     store, ids = db
     at = open_page("pages/tree.py", run=ids["in_context"], problem=2, node=1)
     assert "Test-time training" in texts(at) and "No training" in texts(at)
-    drawn = [b for b in html_bodies(at) if b.startswith("<svg")]
+    drawn = [b for b in html_bodies(at) if b.startswith('<span class="tt-grid"')]
     assert len(drawn) >= 2  # the mapped-back answer and what the model wrote
     assert any("wrote: `" in c.value for c in at.caption)
 
@@ -85,7 +85,7 @@ def test_compare_draws_the_task_once_and_each_runs_answer(db):
     assert not at.error
     bodies = html_bodies(at)
     assert sum('class="tt-task"' in b for b in bodies) == 1
-    assert sum(b.startswith("<svg") for b in bodies) == 2  # one answer per run
+    assert sum(b.startswith('<span class="tt-grid"') for b in bodies) == 2  # one answer per run
     matrix = json.dumps(json.loads(at.get("plotly_chart")[1].proto.spec))
     assert "answer input:" not in matrix and "\\n" not in matrix.split("hovertext")[-1][:200]
 

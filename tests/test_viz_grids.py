@@ -7,18 +7,16 @@ import re
 from reasoning.grids import Augmentation, format_grid
 from reasoning.tree import Tree
 from reasoning.types import TERMINAL
-from viz.grids import (PALETTE, as_grid, answer_label, grid_svg, loss_figure, predictions, predictions_html,
+from viz.grids import (PALETTE, as_grid, answer_label, grid_html, loss_figure, predictions, predictions_html,
                        task_html, value_html, vote_figure, vote_table)
 
-RECT = re.compile(r'<rect x="(\d+)" y="(\d+)" width="(\d+)" height="\d+" fill="(#[0-9A-Fa-f]{6})"/>')
+CELL = re.compile(r'<span style="background:(#[0-9A-Fa-f]{6})"></span>')
 
 
-def cells(svg: str) -> dict[tuple[int, int], str]:
-    """(row, column) -> fill colour of every cell rectangle of a drawn grid."""
-    found = {}
-    for x, y, size, fill in RECT.findall(svg):
-        found[(int(y) // int(size), int(x) // int(size))] = fill
-    return found
+def cells(drawn: str) -> dict[tuple[int, int], str]:
+    """(row, column) -> colour of every cell of a drawn grid (cells row by row; the width from its CSS)."""
+    width = int(re.search(r"grid-template-columns:repeat\((\d+),", drawn).group(1))
+    return {divmod(i, width): colour for i, colour in enumerate(CELL.findall(drawn))}
 
 
 def test_arc_palette_in_order():
@@ -28,15 +26,16 @@ def test_arc_palette_in_order():
 
 def test_every_cell_is_drawn_in_its_colour():
     grid = ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9))
-    svg = grid_svg(grid)
-    assert cells(svg) == {(r, c): PALETTE[v] for r, row in enumerate(grid) for c, v in enumerate(row)}
-    assert 'aria-label="grid 2x5: 01234/56789"' in svg and svg.startswith("<svg") and svg.endswith("</svg>")
+    drawn = grid_html(grid)
+    assert cells(drawn) == {(r, c): PALETTE[v] for r, row in enumerate(grid) for c, v in enumerate(row)}
+    assert 'aria-label="grid 2x5: 01234/56789"' in drawn and drawn.startswith('<span class="tt-grid"')
+    assert "<svg" not in drawn and "<script" not in drawn  # Streamlit's sanitizer drops SVG
 
 
 def test_wide_grids_get_smaller_cells():
-    wide = grid_svg(((1,) * 30,))
-    width = int(re.search(r'width="(\d+)"', wide).group(1))
-    assert width <= 400 and len(cells(wide)) == 30
+    wide = grid_html(((1,) * 30,))
+    size = int(re.search(r"repeat\(30,(\d+)px\)", wide).group(1))
+    assert 30 * size <= 400 and len(cells(wide)) == 30
 
 
 def test_as_grid_reads_answer_texts_and_json_but_never_numbers_or_text():
@@ -56,11 +55,11 @@ def test_text_values_are_escaped():
 def test_task_view_draws_demonstrations_test_gold_and_answer():
     demos = [([[1, 0, 2]], [[2, 0, 1]]), ([[3, 3, 0]], [[0, 3, 3]])]
     page = task_html(demos, [[4, 0, 5]], gold="504\n", answer="504\n", correct=True)
-    assert page.count("<svg") == 2 * 2 + 3  # demonstrations, test input, gold, answer
+    assert page.count('class="tt-grid"') == 2 * 2 + 3  # demonstrations, test input, gold, answer
     assert "demo 1" in page and "demo 2" in page and "✓ right" in page
     assert 'aria-label="grid 1x3: 504"' in page
     no_answer = task_html(demos, [[4, 0, 5]], gold=None)
-    assert no_answer.count("<svg") == 5 and "unknown" in no_answer
+    assert no_answer.count('class="tt-grid"') == 5 and "unknown" in no_answer
 
 
 def ttt_tree(raw_answers, gold: str) -> list:

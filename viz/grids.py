@@ -2,9 +2,10 @@
 the Tree, Run, Compare and Learn pages (st.html) and the offline HTML report. Pure builders: data in,
 an HTML string or a plotly Figure out.
 
-A grid is drawn as one inline SVG (`<svg class="tt-grid" aria-label="grid 1x6: 031319">`), crisp at
-any zoom and self-contained (no stylesheet, no script), so it survives Streamlit's HTML sanitizer and
-an e-mailed report alike. Everything that is not a cell (labels, texts a model wrote) is escaped.
+A grid is drawn as one inline CSS grid of coloured cells (`<span class="tt-grid" role="img"
+aria-label="grid 1x6: 031319">`, one <span> per cell), with inline styles only (no stylesheet, no
+script, no SVG: Streamlit's HTML sanitizer removes SVG), so it shows the same on a page and in an
+e-mailed report. Everything that is not a cell (labels, texts a model wrote) is escaped.
 """
 from __future__ import annotations
 
@@ -56,25 +57,18 @@ def answer_label(answer: str | None) -> str:
     return grid_label(grid) if grid is not None else answer
 
 
-def grid_svg(grid: Grid, cell: int = CELL, outline: str | None = None) -> str:
-    """The grid as an inline SVG of coloured cells with thin grey gridlines; `outline` (a colour)
-    frames it (green right, red wrong)."""
+def grid_html(grid: Grid, cell: int = CELL, outline: str | None = None) -> str:
+    """The grid as coloured cells: an inline CSS grid of one <span> per cell (row by row) on a grey
+    background that shows as thin gridlines; `outline` (a colour) frames it (green right, red wrong).
+    Plain HTML with inline styles: Streamlit's sanitizer removes SVG, and a report needs no stylesheet."""
     height, width = len(grid), len(grid[0])
     cell = max(4, min(cell, MAX_WIDTH // max(1, width)))
-    w, h = width * cell, height * cell
-    rects = "".join(f'<rect x="{x * cell}" y="{y * cell}" width="{cell}" height="{cell}" fill="{PALETTE[c]}"/>'
-                    for y, row in enumerate(grid) for x, c in enumerate(row))
-    lines = "".join(f'<line x1="{x * cell}" y1="0" x2="{x * cell}" y2="{h}"/>' for x in range(1, width))
-    lines += "".join(f'<line x1="0" y1="{y * cell}" x2="{w}" y2="{y * cell}"/>' for y in range(1, height))
-    frame = outline or "#888"
-    stroke = 3 if outline else 1
     label = html.escape(f"grid {height}x{width}: {grid_label(grid)}")
-    return (f'<svg class="tt-grid" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{label}" '
-            f'width="{w + 2 * stroke}" height="{h + 2 * stroke}" viewBox="{-stroke} {-stroke} {w + 2 * stroke} '
-            f'{h + 2 * stroke}" style="vertical-align:middle"><title>{label}</title>{rects}'
-            f'<g stroke="#555" stroke-width="0.5">{lines}</g>'
-            f'<rect x="{-stroke / 2}" y="{-stroke / 2}" width="{w + stroke}" height="{h + stroke}" fill="none" '
-            f'stroke="{frame}" stroke-width="{stroke}"/></svg>')
+    frame = f"3px solid {outline}" if outline else "1px solid #888"
+    cells = "".join(f'<span style="background:{PALETTE[c]}"></span>' for row in grid for c in row)
+    return (f'<span class="tt-grid" role="img" aria-label="{label}" title="{label}" style="display:inline-grid;'
+            f"grid-template-columns:repeat({width},{cell}px);grid-auto-rows:{cell}px;gap:1px;background:#555;"
+            f'border:{frame};vertical-align:middle;line-height:0">{cells}</span>')
 
 
 def value_html(value: Any, cell: int = CELL, outline: str | None = None, empty: str = "–") -> str:
@@ -83,14 +77,14 @@ def value_html(value: Any, cell: int = CELL, outline: str | None = None, empty: 
         return f'<span style="color:{MUTED}">{html.escape(empty)}</span>'
     grid = as_grid(value)
     if grid is not None:
-        return grid_svg(grid, cell, outline)
+        return grid_html(grid, cell, outline)
     return f"<code>{html.escape(str(value))}</code>"
 
 
 def text_grid_html(text: str, cell: int = CELL) -> str | None:
     """The first grid a model's text holds (a prediction, a step), drawn; None when it holds none."""
     grid = parse_grid(text or "")
-    return None if grid is None else grid_svg(grid, cell)
+    return None if grid is None else grid_html(grid, cell)
 
 
 def verdict_html(correct: bool | None) -> str:
@@ -99,7 +93,7 @@ def verdict_html(correct: bool | None) -> str:
     return (f'<b style="color:{RIGHT}">✓ right</b>' if correct else f'<b style="color:{WRONG}">✗ wrong</b>')
 
 
-_TD = 'style="padding:4px 10px;vertical-align:middle;text-align:left"'
+_TD = 'style="padding:4px 10px;vertical-align:middle;text-align:left;white-space:nowrap"'
 _ARROW = '<td style="padding:0 6px;color:#888;font-size:1.2em">→</td>'
 
 
