@@ -1,8 +1,10 @@
 """Learn: a guided, live lesson on System-2 reasoning with the lab pair (a ~1M-parameter reasoner and
-its PRM, trained by this repo). Seven steps, each a button that runs in seconds on a laptop CPU:
+its PRM, trained by this repo). Eight steps, each a button that runs in seconds on a laptop CPU:
 greedy vs many samples, majority vote, a verifier and best-of-N (and where it is fooled), beam search
-as a growing tree, accuracy vs budget by difficulty, thinking longer with the lab thinker, and "scale
-what?" on the ladder of lab reasoners (a smaller model searching vs a larger one answering once).
+as a growing tree, accuracy vs budget by difficulty, thinking longer with the lab thinker, "scale
+what?" on the ladder of lab reasoners (a smaller model searching vs a larger one answering once), and
+learning at test time with lab-arc (training on a task's own demonstrations, live, then a vote over
+augmented predictions: reasoning/lab/ttt_lesson.py).
 
 The lab pair is tiny, so it runs in this process behind `st.cache_resource`; torch is imported only
 inside the lesson functions, never when the app or another page loads.
@@ -359,3 +361,102 @@ if st.button("Measure it (16 problems per level, 8 samples each)", key="learn_ru
     st.caption("With 16 problems a level the intervals are wide: `python -m reasoning scale-what SMALL_SWEEP "
                "LARGE_SWEEP` does the same on stored sweeps of any size, and the Budget page draws it.")
 link("budget", "the same exchange from your own sweeps of two ladder sizes")
+
+# --- 8 -----------------------------------------------------------------------------------------------
+st.header("8 · Learning at test time")
+st.markdown(
+    "Everything above spends test-time compute on *searching*: the model's weights never change. **Test-time "
+    "training** (Akyürek et al., 2024) spends it on *learning*: before answering a task, fine-tune a copy of the "
+    "model on the task's own demonstrations. Each demonstration in turn is held out and predicted from the others "
+    "(leave-one-out), under transformations that keep the task's meaning (here: mirror the row, permute the "
+    "colours); then predict the test output under the same transformations, map each prediction back, and vote. "
+    "The model is **lab-arc** (`--model lab-arc`), a ~0.9M-parameter transformer trained on ARC-like rows of "
+    "coloured cells; the tasks below are from `arclab:test`, compositions of two transformations it never saw "
+    "together in training, so reading the demonstrations alone often fails.")
+
+
+@st.cache_resource(show_spinner="Loading lab-arc…")
+def lab_arc():
+    from reasoning.backends import load_model
+
+    return load_model("lab-arc")
+
+
+@st.cache_data(show_spinner=False)
+def arc_task(index: int):
+    from reasoning.lab.ttt_lesson import task
+
+    return task(index)
+
+
+from reasoning.fewshot import values_of  # noqa: E402  (pure: no torch)
+from viz.grids import loss_figure, predictions, predictions_html, task_html, value_html, vote_figure, vote_table  # noqa: E402
+
+ttt_index = int(st.number_input("Held-out task (arclab:test)", min_value=1, max_value=200, value=1,
+                                key="learn_ttt_task")) - 1
+arc = arc_task(ttt_index)
+demos, test_input = values_of(arc.meta)
+st.html(task_html(demos, test_input, gold=arc.answer))
+with st.expander("The hidden program"):
+    st.markdown(f"`{md_escape(arc.meta.get('program', '?'))}`: a composition ({md_escape(arc.meta.get('composition', '?'))}) "
+                "held out from lab-arc's training.")
+if st.button("Guess in context, then learn from the demonstrations", key="learn_run8", type="primary"):
+    from reasoning.lab import ARC_DIR
+    from reasoning.lab.ttt_lesson import PREDICTIONS, STEPS, in_context, solve
+
+    if not (ARC_DIR / "config.json").is_file():
+        st.error("The lab-arc model is not installed (reasoning/lab/models/arc): train it with "
+                 "`python -m reasoning lab train --arc-only`.")
+    else:
+        lm = lab_arc()
+        with st.spinner("Guessing from the demonstrations alone…"):
+            guess = in_context(lm, arc)
+        guess_slot = st.empty()  # shown while training runs; the results below repeat it
+        with guess_slot.container():
+            st.markdown("**In context** (greedy, no training): " + ("right" if guess.correct else "wrong"))
+            st.html(value_html(guess.outcome.answer, 16, "#1a9850" if guess.correct else "#d73027", empty="no answer"))
+        bar = st.progress(0.0, text=f"Training on the demonstrations: step 0 of {STEPS}")
+        live_chart = st.empty()
+        losses: list[float] = []
+
+        def on_step(step: int, loss: float) -> None:
+            losses.append(loss)
+            bar.progress(step / STEPS, text=f"Training on the demonstrations: step {step} of {STEPS} · loss {loss:.3f}")
+            live_chart.line_chart({"loss": losses}, height=220, x_label="step", y_label="loss")
+
+        learnt = solve(lm, arc, STEPS, PREDICTIONS, on_step=on_step)
+        bar.empty()
+        live_chart.empty()
+        guess_slot.empty()
+        st.session_state["learn_ttt"] = {"key": ttt_index, "guess": guess, "learnt": learnt}
+held = st.session_state.get("learn_ttt")
+if held and held["key"] == ttt_index:
+    guess, learnt = held["guess"], held["learnt"]
+    attempts = learnt.outcome.meta.get("attempts") or []
+    c1, c2, c3 = st.columns(3)
+
+    def drawn(answer, right: bool) -> str:
+        return value_html(answer, 16, "#1a9850" if right else "#d73027", empty="no answer")
+
+    c1.metric("In context", "right" if guess.correct else "wrong")
+    c1.html(drawn(guess.outcome.answer, guess.correct))
+    c2.metric(f"After {learnt.training.get('steps', 0)} steps + vote of {len(learnt.nodes) - 1}",
+              "right" if learnt.correct else "wrong")
+    c2.html(drawn(learnt.outcome.answer, learnt.correct))
+    c3.metric("ARC's two attempts (pass@2)", "right" if arc.answer in attempts else "wrong")
+    c3.html("<br>".join(drawn(a, a == arc.answer) for a in attempts) or drawn(None, False))
+    training = learnt.training
+    st.plotly_chart(loss_figure(training.get("losses") or []), key="learn_ttt_loss")
+    st.caption(f"{training.get('examples')} training tasks (each demonstration held out once, under each "
+               f"transformation), {training.get('steps')} steps of {md_escape(training.get('method'))} fine-tuning, "
+               f"{training.get('tokens', 0):,} tokens, {training.get('seconds', 0):.1f} s. The base model is restored "
+               "afterwards: the next task starts from the same weights.")
+    rows = predictions(learnt.nodes)
+    table = vote_table(rows)
+    if table:
+        st.plotly_chart(vote_figure(table), key="learn_ttt_vote")
+    st.html(predictions_html(rows, attempts))
+    st.caption("Each prediction is made on the task transformed (mirrored, colours permuted), then mapped back by "
+               "the inverse transformation: a model that learnt the task agrees with itself across transformations, "
+               "a guess does not. The two most voted answers are ARC's two attempts.")
+link("budget", "accuracy against TTT steps and against augmented predictions, from ttt runs")

@@ -15,7 +15,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -77,9 +77,11 @@ def training_flops(n_params: int, tokens: int) -> int:
 
 @contextlib.contextmanager
 def adapted(model, tokenizer, texts: list[TrainText], *, steps: int, lr: float, method: str = "lora",
-            rank: int = 8, batch_size: int = 8, seed: int = 0, max_len: int | None = None) -> Iterator[TrainLog]:
+            rank: int = 8, batch_size: int = 8, seed: int = 0, max_len: int | None = None,
+            on_step: Callable[[int, float], None] | None = None) -> Iterator[TrainLog]:
     """Train `model` in place on `texts` for `steps` steps (batches drawn in a seeded order), yield
-    the log while the trained weights are live, then restore the base weights."""
+    the log while the trained weights are live, then restore the base weights. `on_step(step, loss)`
+    is called after each step (1-based; the Learn page draws the loss falling)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS} (got {method!r})")
     log = TrainLog(method, len(texts), steps)
@@ -104,7 +106,7 @@ def adapted(model, tokenizer, texts: list[TrainText], *, steps: int, lr: float, 
         started = time.perf_counter()
         if steps > 0 and texts:
             _train(model, tokenizer, texts, params, log, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
-                   max_len=max_len)
+                   max_len=max_len, on_step=on_step)
         log.seconds = time.perf_counter() - started
         model.eval()
         yield log
@@ -120,7 +122,7 @@ def adapted(model, tokenizer, texts: list[TrainText], *, steps: int, lr: float, 
             p.requires_grad_(grads.get(name, p.requires_grad))
 
 
-def _train(model, tokenizer, texts, params, log: TrainLog, *, steps, lr, batch_size, seed, max_len) -> None:
+def _train(model, tokenizer, texts, params, log: TrainLog, *, steps, lr, batch_size, seed, max_len, on_step=None) -> None:
     device = next(model.parameters()).device
     optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.0)
     rng = random.Random(seed)
@@ -144,3 +146,5 @@ def _train(model, tokenizer, texts, params, log: TrainLog, *, steps, lr, batch_s
             optimizer.step()
             log.losses.append(float(loss.item()))
             log.tokens += int(batch["attention_mask"].sum())
+            if on_step is not None:
+                on_step(step + 1, log.losses[-1])

@@ -115,3 +115,28 @@ def test_lesson_seven_measures_scale_what_on_the_ladder_live():
     assert levels == {"difficulty 2", "difficulty 3", "difficulty 4", "difficulty 5"}
     verdicts = [m.value for m in at.markdown if m.value.startswith("- **Level")]
     assert len(verdicts) == 4 and all("lab greedy" in v for v in verdicts)
+
+
+@pytest.mark.skipif(not (ROOT / "reasoning/lab/models/arc/config.json").is_file(), reason="lab-arc weights not installed")
+def test_lesson_eight_learns_a_held_out_task_live_then_votes():
+    """The task drawn as grids before anything runs; the button guesses in context, trains lab-arc on the
+    demonstrations step by step (through the ttt strategy, the same set and vote as --strategy ttt), and shows
+    the loss per step, the vote and every augmented prediction (tests/test_ttt_lesson.py checks the engine half)."""
+    import json
+
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.run()
+    at.number_input(key="learn_ttt_task").set_value(2).run()
+    task = next(h.proto.body for h in at.get("html") if 'class="tt-task"' in h.proto.body)
+    assert task.count('class="tt-grid"') >= 2 * 3 + 2  # at least three demonstrations, the test input and the gold
+    at.button(key="learn_run8").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error
+    labels = [m.label for m in at.metric]
+    assert "In context" in labels and "ARC's two attempts (pass@2)" in labels
+    assert any(label.startswith("After 24 steps + vote of 8") for label in labels)
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    loss = next(s for s in specs if s["layout"].get("title", {}).get("text") == "Test-time training: loss per step")
+    assert len(loss["data"][0]["y"]) == 24
+    table = next(h.proto.body for h in at.get("html") if 'class="tt-predictions"' in h.proto.body)
+    assert table.count("<tr>") == 9 and "flip_h" in table
