@@ -19,25 +19,27 @@ from pages.common import md_escape
 from thinktrace.launch import RunSpec, app_folder, display_command, start_run
 
 
-def knob_widget(knob: Knob, key: str):
-    """The widget of one knob: a menu of its choices, a checkbox, or a number within its range."""
+def knob_widget(knob: Knob, key: str, default=None):
+    """The widget of one knob: a menu of its choices, a checkbox, or a number within its range; it
+    starts at `default` (a preset's value) or the knob's own default."""
     label, help_ = knob.name.replace("_", " "), knob.hint or knob.help
+    start = knob.default if default is None else default
     if knob.choices:
         options = list(knob.choices)
-        index = options.index(knob.default) if knob.default in options else 0
+        index = options.index(start) if start in options else 0
         return st.selectbox(label, options, index=index, help=help_, key=key)
     if knob.type is bool:
-        return st.checkbox(label, value=knob.default, help=help_, key=key)
+        return st.checkbox(label, value=start, help=help_, key=key)
     if knob.type in (int, float):
         number = knob.type
         low, high = (None if bound is None else number(bound) for bound in (knob.low, knob.high))
         step = 1 if number is int else knob.step or 0.5
-        return number(st.number_input(label, min_value=low, max_value=high, value=knob.default, step=step,
+        return number(st.number_input(label, min_value=low, max_value=high, value=number(start), step=step,
                                       help=help_, key=key))
-    return st.text_input(label, value=str(knob.default), help=help_, key=key)
+    return st.text_input(label, value=str(start), help=help_, key=key)
 
 
-def policy_widget(knob: Knob, key: str) -> str:
+def policy_widget(knob: Knob, key: str, default=None) -> str:
     """compute_optimal's policy: a menu of the stored runnable policies (oracle ones cannot run)."""
     from pages.common import open_store
     from store.policies import list_policies
@@ -77,6 +79,57 @@ def check_problem_file(path: Path) -> int:
 
 
 # ---------------------------------------------------------------- the form
+@st.cache_data(show_spinner=False)
+def benchmark_subjects(name: str) -> list[str]:
+    """The subjects of a shipped benchmark's problems (math500's seven), for the subset menu."""
+    from reasoning.problems import load_problems
+
+    return sorted({p.meta["subject"] for p in load_problems(name) if "subject" in p.meta})
+
+
+@st.cache_data(show_spinner=False)
+def benchmark_count(spec: str) -> int:
+    from reasoning.problems import load_problems
+
+    return len(load_problems(spec))
+
+
+def benchmark_spec(name: str, levels: list[int], subject: str | None) -> str:
+    """The dataset spec of a shipped benchmark's subset: `math500:level=4,level=5,subject=Algebra`."""
+    from reasoning.problems import SHIPPED
+
+    parts = [f"level={level}" for level in sorted(levels)] if "level" in SHIPPED[name].subsets else []
+    if subject and "subject" in SHIPPED[name].subsets:
+        parts.append(f"subject={subject}")
+    return name + (":" + ",".join(parts) if parts else "")
+
+
+def benchmark_form() -> tuple[str | None, int | None]:
+    """A shipped benchmark (gsm8k, math500), a subset by level and subject where it has them."""
+    from reasoning.problems import MATH_LEVELS, SHIPPED
+
+    names = list(SHIPPED)
+    c1, c2 = st.columns(2)
+    name = c1.selectbox("Benchmark", names, key="benchmark", help="Shipped with ThinkTrace (reasoning/data/, MIT "
+                        "licenses): gsm8k, the 1,319 GSM8K test problems; math500, the 500 MATH-500 problems with "
+                        "their level (1-5, the difficulty) and subject. Answers are graded by the benchmark's own "
+                        "extractor (GSM8K: #### first; MATH: \\boxed{} first).")
+    levels, subject = [], None
+    if "level" in SHIPPED[name].subsets:
+        low, high = MATH_LEVELS
+        levels = c2.multiselect("Levels", list(range(low, high + 1)), key=f"benchmark_levels_{name}",
+                                help="Only these levels (none chosen: every level).")
+    if "subject" in SHIPPED[name].subsets:
+        subject = st.selectbox("Subject", ["every subject", *benchmark_subjects(name)], key=f"benchmark_subject_{name}")
+        subject = None if subject == "every subject" else subject
+    spec = benchmark_spec(name, levels, subject)
+    count = benchmark_count(spec)
+    limit = int(st.number_input(f"Problems (the first of {count}, in the benchmark's order)", min_value=1,
+                                max_value=count, value=min(10, count), key=f"benchmark_limit_{spec}"))
+    st.caption(f"`--dataset {spec}`")
+    return spec, limit
+
+
 ARC_SETS = {"arclab:test": "arclab:test: held-out compositions (lab-arc never saw them)",
             "arclab:train": "arclab:train: the compositions lab-arc trained on",
             "arc-agi": "arc-agi: ARC-AGI-1's 400 public evaluation tasks (shipped)",
@@ -116,9 +169,12 @@ def arc_form() -> tuple[str | None, int | None]:
 
 def problems_form(url: str) -> tuple[str | None, int | None]:
     """(dataset spec, limit), or (None, None) with the reason shown."""
-    source = st.radio("Problems", ["Built-in arithmetic", "ARC tasks", "Upload JSONL", "Type a question"],
+    source = st.radio("Problems", ["Built-in arithmetic", "Benchmark", "ARC tasks", "Upload JSONL", "Type a question"],
                       horizontal=True, key="source",
-                      help="ARC tasks: demonstrations and a test input, answered with a grid (for --strategy ttt).")
+                      help="Benchmark: GSM8K or MATH-500 (by level and subject), shipped with ThinkTrace. ARC tasks: "
+                           "demonstrations and a test input, answered with a grid (for --strategy ttt).")
+    if source == "Benchmark":
+        return benchmark_form()
     if source == "ARC tasks":
         return arc_form()
     if source == "Built-in arithmetic":
@@ -221,19 +277,41 @@ def verifier_form(strategy: str, model: str) -> str | None:
     return None if choice == "none" else choice
 
 
-def strategy_form() -> tuple[str, dict]:
-    """The strategy and the values of the knobs it declares (those `run` has a flag for)."""
+NO_PRESET = "none"
+
+
+def preset_form() -> str | None:
+    """A preset (reasoning.presets): its values become the knobs' starting values below."""
+    from reasoning.presets import PRESETS
+
+    options = [NO_PRESET, *PRESETS]
+    choice = st.selectbox("Preset", options, key="preset", format_func=lambda name: (
+        "none: ThinkTrace's defaults" if name == NO_PRESET else f"{name} — {PRESETS[name].help}"),
+        help="Another project's settings as one name, as `--preset` on the command line: the knobs below start at "
+             "its values, and one you change overrides it. search-and-learn: their system prompt in the model's "
+             "chat template, \\boxed{} grading, 2048 tokens, beam search to EOS within 40 iterations, T=0.8, PRM "
+             "score of the last step (what still differs: docs/search-and-learn.md).")
+    return None if choice == NO_PRESET else choice
+
+
+def strategy_form(preset: str | None = None) -> tuple[str, dict]:
+    """The strategy and the values of the knobs it declares (those `run` has a flag for), starting at
+    the preset's values where it sets them."""
+    from reasoning.presets import preset_values
+
     menu = names()
     wanted = st.session_state.get("strategy", "self_consistency")
     strategy = st.selectbox("Strategy", menu, index=menu.index(wanted) if wanted in menu else 0,
                             format_func=lambda s: f"{s} — {lookup(s).help}", key="strategy")
     declared = knobs()
     shown = [declared[name] for name in lookup(strategy).knob_names if declared[name].cli]
+    start = preset_values(preset)
     values = {}
     cols = st.columns(3)
     for i, knob in enumerate(shown):
         with cols[i % 3]:
-            values[knob.name] = WIDGETS.get(knob.name, knob_widget)(knob, key=f"knob_{knob.name}")
+            key = f"knob_{knob.name}" + (f"_{preset}" if preset and knob.name in start else "")
+            values[knob.name] = WIDGETS.get(knob.name, knob_widget)(knob, key=key, default=start.get(knob.name))
     return strategy, values
 
 
@@ -243,7 +321,8 @@ def form(url: str) -> None:
         dataset, limit = problems_form(url)
         model = model_form()
         backend, backend_options, concurrency = backend_form()
-        strategy, values = strategy_form()
+        preset = preset_form()
+        strategy, values = strategy_form(preset)
         c1, c2, c3 = st.columns(3)
         verifier = None
         with c1:
@@ -255,14 +334,14 @@ def form(url: str) -> None:
     if dataset is not None:
         spec = RunSpec(strategy=strategy, dataset=dataset, model=model, verifier=verifier, limit=limit, seed=seed,
                        name=name.strip(), knobs=values, backend=backend, backend_options=backend_options,
-                       concurrency=concurrency)
+                       concurrency=concurrency, preset=preset)
     with right:
         st.markdown("**The same run from a terminal**")
         if spec is None:
             st.caption("Choose the problems first.")
         else:
             st.code(display_command(spec, url, multiline=True), language="bash")
-        problem = validate(strategy, model, verifier, values, backend, backend_options)
+        problem = validate(strategy, model, verifier, values, backend, backend_options, preset)
         if problem:
             st.error(problem)  # about settings typed here, in this session: not data from elsewhere
         if st.button("Start run", icon=":material/play_arrow:", type="primary", disabled=spec is None or bool(problem), key="start"):
@@ -273,15 +352,17 @@ def form(url: str) -> None:
 
 
 def validate(strategy: str, model: str, verifier: str | None, values: dict, backend: str = "transformers",
-             backend_options: dict | None = None) -> str | None:
+             backend_options: dict | None = None, preset: str | None = None) -> str | None:
     """Check the settings as `run` will, before a process is spawned: a bad combination is one
     message, not a log."""
     from pages.common import open_store
+    from reasoning.presets import preset_values
     from thinktrace.runner import RunRequest, prepare
 
     try:
-        request = RunRequest(strategy=strategy, dataset="", model=model, verifier=verifier, config=SearchConfig(**values),
-                             backend=backend, backend_options=backend_options or {}).validate()
+        request = RunRequest(strategy=strategy, dataset="", model=model, verifier=verifier,
+                             config=SearchConfig(**preset_values(preset, values)), backend=backend,
+                             backend_options=backend_options or {}, preset=preset).validate()
         prepare(open_store(), request)  # compute_optimal: a policy for this model and verifier
     except UserError as exc:
         return str(exc)

@@ -43,8 +43,9 @@ def test_an_old_database_lists_shows_and_draws_curves_exactly_as_before(old_db):
     assert run_json("runs", db=old_db) == expected("runs")
     shown = expected("show")
     assert run_json("show", shown["id"][:8], db=old_db) == shown
-    # Keys added since (thinking models: think_tokens, thinking_fit) come on top; every old key keeps its value.
-    added = {"think_tokens", "thinking_fit"}
+    # Keys added since (thinking models: think_tokens, thinking_fit; cost axes: seconds_per_problem,
+    # prompt_tokens_per_problem; seeds: n_seeds) come on top; every old key keeps its value.
+    added = {"think_tokens", "thinking_fit", "seconds_per_problem", "prompt_tokens_per_problem", "n_seeds"}
     now = run_json("curves", SWEEP[:8], db=old_db)
     assert [{k: v for k, v in p.items() if k not in added} for p in now] == expected("curves")
     assert all(p["think_tokens"] is None and p["thinking_fit"] is None for p in now)

@@ -297,7 +297,8 @@ def test_curves_json_is_a_list_of_points_with_stable_keys(store, tmp_path):
     assert {tuple(sorted(p)) for p in points} == {tuple(sorted([
         "curve", "strategy", "estimator", "k", "tokens_per_problem", "flops", "verifier_flops", "accuracy",
         "ci_low", "ci_high", "group", "n_problems", "upper_bound", "model", "verifier", "dataset", "seed",
-        "run_id", "think_tokens", "x", "thinking_fit"]))}
+        "run_id", "think_tokens", "seconds_per_problem", "prompt_tokens_per_problem", "n_seeds", "x",
+        "thinking_fit"]))}
     assert {p["estimator"] for p in points} == {"pass", "maj", "bon", "wbon"}
     assert all(p["x"] == p["tokens_per_problem"] and p["group"] == 1 for p in points)
     text = cli("curves", sid, "--html", str(tmp_path / "curve.html"), db=tmp_path / "thinktrace.db")

@@ -23,6 +23,7 @@ from pathlib import Path
 from reasoning.backends import DEFAULT_MODEL
 from reasoning.config import knobs
 from reasoning.errors import UserError
+from reasoning.presets import lookup_preset
 from store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +59,7 @@ class RunSpec:
     backend: str = "transformers"
     backend_options: dict = field(default_factory=dict)  # base_url, dtype, ...: `--base-url URL`, ...
     concurrency: int | None = None  # problems in flight; None: the backend's default
+    preset: str | None = None  # `--preset NAME` (reasoning.presets); knobs equal to its values are not repeated
 
     def args(self) -> list[str]:
         """The arguments after `python -m reasoning run`, without --db and --run-id."""
@@ -76,7 +78,12 @@ class RunSpec:
             out += ["--verifier", self.verifier]
         out += ["--seed", str(self.seed)]
         declared = knobs()
+        preset = lookup_preset(self.preset).knobs if self.preset else {}
+        if self.preset:
+            out += ["--preset", self.preset]
         for name, value in self.knobs.items():
+            if name in preset and preset[name] == value:
+                continue  # the preset sets it
             flag = declared[name].flag
             if isinstance(value, bool):  # typer booleans are --flag / --no-flag
                 out.append(flag if value else "--no-" + flag[2:])

@@ -41,6 +41,9 @@ def sweep_outcomes(store: Store, sweep_id: str, probe: str = PROBE) -> tuple[Out
     sweep = get_sweep(store, sweep_id)
     if sweep is None:
         raise UserError(f"no sweep with id {sweep_id!r} in this database")
+    if len(sweep.params.get("seeds") or []) > 1:
+        raise UserError(f"sweep {sweep_id[:8]} has several seeds ({','.join(map(str, sweep.params['seeds']))}): "
+                        f"a policy's arms are runs, so build it from a sweep of one seed")
     runs = [r for r in sweep_runs(store, sweep_id) if r.strategy != STRATEGY]
     probes = [r for r in runs if r.strategy == PROBE_ARM]
     if not probes:

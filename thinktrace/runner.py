@@ -18,8 +18,10 @@ from typing import Callable
 import reasoning
 from reasoning.answers import is_equiv
 from reasoning.backends import DEFAULT_MODEL, call_seed, check_backend, check_concurrency, default_concurrency
-from reasoning.config import SearchConfig
+from reasoning.config import AUTO, SearchConfig
 from reasoning.errors import UserError
+from reasoning.presets import lookup_preset
+from reasoning.problems import dataset_extractor
 from reasoning.scheduler import Scheduler
 from reasoning.strategies import check_config, check_endpoint, check_strategy, default_verifier, get_strategy, lookup
 from reasoning.tree import Tree
@@ -43,11 +45,23 @@ class RunRequest:
     backend: str = "transformers"
     backend_options: dict = field(default_factory=dict)
     limit: int | None = None
-    seed: int = 0
+    seed: int = 0  # the sampling seed (problem_seed); also the problems' unless problem_seed says otherwise
     name: str = ""
     config: SearchConfig = field(default_factory=SearchConfig)
+    preset: str | None = None  # the preset the config came from (reasoning.presets), stored with the run
+    # The seed the problems were drawn with, when not `seed` (a run of `--seeds`: every seed's run
+    # solves the problems of one seed). None: `seed`.
+    problem_seed: int | None = None
+
+    @property
+    def problems_seed(self) -> int:
+        return self.seed if self.problem_seed is None else self.problem_seed
 
     def validate(self) -> "RunRequest":
+        if self.preset is not None:
+            lookup_preset(self.preset)
+        if self.config.extractor == AUTO:  # the dataset's own, stored as its name
+            self.config = self.config.replace(extractor=dataset_extractor(self.dataset))
         self.verifier = default_verifier(self.strategy, self.model, self.verifier)
         check_strategy(self.strategy, self.verifier)
         check_verifier_spec(self.verifier)
@@ -82,12 +96,16 @@ def create_run(store: Store, request: RunRequest, problems: list[Problem], lm, v
     if not problems:
         raise UserError(f"dataset {request.dataset} has no problems")
     check_gold(request, problems)
+    if request.config.system_prompt:  # the model can put it (a chat template), before anything is written
+        MeteredLM(lm, 0, request.config.system_prompt).prompt(problems[0].question)
     run = m.Run(
         name=request.name or default_name(request),
         strategy=request.strategy,
         params={**request.config.to_dict(), "dataset": request.dataset, "limit": request.limit,
                 "model": request.model, "verifier": request.verifier, "backend": request.backend,
-                "backend_options": request.backend_options},
+                "backend_options": request.backend_options,
+                **({"preset": request.preset} if request.preset else {}),
+                **({"problem_seed": request.problem_seed} if request.problem_seed is not None else {})},
         model_backend=getattr(lm, "backend", "unknown"),
         model_id=getattr(lm, "model_id", request.model),
         model_name=lm.name,
@@ -121,28 +139,47 @@ def request_of(run: m.Run) -> RunRequest:
     return RunRequest(strategy=run.strategy, dataset=p.get("dataset", run.dataset),
                       model=p.get("model", run.model_id), verifier=run.verifier, limit=p.get("limit"),
                       seed=run.seed, name=run.name, config=SearchConfig.from_dict(p, run.strategy),
-                      backend=p.get("backend", "transformers"), backend_options=p.get("backend_options") or {})
+                      backend=p.get("backend", "transformers"), backend_options=p.get("backend_options") or {},
+                      preset=p.get("preset"), problem_seed=p.get("problem_seed"))
 
 
 class MeteredLM:
-    """Counts calls and generated tokens per problem, and gives every call a seed derived from the
-    problem's seed and the call's index, so the same problem always sees the same random draws."""
+    """Counts calls, generated tokens and prompt tokens per problem, gives every call a seed derived
+    from the problem's seed and the call's index, so the same problem always sees the same random
+    draws, and puts questions with the run's system prompt (--system-prompt, a preset's) when it has one.
 
-    def __init__(self, lm, problem_seed: int):
-        self.lm, self.problem_seed = lm, problem_seed
+    Prompt tokens are the prefill a call asks for: each distinct prompt of a call once (its n samples
+    share it), counted whole, as a model without a prefix cache reads it; None when the model cannot
+    count them (a server without a local tokenizer)."""
+
+    def __init__(self, lm, problem_seed: int, system_prompt: str = ""):
+        self.lm, self.problem_seed, self.system_prompt = lm, problem_seed, system_prompt
         self.calls = self.tokens = 0
+        self.prompt_tokens: int | None = 0
 
     def __getattr__(self, name):
         return getattr(self.lm, name)
+
+    def prompt(self, question: str) -> str:
+        if self.system_prompt:
+            return self.lm.prompt(question, system_prompt=self.system_prompt)
+        return self.lm.prompt(question)
 
     def complete(self, prompts, n, max_new_tokens, temperature, stop=None, seed=None, top_p=1.0):
         if seed is None:
             seed = call_seed(self.problem_seed, self.calls)
         self.calls += 1
+        self._count_prompts(prompts)
         out = self.lm.complete(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
                                stop=stop, seed=seed, top_p=top_p)
         self.tokens += sum(c.n_tokens for row in out for c in row)
         return out
+
+    def _count_prompts(self, prompts) -> None:
+        count = getattr(self.lm, "count_tokens", None)
+        for prompt in dict.fromkeys(prompts):
+            tokens = count(prompt) if count is not None and self.prompt_tokens is not None else None
+            self.prompt_tokens = None if tokens is None else self.prompt_tokens + tokens
 
 
 class MeteredVerifier:
@@ -237,7 +274,7 @@ def solve_one(store: Store, run_id: str, position: int, row: m.Problem, request:
     stand-ins and every call suspends this problem until the merged call answers it."""
     problem = Problem(key=row.key, question=row.question, answer=row.answer, dataset=row.dataset,
                       difficulty=row.difficulty, meta=row.meta)
-    metered_lm = MeteredLM(lm, problem_seed(request.seed, problem))
+    metered_lm = MeteredLM(lm, problem_seed(request.seed, problem), request.config.system_prompt)
     metered_verifier = MeteredVerifier(verifier) if verifier is not None else None
     writer = NodeWriter(store, run_id, row.id)
     tree = Tree(problem.question, emit=writer, delimiter=request.config.delimiter)
@@ -252,6 +289,8 @@ def solve_one(store: Store, run_id: str, position: int, row: m.Problem, request:
     chosen = tree.nodes[outcome.node].meta if outcome.node is not None else {}
     if "think_tokens" in chosen:  # a thinking model's chosen path: its thinking, for the o1 plot
         meta.setdefault("think_tokens", chosen["think_tokens"])
+    if metered_lm.prompt_tokens is not None:  # the prefill this problem asked for: a budget axis of curves
+        meta["prompt_tokens"] = metered_lm.prompt_tokens
     result = m.Result(run_id=run_id, problem_id=row.id, position=position, node_seq=outcome.node,
                       answer=outcome.answer, correct=correct, tokens=metered_lm.tokens,
                       model_calls=metered_lm.calls,

@@ -14,7 +14,10 @@ What runs (the plan):
     (budget 6 with width 4 gets 3; budget 1 or 2 gets 1 or 2).
   - A strategy without a budget (kind FIXED: cot) gets one run, one point at k = 1.
 Every run uses the sweep's seed, so every run sees the same problems and each problem the same
-per-call seeds (thinktrace.runner.problem_seed).
+per-call seeds (thinktrace.runner.problem_seed). With `seeds` (`sweep --seeds 0,1,2,3,4`) the plan is
+made once per sampling seed, seed by seed: every run solves the problems of the sweep's `seed`, and
+curves average the seeds (thinktrace.curves). `run --seeds` is such a sweep of one run (`repeat`:
+its config as given, no budget plan).
 
 Resuming: the plan is stored with the sweep; re-running with the same sweep id (or `--resume`)
 skips finished runs, resumes interrupted or failed ones through thinktrace.runner (finished
@@ -22,9 +25,11 @@ problems are kept) and creates the runs that are missing.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from reasoning.config import SearchConfig
+from reasoning.config import AUTO, SearchConfig
+from reasoning.presets import lookup_preset
+from reasoning.problems import dataset_extractor
 from reasoning.backends import DEFAULT_MODEL, check_backend, resume_options
 from reasoning.errors import UserError
 from reasoning.strategies import FIXED, NEEDS, SAMPLES, check_config, check_endpoint, check_strategy, default_verifier, lookup
@@ -51,6 +56,7 @@ class PlannedRun:
     strategy: str
     n: int
     config: SearchConfig = field(compare=False)
+    seed: int = 0  # its sampling seed
 
 
 @dataclass
@@ -69,8 +75,21 @@ class SweepSpec:
     # As for a run (RunRequest): stored so that --resume loads the model the same way. Never a key.
     backend: str = "transformers"
     backend_options: dict = field(default_factory=dict)
+    seeds: list[int] | None = None  # sampling seeds, one run of each planned run per seed; None: [seed]
+    preset: str | None = None  # the preset `config` came from (reasoning.presets), stored with each run
+    repeat: bool = False  # `run --seeds`: the one strategy with `config` as given, once per seed
+
+    @property
+    def run_seeds(self) -> list[int]:
+        return list(self.seeds) if self.seeds else [self.seed]
 
     def validate(self) -> "SweepSpec":
+        if self.preset is not None:
+            lookup_preset(self.preset)
+        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
+            raise UserError(f"--seeds must name distinct seeds (got {','.join(map(str, self.seeds))})")
+        if self.config.extractor == AUTO:  # the dataset's own, stored as its name
+            self.config = self.config.replace(extractor=dataset_extractor(self.dataset))
         if not self.strategies:
             raise UserError("--strategies is empty: name at least one, e.g. self_consistency,best_of_n")
         if not self.budgets:
@@ -79,6 +98,8 @@ class SweepSpec:
             raise UserError(f"budgets must be at least 1 (got {','.join(map(str, self.budgets))})")
         if len(set(self.strategies)) != len(self.strategies):
             raise UserError(f"--strategies names a strategy twice: {','.join(self.strategies)}")
+        if "compute_optimal" in self.strategies and self.repeat:
+            raise UserError("--seeds cannot repeat compute_optimal (its plan comes from a policy): run it once per --seed")
         if "compute_optimal" in self.strategies:
             raise UserError("compute_optimal runs a policy fitted on a sweep, so it is not an arm of one: compare it "
                             "with `python -m reasoning policy eval POLICY --sweep HELD_OUT_SWEEP`")
@@ -88,7 +109,7 @@ class SweepSpec:
         check_verifier_spec(self.verifier)
         check_backend(self.backend, self.backend_options)
         for name in self.strategies:
-            check_endpoint(name, self.backend_options, self.config)
+            check_endpoint(name, self.backend_options, self.config, self.backend)
         if self.limit is not None and self.limit < 1:
             raise UserError(f"--limit must be at least 1 (got {self.limit})")
         self.budgets = sorted(set(self.budgets))
@@ -98,7 +119,15 @@ class SweepSpec:
         return self
 
     def plan(self) -> list[PlannedRun]:
-        """The runs this sweep needs, in the order they run (the shared sampling run first)."""
+        """The runs this sweep needs, in the order they run: seed by seed, each seed's plan with the
+        shared sampling run first."""
+        if self.repeat:
+            once = [PlannedRun(self.strategies[0], self.config.n, self.config)]
+        else:
+            once = self._budget_plan()
+        return [replace(planned, seed=seed) for seed in self.run_seeds for planned in once]
+
+    def _budget_plan(self) -> list[PlannedRun]:
         runs = []
         asked = [lookup(name) for name in self.strategies]
         # The shared run: one that needs a verifier first (with one, every chain is scored either way).
@@ -118,7 +147,9 @@ class SweepSpec:
         return {"strategies": self.strategies, "budgets": self.budgets, "dataset": self.dataset,
                 "limit": self.limit, "seed": self.seed, "model": self.model, "verifier": self.verifier,
                 "config": self.config.to_dict(), "name": self.name, "backend": self.backend,
-                "backend_options": self.backend_options}
+                "backend_options": self.backend_options,
+                **({"seeds": self.seeds} if self.seeds else {}), **({"preset": self.preset} if self.preset else {}),
+                **({"repeat": True} if self.repeat else {})}
 
     @classmethod
     def from_params(cls, params: dict) -> "SweepSpec":
@@ -127,7 +158,8 @@ class SweepSpec:
                    model=params.get("model", "smollm2"), verifier=params.get("verifier"),
                    config=SearchConfig.from_dict(params.get("config", {})), name=params.get("name", ""),
                    backend=params.get("backend", "transformers"),
-                   backend_options=dict(params.get("backend_options") or {}))
+                   backend_options=dict(params.get("backend_options") or {}),
+                   seeds=params.get("seeds"), preset=params.get("preset"), repeat=bool(params.get("repeat")))
 
 
 def beam_width_for(budget: int, cap: int | None = None) -> int:
@@ -148,15 +180,26 @@ def run_sweep(store: Store, strategies: list[str], budgets: list[int], dataset: 
               seed: int = 0, model: str = DEFAULT_MODEL, verifier: str | None = None,
               cfg: SearchConfig | None = None, *, name: str = "", sweep_id: str | None = None,
               lm=None, verifier_obj=None, progress: bool | None = None, backend: str = "transformers",
-              backend_options: dict | None = None, concurrency: int | None = None) -> str:
+              backend_options: dict | None = None, concurrency: int | None = None, seeds: list[int] | None = None,
+              preset: str | None = None) -> str:
     """Create (or continue, when `sweep_id` names an existing sweep with the same settings) a sweep
     and execute every run it is missing, on `backend` (transformers | vllm | openai, with its
-    options as for `run`), each run with `concurrency` problems in flight (runner.execute).
+    options as for `run`), each run with `concurrency` problems in flight (runner.execute); with
+    `seeds`, every planned run once per sampling seed on the problems of `seed`.
     `lm` / `verifier_obj` skip loading `model` / `verifier` (tests pass a scripted model). Returns
     the sweep id."""
     spec = SweepSpec(strategies=list(strategies), budgets=list(budgets), dataset=dataset, limit=limit,
                      seed=seed, model=model, verifier=verifier or None, config=cfg or SearchConfig(),
-                     name=name, backend=backend, backend_options=dict(backend_options or {})).validate()
+                     name=name, backend=backend, backend_options=dict(backend_options or {}),
+                     seeds=list(seeds) if seeds is not None else None, preset=preset)
+    return run_spec(store, spec, sweep_id=sweep_id, lm=lm, verifier_obj=verifier_obj, progress=progress,
+                    concurrency=concurrency)
+
+
+def run_spec(store: Store, spec: SweepSpec, *, sweep_id: str | None = None, lm=None, verifier_obj=None,
+             progress: bool | None = None, concurrency: int | None = None) -> str:
+    """run_sweep of a spec made by the caller (`run --seeds` makes a `repeat` one)."""
+    spec = spec.validate()
     if sweep_id is not None:
         stored = _stored_spec(store, sweep_id)
         if stored is not None:
@@ -194,9 +237,9 @@ class SweepRunState:
 def sweep_state(store: Store, sweep_id: str) -> list[SweepRunState]:
     """Each planned run of a sweep with its stored run (if any) and status."""
     spec = _stored_spec(store, sweep_id)
-    existing = {(r.strategy, r.params.get("n")): (r.id, effective_status(r), worker_label(r))
+    existing = {(r.strategy, r.params.get("n"), r.seed): (r.id, effective_status(r), worker_label(r))
                 for r in sweeps.sweep_runs(store, sweep_id)}
-    return [SweepRunState(p, *existing.get((p.strategy, p.n), (None, None, None))) for p in spec.plan()]
+    return [SweepRunState(p, *existing.get((p.strategy, p.n, p.seed), (None, None, None))) for p in spec.plan()]
 
 
 def _execute(store: Store, sweep_id, spec: SweepSpec, lm, verifier_obj, progress, concurrency: int | None = None) -> str:
@@ -227,13 +270,15 @@ def _execute(store: Store, sweep_id, spec: SweepSpec, lm, verifier_obj, progress
             planned = state.planned
             run_id = state.run_id
             if run_id is None:
+                label = f"{planned.strategy} n={planned.n}" + (f" seed {planned.seed}" if spec.seeds else "")
                 request = runner.RunRequest(
                     strategy=planned.strategy, dataset=spec.dataset, model=spec.model, verifier=spec.verifier,
-                    limit=spec.limit, seed=spec.seed, config=planned.config, backend=spec.backend,
-                    backend_options=spec.backend_options,
-                    name=f"{spec.name or 'sweep'}: {planned.strategy} n={planned.n}").validate()
+                    limit=spec.limit, seed=planned.seed, config=planned.config, backend=spec.backend,
+                    backend_options=spec.backend_options, preset=spec.preset,
+                    problem_seed=spec.seed if spec.seeds else None,
+                    name=f"{spec.name or 'sweep'}: {label}").validate()
                 run_id = runner.create_run(store, request, problems, lm, verifier_obj, sweep_id=sweep_id)
-            runs_bar.set_postfix_str(f"{planned.strategy} n={planned.n}")
+            runs_bar.set_postfix_str(f"{planned.strategy} n={planned.n}" + (f" seed {planned.seed}" if spec.seeds else ""))
             summary = run_summary(store, run_id)
             total, done = summary.problems_total, summary.problems_done
             problems_bar = tqdm(total=total, initial=done, unit="problem", desc=f"{planned.strategy} n={planned.n}",
@@ -261,4 +306,7 @@ def _comparable(params: dict) -> dict:
 
 
 def _default_name(spec: SweepSpec) -> str:
-    return f"{'+'.join(spec.strategies)} at {','.join(map(str, spec.budgets))} on {spec.dataset}"
+    seeds = f" × seeds {','.join(map(str, spec.seeds))}" if spec.seeds else ""
+    if spec.repeat:
+        return f"{spec.strategies[0]} n={spec.config.n} on {spec.dataset}{seeds}"
+    return f"{'+'.join(spec.strategies)} at {','.join(map(str, spec.budgets))} on {spec.dataset}{seeds}"

@@ -9,8 +9,8 @@ import typer
 
 from reasoning.backends import DEFAULT_MODEL, check_concurrency
 from thinktrace.cli.options import (BackendOption, BaseUrlOption, ApiOption, ConcurrencyOption, DbOption, DtypeOption, GpuMemoryOption,
-                                   KnobCommand, MaxModelLenOption, ModelParamsOption, TensorParallelOption,
-                                   JsonOption, backend_options, print_json, whole)
+                                   KnobCommand, MaxModelLenOption, ModelParamsOption, PresetOption, SeedsOption,
+                                   TensorParallelOption, JsonOption, backend_options, parse_seeds, print_json, whole)
 from reasoning.config import SearchConfig, knobs
 from reasoning.errors import UserError
 
@@ -59,7 +59,9 @@ def sweep(
     api: Optional[str] = ApiOption,
     concurrency: Optional[int] = ConcurrencyOption,
     seed: int = typer.Option(0, "--seed", parser=whole, help="One seed for every run: same problems, same draws."),
-    knobs: Optional[dict] = None,  # the options of SWEEP_KNOBS: see register()
+    seeds: Optional[str] = SeedsOption,
+    preset: Optional[str] = PresetOption,
+    knobs: Optional[dict] = None,  # the options of SWEEP_KNOBS given: see register()
     name: str = typer.Option("", "--name", help="A label for the sweep."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish the sweep with this id (or prefix)."),
     sweep_id: Optional[str] = typer.Option(None, "--sweep-id", help="Use (or continue) the sweep with this id."),
@@ -67,10 +69,13 @@ def sweep(
 ):
     """Run the runs an accuracy-vs-budget comparison needs: one N = max(budgets) sampling run shared by
     self_consistency and best_of_n (curves by subsampling), one run per budget for tree strategies."""
+    from reasoning.presets import preset_values
     from thinktrace.cli.main import Interrupted
     from thinktrace.sweep import SweepInterrupted, resume_sweep, run_sweep
     from store import Store
 
+    cfg = SearchConfig(**preset_values(preset, knobs))  # a preset's values, the flags given on top
+    seed_list = parse_seeds(seeds)
     check_concurrency(concurrency)
     store = Store.open(db)  # checked before the slow model load
     try:
@@ -79,13 +84,13 @@ def sweep(
         else:
             if strategies is None or budgets is None:
                 raise UserError("give --strategies and --budgets (or --resume SWEEP_ID)")
-            cfg = SearchConfig(**knobs)
             sid = run_sweep(store, parse_strategies(strategies), parse_budgets(budgets), dataset, limit=limit,
                             seed=seed, model=model, verifier=verifier, cfg=cfg, name=name, sweep_id=sweep_id,
                             backend=backend, backend_options=backend_options(
                                 base_url=base_url, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
                                 tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
-                                model_params=model_params, api=api), concurrency=concurrency)
+                                model_params=model_params, api=api), concurrency=concurrency,
+                            seeds=seed_list, preset=preset)
     except SweepInterrupted as exc:
         raise Interrupted(f"interrupted: finish the sweep with `python -m reasoning sweep --resume {exc.sweep_id}`"
                           ) from exc
@@ -95,7 +100,7 @@ def sweep(
 def curves(
     ref: str = typer.Argument(..., help="A sweep id or a run id (or a unique prefix)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of points."),
-    x: str = typer.Option("samples", "--x", help="Budget axis for the frontier: samples | tokens | flops | thinking (thinking tokens of a thinking model)"),
+    x: str = typer.Option("samples", "--x", help="Budget axis for the frontier: samples | tokens (generated) | prompt_tokens (prefill) | flops (policy + verifier) | seconds (wall clock) | thinking (thinking tokens of a thinking model)"),
     by: Optional[str] = typer.Option(None, "--by", help="Facet: difficulty | pass1"),
     html: Optional[str] = typer.Option(None, "--html", help="Also write the figure as a standalone HTML file."),
     png: Optional[str] = typer.Option(None, "--png", help="Also write the figure as PNG (kaleido, or Chromium)."),
@@ -145,12 +150,13 @@ def curves(
 
 def format_table(points) -> str:
     """Aligned text table of points; upper bounds are marked with '*'."""
-    header = ("strategy", "estimator", "k", "tokens/problem", "FLOPs", "verifier FLOPs", "accuracy", "CI low",
-              "CI high", "group")
+    header = ("strategy", "estimator", "k", "tokens/problem", "prompt tokens", "FLOPs", "verifier FLOPs", "s/problem",
+              "seeds", "accuracy", "CI low", "CI high", "group")
     rows = [header]
     for p in points:
         rows.append((p.curve + (" *" if p.upper_bound else ""), p.estimator, str(p.k), f"{p.tokens_per_problem:.1f}",
-                     _sci(p.flops), _sci(p.verifier_flops), f"{p.accuracy:.3f}", f"{p.ci_low:.3f}",
+                     _fixed(p.prompt_tokens_per_problem), _sci(p.flops), _sci(p.verifier_flops),
+                     _sci(p.seconds_per_problem), str(p.n_seeds), f"{p.accuracy:.3f}", f"{p.ci_low:.3f}",
                      f"{p.ci_high:.3f}", "-" if p.group is None else str(p.group)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     text_columns = {0, 1}
@@ -218,6 +224,10 @@ def write_png(fig, path: str, width: int = 1100, height: int = 650) -> None:
 
 def _sci(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
+
+
+def _fixed(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def compare(run_a: str = typer.Argument(..., help="First run (id or prefix)."),

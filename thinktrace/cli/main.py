@@ -10,8 +10,8 @@ import typer
 
 from reasoning.backends import DEFAULT_MODEL, check_concurrency
 from thinktrace.cli.options import (BackendOption, BaseUrlOption, ApiOption, ConcurrencyOption, DbOption, DtypeOption, GpuMemoryOption, JsonOption,
-                                   KnobCommand, MaxModelLenOption, ModelParamsOption, TensorParallelOption,
-                                   print_json, whole)
+                                   KnobCommand, MaxModelLenOption, ModelParamsOption, PresetOption, SeedsOption,
+                                   TensorParallelOption, parse_seeds, print_json, whole)
 from thinktrace.cli.options import backend_options as backend_options_of
 from reasoning.config import SearchConfig, knobs
 from reasoning.errors import UserError
@@ -107,34 +107,72 @@ def run(
     dataset: str = typer.Option("arith:2", "--dataset", "-d", help="arith:D (D=1..5), arith:A-B, gsm8k, math500[:level=L,subject=S], FILE.jsonl or hf:NAME[:split]"),
     limit: Optional[int] = typer.Option(None, "--limit", "-k", parser=whole, help="Use the first K problems."),
     seed: int = typer.Option(0, "--seed", parser=whole, help="Seed for problems and sampling: same seed, same run."),
-    knobs: Optional[dict] = None,  # every knob's option (--n, --temperature, ...): see KnobCommand
+    seeds: Optional[str] = SeedsOption,
+    preset: Optional[str] = PresetOption,
+    knobs: Optional[dict] = None,  # the knob options given (--n, --temperature, ...): see KnobCommand
     name: str = typer.Option("", "--name", help="A label for the run."),
     db: Optional[str] = DbOption,
     as_json: bool = JsonOption,
     run_id: Optional[str] = typer.Option(None, "--run-id", hidden=True, help="Use this id (the app assigns one)."),
 ):
     """Run a strategy over a problem set; every node lands in the store."""
+    from reasoning.presets import preset_values
     from reasoning.problems import load_problems
     from thinktrace.runner import RunRequest, check_gold, create_run, prepare
     from store import Store
 
-    cfg = SearchConfig(**knobs)
+    cfg = SearchConfig(**preset_values(preset, knobs))  # a preset's values, the flags given on top
+    seed_list = parse_seeds(seeds)
     backend_options = backend_options_of(base_url=base_url, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
                                          tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
                                          model_params=model_params, api=api)
     request = RunRequest(strategy=strategy, dataset=dataset, model=model, verifier=verifier, limit=limit,
-                         seed=seed, name=name, config=cfg, backend=backend,
-                         backend_options=backend_options).validate()
+                         seed=seed, name=name, config=cfg, backend=backend, backend_options=backend_options,
+                         preset=preset).validate()
     check_concurrency(concurrency)
     problems = load_problems(dataset, limit=limit, seed=seed)
     check_gold(request, problems)  # before the slow model load
     store = Store.open(db)  # checked before the slow model load
+    if seed_list is not None:
+        return _run_seeds(store, request, seed_list, trust_remote_code, concurrency, as_json, run_id)
     prepare(store, request)  # compute_optimal: its policy's plan, checked before the slow model load
     lm, verifier_obj = _load_models(model, request.verifier, trust_remote_code, backend, backend_options)
     rid = create_run(store, request, problems, lm, verifier_obj, run_id=run_id)
     if not as_json:
         typer.echo(f"run {rid}")
     _execute(store, rid, lm, verifier_obj, len(problems), as_json, concurrency)
+
+
+def _run_seeds(store, request, seeds: list[int], trust_remote_code: bool, concurrency, as_json: bool,
+               run_id: str | None) -> None:
+    """`run --seeds`: one run per seed on the problems of --seed, grouped as a sweep (`repeat`), so
+    `curves GROUP` and the Budget page average them."""
+    from store.runs import run_summary
+    from store.sweeps import sweep_runs
+    from thinktrace.sweep import SweepInterrupted, SweepSpec, run_spec
+
+    if run_id is not None:
+        raise UserError("--run-id names one run, and --seeds makes one per seed: leave one of them out")
+    spec = SweepSpec(strategies=[request.strategy], budgets=[request.config.n], dataset=request.dataset,
+                     limit=request.limit, seed=request.seed, model=request.model, verifier=request.verifier,
+                     config=request.config, name=request.name, backend=request.backend,
+                     backend_options=request.backend_options, seeds=seeds, preset=request.preset,
+                     repeat=True).validate()  # before the slow model load
+    lm, verifier_obj = _load_models(request.model, request.verifier, trust_remote_code, request.backend,
+                                    request.backend_options)
+    try:
+        sid = run_spec(store, spec, lm=lm, verifier_obj=verifier_obj, concurrency=concurrency)
+    except SweepInterrupted as exc:
+        raise Interrupted(f"interrupted: finish the runs with `python -m reasoning sweep --resume {exc.sweep_id}`"
+                          ) from exc
+    summaries = [run_summary(store, r.id) for r in sorted(sweep_runs(store, sid), key=lambda r: seeds.index(r.seed))]
+    if as_json:
+        print_json({"sweep": sid, "runs": [s.to_json() for s in summaries]})
+        return
+    typer.echo(f"sweep {sid} ({len(summaries)} runs, seeds {','.join(map(str, seeds))}): "
+               f"`python -m reasoning curves {sid[:8]}` averages them")
+    for summary in summaries:
+        _print_summary(summary, as_json=False)
 
 
 def _strategy_option():

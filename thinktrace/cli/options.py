@@ -54,6 +54,21 @@ def positive_list(text: str, flag: str, example: str, high: float = 1e12) -> lis
     return values
 
 
+def parse_seeds(text: str | None) -> list[int] | None:
+    """`--seeds 0,1,2`: distinct whole numbers, or one line saying why not (None: not given)."""
+    if text is None:
+        return None
+    try:
+        seeds = [whole(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds must be whole numbers separated by commas, e.g. 0,1,2,3,4 (got {text!r})") from None
+    if not seeds:
+        raise UserError("--seeds is empty: e.g. --seeds 0,1,2,3,4")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds names a seed twice: {text}")
+    return seeds
+
+
 def print_json(data) -> None:
     """Print `data` as strict JSON (allow_nan=False): NaN and Infinity are not JSON, and tools that
     read `--json` (jq, JSON.parse) reject them. Non-finite floats can only come from a database row
@@ -82,6 +97,12 @@ TensorParallelOption = typer.Option(None, "--tensor-parallel-size", parser=whole
 MaxModelLenOption = typer.Option(None, "--max-model-len", parser=whole, help="vllm: context length (smaller leaves more memory for the KV cache).")
 ModelParamsOption = typer.Option(None, "--model-params", parser=finite, help="openai: the served model's parameter count, e.g. 7.6e9, for the FLOPs axes of curves (the API does not say it; the lab and smollm2 models count their own).")
 ApiOption = typer.Option(None, "--api", help="openai: completions (default: raw text, every strategy) | chat (/v1/chat/completions, for reasoning models behind a reasoning parser: their thinking is kept as thoughts; chain strategies only).")
+PresetOption = typer.Option(None, "--preset", help="Another project's settings as one name: search-and-learn "
+                             "(their system prompt and chat template, \\boxed{} grading, 2048 tokens, beam search to "
+                             "EOS within 40 iterations, T=0.8, PRM aggregation last; docs/search-and-learn.md). Flags "
+                             "given here override it; the run stores the preset and every value.")
+SeedsOption = typer.Option(None, "--seeds", help="Comma list of sampling seeds, e.g. 0,1,2,3,4: one run per seed, all on "
+                           "the problems of --seed, grouped so curves average them (CIs over problems and seeds).")
 ConcurrencyOption = typer.Option(None, "--concurrency", parser=whole, help="Problems in flight: their model and verifier calls are merged into shared batches; the results do not depend on it (default: 16 with transformers on a CPU, 64 on a GPU, 256 with vllm, 16 with openai).")
 
 
@@ -129,6 +150,7 @@ class KnobCommand:
                 params.append(param.replace(default=self.options[param.name]()) if made_here else param)
             if len(params) == 1:
                 params += lead
+        params.append(inspect.Parameter(_CONTEXT, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context))
         return signature.replace(parameters=params)
 
     @property
@@ -136,6 +158,19 @@ class KnobCommand:
         return {p.name: p.annotation for p in self.__signature__.parameters.values()}
 
     def __call__(self, **values):
+        """The knobs mapping holds the knobs given on the command line only (a preset fills the
+        others, then their defaults: reasoning.presets.preset_values)."""
         names = {knob.name for knob in self.knobs()}
+        context = values.pop(_CONTEXT, None)
         return self.func(**{k: v for k, v in values.items() if k not in names},
-                         knobs={k: v for k, v in values.items() if k in names})
+                         knobs={k: v for k, v in values.items() if k in names and _given(context, k)})
+
+
+_CONTEXT = "knob_command_context"  # the typer.Context a KnobCommand asks for, to tell given options from defaults
+
+
+def _given(context, name: str) -> bool:
+    """Whether option `name` was given (not left at its default); without a context (called as a
+    plain function) every value counts as given."""
+    source = context.get_parameter_source(name) if context is not None else "given"
+    return source is not None and getattr(source, "name", source) != "DEFAULT"
