@@ -29,7 +29,8 @@ SWEEP_COMMAND = ("python -m reasoning sweep --strategies self_consistency,best_o
 SCALE_COMMAND = ("python -m reasoning sweep --model lab-s --strategies cot,best_of_n,beam_search --budgets 1,4,16 "
                  "--dataset arith:1-5 --limit 100\npython -m reasoning sweep --model lab --strategies cot --budgets 1 "
                  "--dataset arith:1-5 --limit 100")
-X_AXES = {"samples": "samples N", "tokens": "tokens / problem", "flops": "FLOPs", "thinking": "thinking tokens"}
+X_AXES = {"samples": "samples N", "tokens": "tokens / problem", "prompt_tokens": "prompt tokens", "flops": "FLOPs",
+          "seconds": "seconds", "thinking": "thinking tokens"}
 FACETS = {"none": "none", "difficulty": "built-in difficulty", "pass1": "pass@1 bins"}
 
 
@@ -53,8 +54,9 @@ def _curves(store: Store, sweep_id: str | None, run_ids: tuple[str, ...], by: st
 
 
 st.title("Budget")
-st.caption("Accuracy against test-time compute. Shaded bands are 95% bootstrap intervals over problems; "
-           "dashed grey lines are oracle upper bounds, not achievable accuracy.")
+st.caption("Accuracy against test-time compute. Shaded bands are 95% bootstrap intervals over problems (and over "
+           "seeds, where runs of several seeds are averaged into one curve); dashed grey lines are oracle upper "
+           "bounds, not achievable accuracy.")
 
 store = open_store()
 sweeps, runs = list_sweeps(store), list_runs(store)
@@ -123,6 +125,9 @@ best = frontier(curves.points, x)
 fig = budget_figure(curves.points, x, frontier=best, by=by, title=curves.title, caption=curves.caption())
 if x == "flops" and all(p.flops is None for p in curves.points):
     st.warning("The model's parameter count is unknown for these runs, so there is no FLOPs axis.")
+if x == "prompt_tokens" and all(p.prompt_tokens_per_problem is None for p in curves.points):
+    st.warning("These runs recorded no prompt tokens (runs made before they were counted, or a server without a "
+               "local tokenizer).")
 if x == "thinking" and all(p.think_tokens is None for p in curves.points):
     st.warning("These runs hold no thinking: the thinking axis needs a thinking model (e.g. `--model lab-think`), "
                "best as a budget_forcing sweep, whose budget is the thinking.")

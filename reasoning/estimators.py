@@ -156,23 +156,48 @@ def curve_points(
     `by=lambda p: p.difficulty`: one set of points per group value (sorted, None last), sharing
     one computation of the per-problem accuracies. Points carry their estimator's label and pass@k
     is marked as an upper bound; a stored run adds its cost and provenance (thinktrace.curves)."""
-    run = _Run.encode(problems)
-    if not run.graded.any():
-        raise ValueError("no problem has known correctness: accuracy curves need gold answers")
-    ks = _resolve_ks(ks, run.n)
-    accuracy = _accuracy_matrices(run, ks, estimators, n_draws, seed)
-    mean_tokens = run.tokens.mean(axis=1)
+    return seed_curve_points([problems], ks, estimators, n_draws, n_boot, seed, by)
 
-    groups = [by(problem) if by else None for problem in problems]
+
+def seed_curve_points(
+    runs: Sequence[Sequence[ProblemSamples]],
+    ks: Sequence[int] | None = None,
+    estimators: Sequence[str] = ESTIMATORS,
+    n_draws: int = 200,
+    n_boot: int = 1000,
+    seed: int = 0,
+    by: Callable[[ProblemSamples], Hashable] | None = None,
+) -> list[BudgetPoint]:
+    """curve_points of several runs that differ only in their sampling seed, on the same problems in
+    the same order (each the same N): a point is the mean over seeds and problems, and its CI
+    resamples both (seed_bootstrap_ci), so it holds the seed-to-seed spread as well as the problems'.
+    One run gives exactly curve_points' points. bon and wbon need scores in every run."""
+    if not runs:
+        raise ValueError("no runs given")
+    encoded = [_Run.encode(problems) for problems in runs]
+    keys = [p.key for p in runs[0]]
+    if any([p.key for p in problems] != keys for problems in runs[1:]):
+        raise ValueError("the runs of one curve must hold the same problems in the same order")
+    if len({run.n for run in encoded}) != 1:
+        raise ValueError(f"the runs of one curve need the same N; got N in {sorted({run.n for run in encoded})}")
+    graded = np.logical_and.reduce([run.graded for run in encoded])
+    if not graded.any():
+        raise ValueError("no problem has known correctness: accuracy curves need gold answers")
+    ks = _resolve_ks(ks, encoded[0].n)
+    matrices = [_accuracy_matrices(run, ks, estimators, n_draws, seed) for run in encoded]
+    names = [name for name in matrices[0] if all(name in m for m in matrices)]
+    mean_tokens = np.mean([run.tokens.mean(axis=1) for run in encoded], axis=0)
+
+    groups = [by(problem) if by else None for problem in runs[0]]
     points = []
     for group in sorted(set(groups), key=lambda g: (g is None, g)):
-        rows = np.array([g == group for g in groups]) & run.graded
+        rows = np.array([g == group for g in groups]) & graded
         if not rows.any():
             continue
-        for name, matrix in accuracy.items():
+        for name in names:
             for column, k in enumerate(ks):
-                values = matrix[rows, column]
-                low, high = bootstrap_ci(values, n_boot=n_boot, seed=seed)
+                values = np.stack([m[name][rows, column] for m in matrices])
+                low, high = seed_bootstrap_ci(values, n_boot=n_boot, seed=seed)
                 strategy, label, _ = ESTIMATOR_INFO[name]
                 points.append(
                     BudgetPoint(
@@ -187,9 +212,31 @@ def curve_points(
                         n_problems=int(rows.sum()),
                         group=group,
                         upper_bound=name == "pass",
+                        n_seeds=len(runs),
                     )
                 )
     return points
+
+
+def seed_bootstrap_ci(
+    values: np.ndarray, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean of `values[seed][problem]`: each draw resamples the seeds
+    and, independently, the problems, with replacement (a two-way bootstrap), so the interval holds
+    the spread between seeds (a sampling seed can move best-of-N by points) as well as between
+    problems. One seed is bootstrap_ci over its problems, exactly."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1 or values.shape[0] == 1:
+        return bootstrap_ci(values.reshape(-1), n_boot=n_boot, level=level, seed=seed)
+    if values.size == 0:
+        raise ValueError("seed_bootstrap_ci needs at least one value")
+    rng = np.random.default_rng(seed)
+    n_seeds, n_problems = values.shape
+    seeds = rng.integers(0, n_seeds, (n_boot, n_seeds))
+    problems = rng.integers(0, n_problems, (n_boot, n_problems))
+    resampled_means = values[seeds[:, :, None], problems[:, None, :]].mean(axis=(1, 2))
+    low, high = np.quantile(resampled_means, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
 
 
 def bootstrap_ci(

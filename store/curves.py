@@ -68,19 +68,21 @@ def run_samples(store: Store, run_id: str, problem_ids: Sequence[int] | None = N
 
 
 class ResultRow(NamedTuple):
-    """One finished problem of a run: its outcome, its generated tokens and the strategy's notes
-    (an adaptive strategy's `samples` spent and `stop_reason`)."""
+    """One finished problem of a run: its outcome, its generated tokens, the strategy's and runner's
+    notes (an adaptive strategy's `samples` spent and `stop_reason`, the `prompt_tokens` read) and its
+    wall-clock seconds."""
 
     correct: bool | None
     tokens: int
     meta: dict
+    wall_seconds: float = 0.0
 
 
 def problem_results(store: Store, run_id: str, problem_ids: Sequence[int] | None = None) -> dict[int, ResultRow]:
     """problem id -> ResultRow for the problems the run finished (of `problem_ids`, when given)."""
     with store.session() as session:
-        rows = session.exec(select(m.Result.problem_id, m.Result.correct, m.Result.tokens, m.Result.meta)
-                            .where(m.Result.run_id == run_id)).all()
+        rows = session.exec(select(m.Result.problem_id, m.Result.correct, m.Result.tokens, m.Result.meta,
+                                   m.Result.wall_seconds).where(m.Result.run_id == run_id)).all()
     wanted = None if problem_ids is None else set(problem_ids)
-    return {pid: ResultRow(correct, tokens, meta or {}) for pid, correct, tokens, meta in rows
+    return {pid: ResultRow(correct, tokens, meta or {}, seconds or 0.0) for pid, correct, tokens, meta, seconds in rows
             if wanted is None or pid in wanted}

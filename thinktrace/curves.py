@@ -12,9 +12,14 @@ Where the points come from:
     tokens it spent per problem, with their spread (thinktrace/adaptive_curves.py).
   - Points use only the problems that every selected run has finished, so all curves average the
     same problems; runs that are not done are reported in `CurveSet.notes`.
-Cost axes: k (samples or beams), generated tokens per problem, and FLOPs = 2 x params x tokens
-(the usual forward-pass estimate) for the policy plus 2 x verifier params x scored tokens for the
-verifier, kept in its own column. Scored tokens are approximated by the generated tokens of the
+  - Runs that differ only in their sampling seed (a sweep's or `run --seeds`' runs, or any chosen
+    runs alike but for the seed) are one curve: each point the mean over seeds and problems, its CI
+    a bootstrap over both (reasoning.estimators.seed_curve_points). Adaptive runs stay one curve each.
+Cost axes: k (samples or beams), generated tokens per problem, wall-clock seconds per problem (a
+k-subset of a sampling run: k/N of its seconds), prompt (prefill) tokens per problem (each distinct
+prompt of a model call once, as recorded by the runner; a k-subset shares its run's prompt) and
+FLOPs = 2 x params x tokens (the usual forward-pass estimate) for the policy plus 2 x verifier
+params x scored tokens for the verifier, kept in its own column. Scored tokens are approximated by the generated tokens of the
 paths scored; self_eval re-reads each path prefix per step, so its share is a lower bound there.
 self_eval's verifier is the policy model itself, so it counts the policy's parameters; the oracle
 counts none.
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -33,7 +39,7 @@ from thinktrace.adaptive_curves import Spread, adaptive_points, adaptive_results
 from reasoning.budget import ESTIMATOR_INFO, BudgetPoint, flops
 from reasoning.errors import UserError
 from reasoning.strategies import SAMPLES, names
-from reasoning.estimators import bootstrap_ci, curve_points, default_ks, pass1_difficulty_bins
+from reasoning.estimators import default_ks, pass1_difficulty_bins, seed_bootstrap_ci, seed_curve_points
 from store import Store
 from store import models as m
 from store.curves import common_problems, problem_results, problems_by_id, run_samples
@@ -63,12 +69,17 @@ class CurveSet:
     def estimators(self) -> list[str]:
         return sorted({p.estimator for p in self.points}, key=list(ESTIMATOR_INFO).index)
 
+    @property
+    def seed_averaged(self) -> bool:
+        return any(p.n_seeds > 1 for p in self.points)
+
     def caption(self) -> str:
         """One line saying what the curves are: model, verifier, problems, seeds, estimators."""
         verifiers = ", ".join(self.verifiers) or "none"
+        over = "problems and seeds (curves averaged over seeds)" if self.seed_averaged else "problems"
         return (f"model: {', '.join(self.models)} · verifier: {verifiers} · problems: {self.n_problems} "
                 f"({', '.join(self.datasets)}) · seed: {', '.join(map(str, self.seeds))} · "
-                f"estimators: {', '.join(self.estimators)} · 95% bootstrap CIs over problems")
+                f"estimators: {', '.join(self.estimators)} · 95% bootstrap CIs over {over}")
 
     def legend(self) -> list[str]:
         """What each estimator in the set means, one line each."""
@@ -111,23 +122,24 @@ def load_curves(store: Store, ref: str | None = None, *, sweep_id: str | None = 
         raise UserError(f"{source}: no problem is finished in every run yet")
     problems = problems_by_id(store, problem_ids)
     samples = {r.id: run_samples(store, r.id, problem_ids) for r in runs if r.strategy in sampling}
-    finished = {r.id: problem_results(store, r.id, problem_ids) for r in runs if r.strategy not in sampling}
-    results = {rid: {pid: (row.correct, row.tokens, row.meta.get("think_tokens")) for pid, row in rows.items()}
-               for rid, rows in finished.items()}
+    finished = {r.id: problem_results(store, r.id, problem_ids) for r in runs}
     adaptive = {r.id: adaptive_results(r, finished[r.id]) for r in runs if r.strategy in adaptive_ones}
     if notes:
         notes.append(f"the curves use the {len(problem_ids)} problems every run has finished")
     group_of = _groups(by, problems, samples, n_bins)
-    labels = _labels(runs)
+    seed_groups = _seed_groups(runs, adaptive_ones)
+    labels = _labels(seed_groups)
     points: list[BudgetPoint] = []
-    for run in runs:
+    for group in seed_groups:
+        run, label = group[0], labels[group[0].id]
         if run.id in samples:
-            points += _sampling_points(run, samples[run.id], ks, group_of, labels[run.id], n_draws, n_boot, seed)
+            points += _sampling_points(group, [samples[r.id] for r in group], [finished[r.id] for r in group], ks,
+                                       group_of, label, n_draws, n_boot, seed)
         elif run.id in adaptive:
-            found, spreads = adaptive_points(run, adaptive[run.id], group_of, labels[run.id], n_boot, seed)
+            found, spreads = adaptive_points(run, adaptive[run.id], group_of, label, n_boot, seed)
             points, notes = points + found, notes + [s.note() for s in spreads]
         else:
-            points += _direct_points(run, results[run.id], group_of, labels[run.id], n_boot, seed)
+            points += _direct_points(group, [finished[r.id] for r in group], group_of, label, n_boot, seed)
     return CurveSet(
         points=points, title=title, source=source, run_ids=[r.id for r in runs],
         models=sorted({r.model_name or r.model_id for r in runs}),
@@ -154,7 +166,7 @@ def _select_runs(store: Store, sweep_id, run_ids):
         runs = sweep_runs(store, sweep_id)
         if not runs:
             raise UserError(f"sweep {sweep_id} has no runs yet: `python -m reasoning sweep --resume {sweep_id}`")
-        budgets = sweep.params.get("budgets")
+        budgets = None if sweep.params.get("repeat") else sweep.params.get("budgets")  # `run --seeds`: every k
         return runs, budgets, sweep.name or f"sweep {sweep_id[:8]}", f"sweep {sweep_id}"
     if not run_ids:
         raise UserError("no runs selected")
@@ -180,17 +192,38 @@ def _groups(by, problems, samples, n_bins) -> dict[str, Hashable | None]:
     return {str(pid): bins.get(str(pid)) for pid in problems}
 
 
-def _labels(runs: list[m.Run]) -> dict[str, str]:
-    """Suffix for curve labels when the runs differ in model, verifier, dataset or seed (so two
-    strategies' curves never merge silently), else nothing."""
-    configs = {(r.model_name or r.model_id, r.verifier, r.dataset, r.seed) for r in runs}
+def _seed_groups(runs: list[m.Run], adaptive: Sequence[str] = ()) -> list[list[m.Run]]:
+    """The runs as curves: runs alike in everything (strategy, model, verifier, dataset, every stored
+    setting, their problems' seed) but their sampling seed are one group, averaged into one curve; a
+    run alone, an adaptive run, or runs that share a seed (repeats) are groups of one. In the order of
+    each group's first run."""
+    groups: dict[tuple, list[m.Run]] = {}
+    for run in runs:
+        settings = json.dumps(run.params, sort_keys=True, default=str)
+        key = (run.strategy, run.model_id, run.model_name, run.verifier, run.dataset, settings)
+        groups.setdefault(key if run.strategy not in adaptive else (run.id,), []).append(run)
+    out: list[list[m.Run]] = []
+    for members in groups.values():
+        distinct = len({r.seed for r in members}) == len(members)
+        out += [members] if distinct else [[r] for r in members]
+    return out
+
+
+def _seeds(group: list[m.Run]) -> str:
+    return f"seed {group[0].seed}" if len(group) == 1 else f"seeds {','.join(str(r.seed) for r in group)}"
+
+
+def _labels(groups: list[list[m.Run]]) -> dict[str, str]:
+    """Suffix for curve labels (keyed by each group's first run) when the groups differ in model,
+    verifier, dataset or seeds (so two strategies' curves never merge silently), else nothing."""
+    configs = {(g[0].model_name or g[0].model_id, g[0].verifier, g[0].dataset, _seeds(g)) for g in groups}
     shared = names(kind=SAMPLES)
-    sampling = [r for r in runs if r.strategy in shared]
+    sampling = [g for g in groups if g[0].strategy in shared]
     labels = {}
-    for r in runs:
-        parts = []
+    for g in groups:
+        r, parts = g[0], []
         if len(configs) > 1:
-            parts.append(f"{r.model_name or r.model_id}, {r.verifier or 'no verifier'}, {r.dataset}, seed {r.seed}")
+            parts.append(f"{r.model_name or r.model_id}, {r.verifier or 'no verifier'}, {r.dataset}, {_seeds(g)}")
         if r.strategy in shared and len(sampling) > 1:
             parts.append(f"run {r.id[:8]}")
         labels[r.id] = f" [{'; '.join(parts)}]" if parts else ""
@@ -202,24 +235,46 @@ def _flops(run: m.Run, policy_tokens: float, scored_tokens: float) -> tuple[floa
     return flops(run.model_params, policy_tokens, run.verifier, run.verifier_params, scored_tokens)
 
 
-def _sampling_points(run, problems, ks, group_of, suffix, n_draws, n_boot, seed) -> list[BudgetPoint]:
-    n = len(problems[0].samples)
+def _sampling_points(group, problems, results, ks, group_of, suffix, n_draws, n_boot, seed) -> list[BudgetPoint]:
+    """The estimators' points of one sampling run, or of its seeds' runs averaged."""
+    run = group[0]
+    n = len(problems[0][0].samples)
     ks = default_ks(n) if ks is None else [k for k in ks if k <= n]
     try:
-        points = curve_points(problems, ks=ks, n_draws=n_draws, n_boot=n_boot, seed=seed,
-                              by=lambda p: group_of[p.key])
+        points = seed_curve_points(problems, ks=ks, n_draws=n_draws, n_boot=n_boot, seed=seed,
+                                   by=lambda p: group_of[p.key])
     except ValueError as exc:
         raise UserError(f"run {run.id[:8]}: {exc}") from None
-    return run_points(run, points, suffix)
+    return run_points(run, points, suffix, _costs(results, group_of), n_runs=len(group))
 
 
-def run_points(run: m.Run, points: Sequence[BudgetPoint], suffix: str = "") -> list[BudgetPoint]:
-    """The estimators' points of one sampling run with what the run adds: the cost in FLOPs (the
-    verifier's share only where an estimator reads its scores), the model, dataset, seed and run,
-    and "(upper bound)" on a verifier that saw the gold answers. `suffix` tells runs apart in a
-    legend."""
+def _costs(results: list[dict], group_of) -> dict:
+    """Facet group -> (wall seconds, prompt tokens) per problem, mean over problems and runs (prompt
+    tokens None where a problem has none recorded)."""
+    by_group = defaultdict(list)
+    for rows in results:
+        for pid, row in rows.items():
+            by_group[group_of[str(pid)]].append(row)
+    costs = {}
+    for group, rows in by_group.items():
+        prompts = [row.meta.get("prompt_tokens") for row in rows]
+        costs[group] = (float(np.mean([row.wall_seconds for row in rows])),
+                        None if any(t is None for t in prompts) else float(np.mean(prompts)))
+    return costs
+
+
+def run_points(run: m.Run, points: Sequence[BudgetPoint], suffix: str = "", costs: dict | None = None,
+               n_runs: int = 1) -> list[BudgetPoint]:
+    """The estimators' points of one sampling run (or of `n_runs` runs of its seeds, averaged) with
+    what the run adds: the cost in FLOPs (the verifier's share only where an estimator reads its
+    scores), seconds and prompt tokens (`costs`: facet group -> their means per problem of the whole
+    run; a k-subset takes k/N of the seconds and the run's one prompt), the model, dataset, seed (none
+    for several) and run, and "(upper bound)" on a verifier that saw the gold answers. `suffix` tells
+    runs apart in a legend."""
+    n = int(run.params.get("n") or 1)
     out = []
     for p in points:
+        seconds, prompt_tokens = (costs or {}).get(p.group, (None, None))
         uses_verifier = p.estimator in ("bon", "wbon")
         oracle = uses_verifier and run.evaluation_only
         total, verifier = _flops(run, p.tokens_per_problem, p.tokens_per_problem if uses_verifier else 0.0)
@@ -228,31 +283,41 @@ def run_points(run: m.Run, points: Sequence[BudgetPoint], suffix: str = "") -> l
         out.append(replace(
             p, curve=p.curve + (" (upper bound)" if oracle else "") + suffix, flops=total, verifier_flops=verifier,
             upper_bound=p.upper_bound or oracle, model=run.model_name or run.model_id,
-            verifier=run.verifier if uses_verifier else None, dataset=run.dataset, seed=run.seed, run_id=run.id,
+            verifier=run.verifier if uses_verifier else None, dataset=run.dataset,
+            seed=run.seed if n_runs == 1 else None, run_id=run.id,
+            seconds_per_problem=None if seconds is None else seconds * p.k / n, prompt_tokens_per_problem=prompt_tokens,
         ))
     return out
 
 
-def _direct_points(run, results, group_of, suffix, n_boot, seed) -> list[BudgetPoint]:
-    """One point per facet group: the run's own accuracy at its budget."""
+def _direct_points(group, results, group_of, suffix, n_boot, seed) -> list[BudgetPoint]:
+    """One point per facet group: the run's own accuracy at its budget, or its seeds' runs' mean (the
+    problems every run graded; CI over problems and seeds)."""
+    run = group[0]
+    graded = [pid for pid, row in results[0].items() if all(rows[pid].correct is not None for rows in results)]
     by_group = defaultdict(list)
-    for pid, (correct, tokens, think) in results.items():
-        if correct is not None:
-            by_group[group_of[str(pid)]].append((float(correct), tokens, think))
+    for pid in graded:
+        by_group[group_of[str(pid)]].append(pid)
     out = []
     label = run.strategy + (" (upper bound)" if run.evaluation_only else "") + suffix
-    for group in sorted(by_group, key=lambda g: (g is None, g)):
-        values = np.array([c for c, _, _ in by_group[group]])
-        tokens = float(np.mean([t for _, t, _ in by_group[group]]))
-        thinks = [k for _, _, k in by_group[group] if k is not None]
-        think = float(np.mean(thinks)) if thinks and len(thinks) == len(values) else None
-        low, high = bootstrap_ci(values, n_boot=n_boot, seed=seed)
+    for facet in sorted(by_group, key=lambda g: (g is None, g)):
+        rows = [[rows[pid] for pid in by_group[facet]] for rows in results]  # [run][problem]
+        values = np.array([[float(row.correct) for row in run_rows] for run_rows in rows])
+        every = [row for run_rows in rows for row in run_rows]
+        tokens = float(np.mean([row.tokens for row in every]))
+        thinks = [row.meta.get("think_tokens") for row in every]
+        think = float(np.mean(thinks)) if all(k is not None for k in thinks) else None
+        prompts = [row.meta.get("prompt_tokens") for row in every]
+        low, high = seed_bootstrap_ci(values, n_boot=n_boot, seed=seed)
         total, verifier = _flops(run, tokens, tokens)
         out.append(BudgetPoint(
             curve=label, strategy=run.strategy, estimator="direct", k=int(run.params.get("n") or 1),
             tokens_per_problem=tokens, flops=total, verifier_flops=verifier, accuracy=float(values.mean()),
-            ci_low=low, ci_high=high, group=group, n_problems=len(values), upper_bound=run.evaluation_only,
-            model=run.model_name or run.model_id, verifier=run.verifier, dataset=run.dataset, seed=run.seed,
-            run_id=run.id, think_tokens=think,
+            ci_low=low, ci_high=high, group=facet, n_problems=values.shape[1], upper_bound=run.evaluation_only,
+            model=run.model_name or run.model_id, verifier=run.verifier, dataset=run.dataset,
+            seed=run.seed if len(group) == 1 else None, run_id=run.id, think_tokens=think,
+            seconds_per_problem=float(np.mean([row.wall_seconds for row in every])),
+            prompt_tokens_per_problem=None if any(t is None for t in prompts) else float(np.mean(prompts)),
+            n_seeds=len(group),
         ))
     return out

@@ -23,6 +23,8 @@ AXIS_TITLES = {
     "tokens": "generated tokens per problem (log)",
     "flops": "FLOPs per problem, policy + verifier (log)",
     "thinking": "thinking tokens per problem (log2)",
+    "seconds": "wall-clock seconds per problem (log)",
+    "prompt_tokens": "prompt (prefill) tokens per problem (log)",
 }
 FACET_TITLES = {"difficulty": "difficulty {}", "pass1": "pass@1 bin {} (1 = easiest)"}
 PALETTE = qualitative.Plotly
@@ -102,15 +104,18 @@ def _hover(p: BudgetPoint) -> str:
     """Names come from users and models (a run's model, a verifier spec): escaped, as in viz.tree."""
     flops = "-" if p.flops is None else f"{p.flops:.3g} (verifier {p.verifier_flops:.3g})"
     bound = "<br><b>upper bound</b>: uses the gold answers" if p.upper_bound else ""
+    seconds = "" if p.seconds_per_problem is None else f"<br>seconds/problem {p.seconds_per_problem:.3g}"
+    prompt = "" if p.prompt_tokens_per_problem is None else f"<br>prompt tokens/problem {p.prompt_tokens_per_problem:.0f}"
     return (f"<b>{escape(p.curve)}</b><br>estimator {p.estimator}, N = {p.k}<br>accuracy {100 * p.accuracy:.1f}% "
-            f"[{100 * p.ci_low:.1f}, {100 * p.ci_high:.1f}]<br>tokens/problem {p.tokens_per_problem:.0f}<br>"
-            f"FLOPs {flops}<br>{' · '.join(_provenance(p))}{bound}")
+            f"[{100 * p.ci_low:.1f}, {100 * p.ci_high:.1f}]<br>tokens/problem {p.tokens_per_problem:.0f}{prompt}<br>"
+            f"FLOPs {flops}{seconds}<br>{' · '.join(_provenance(p))}{bound}")
 
 
 def _provenance(p: BudgetPoint) -> list[str]:
     parts = [f"{p.n_problems} problems"] + ([escape(p.model)] if p.model else [])
     parts.append(f"verifier {escape(p.verifier or 'none')}")
-    return parts + ([f"seed {p.seed}"] if p.seed is not None else [])
+    return parts + ([f"seed {p.seed}"] if p.seed is not None else []) + (
+        [f"mean of {p.n_seeds} seeds"] if p.n_seeds > 1 else [])
 
 
 def _curve_traces(name: str, members: list[BudgetPoint], x: str, color: str, show_legend: bool) -> list[go.Scatter]:
