@@ -7,16 +7,20 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.common import md_escape, num
-from reasoning.fewshot import values_of
-from viz.grids import (answer_label, loss_figure, predictions, predictions_html, task_html, value_html,
-                       vote_figure, vote_table)
+from viz.grids import (answer_label, attempts_of, loss_figure, predictions, predictions_html, task_html, task_values,
+                       training_of, value_html, vote_figure, vote_table)
 
 
 def show_task(problem, *, with_answer: bool = True, cell: int = 16) -> None:
     """A stored problem with demonstrations (store.runs.RunProblemRow): demonstrations in -> out, the
     test input, the gold output and the run's answer (when it is finished and `with_answer`), drawn as
     grids; the text the model reads folded below."""
-    demos, test_input = values_of(problem.meta)
+    values = task_values(problem.meta)
+    if values is None:  # not a well-formed task (an imported file): the text as it is
+        st.markdown(f"**Question:** {md_escape(problem.question)}")
+        st.caption("This task's demonstrations are malformed, so they are not drawn.")
+        return
+    demos, test_input = values
     done = with_answer and getattr(problem, "done", True)
     st.html(task_html(demos, test_input, gold=problem.gold, answer=problem.answer if done else None,
                       correct=problem.correct if done else None, cell=cell, answer_label="run answer"))
@@ -54,21 +58,21 @@ def is_ttt_tree(nodes) -> bool:
 def show_ttt(nodes, result_meta: dict, key: str) -> None:
     """A ttt tree: what training did (set size, steps, tokens, seconds) and its loss per step, then
     each augmented prediction (raw and mapped back, right or wrong) and the vote, ARC's two attempts."""
-    training = (nodes[0].meta or {}).get("ttt") if nodes else None
+    training = training_of(nodes[0].meta) if nodes else None
     rows = predictions(nodes)
-    attempts = list((result_meta or {}).get("attempts") or [])
+    attempts = attempts_of(result_meta)
     st.markdown("#### Test-time training")
     left, right = st.columns(2, gap="medium")
     with left:
         if not training:
             st.info("Training has not finished for this task yet.")
-        elif not training.get("steps"):
+        elif not training["steps"]:
             st.markdown("**No training** (ttt_steps 0): the model answered in context, from the demonstrations alone.")
         else:
-            st.caption(f"{md_escape(training.get('method'))} fine-tuning on {training.get('examples')} leave-one-out "
-                       f"tasks · {training.get('steps')} steps · {training.get('tokens', 0):,} tokens trained on · "
-                       f"{training.get('trainable_params', 0):,} trainable parameters · {num(training.get('seconds'))} s")
-            st.plotly_chart(loss_figure(training.get("losses") or []), key=f"ttt_loss_{key}", width="stretch")
+            st.caption(f"{md_escape(training['method'])} fine-tuning on {training['examples']} leave-one-out "
+                       f"tasks · {training['steps']} steps · {training['tokens']:,} tokens trained on · "
+                       f"{training['trainable_params']:,} trainable parameters · {num(training['seconds'])} s")
+            st.plotly_chart(loss_figure(training["losses"]), key=f"ttt_loss_{key}", width="stretch")
     with right:
         table = vote_table(rows)
         if table:

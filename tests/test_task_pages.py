@@ -122,3 +122,31 @@ def test_the_run_monitor_draws_a_task_run(db):
     _, ids = db
     at = open_page("pages/run.py", run=ids["trained"])
     assert any('class="tt-task"' in b for b in html_bodies(at))
+
+
+def test_malformed_task_and_training_meta_are_shown_without_a_traceback(tmp_path, monkeypatch):
+    """An imported file may hold any JSON in meta: the pages and the report fall back, never crash."""
+    from sqlmodel import select
+
+    from store import models as m
+    from thinktrace.report import build_report
+
+    store = Store(f"sqlite:///{tmp_path / 'odd.db'}")
+    run_id = ttt_run(store, 4, 4, limit=1)
+    with store.session() as session:
+        problem = session.exec(select(m.Problem)).one()
+        problem.meta = {**problem.meta, "demos": "not a list", "test_input": {"x": 1}}
+        session.add(problem)
+        for node in session.exec(select(m.Node).where(m.Node.run_id == run_id)).all():
+            node.meta = ({"ttt": {"tokens": "lots", "losses": ["a", 1.5, None], "steps": "4"}} if node.parent_seq is None
+                         else {**node.meta, "augmentation_name": 7, "raw_answer": {"<b>": 1}})
+            session.add(node)
+        result = session.exec(select(m.Result)).one()
+        result.meta = {"attempts": 5}
+        session.add(result)
+    monkeypatch.setenv("THINKTRACE_DB", store.url)
+    at = open_page("pages/tree.py", run=run_id)
+    assert not at.exception and "demonstrations are malformed" in texts(at)
+    assert "Test-time training" in texts(at) and "<b>" not in "".join(html_bodies(at))
+    page = build_report(store, run_id)
+    assert 'class="tt-predictions"' in page and 'class="tt-task"' not in page

@@ -104,18 +104,19 @@ def _curve_section(store: Store, run: m.Run, summary, add_figure) -> str:
 
 
 def _problem_section(store: Store, run_id: str, problem: RunProblemRow, add_figure) -> str:
-    from reasoning.fewshot import is_task, values_of
-    from viz.grids import answer_label, task_html, value_html
+    from reasoning.fewshot import is_task
+    from viz.grids import answer_label, task_html, task_values, value_html
     from viz.tree import path_of, tree_figure
 
     position = problem.position
     nodes = tree_nodes(store, run_id, problem.problem_id)
     chosen = problem.node_seq if problem.done else None
-    task = is_task(problem)
+    values = task_values(problem.meta) if is_task(problem) else None
+    task = values is not None
     fig = tree_figure(nodes, gold=problem.gold, title=f"problem {position}: {problem.key}")
     head = f"<h2>Problem {position} <span class='muted'>{html.escape(problem.key)}</span></h2>"
     if task:  # demonstrations, test input, gold and answer as grids; the text the model read folded
-        demos, test_input = values_of(problem.meta)
+        demos, test_input = values
         head += (task_html(demos, test_input, gold=problem.gold, answer=problem.answer if problem.done else None,
                            correct=problem.correct if problem.done else None, answer_label="run answer")
                  + f"<details><summary>The task as the model reads it</summary><pre>{html.escape(problem.question)}"
@@ -130,8 +131,7 @@ def _problem_section(store: Store, run_id: str, problem: RunProblemRow, add_figu
         gold = "none (not graded)" if problem.gold is None else shown(problem.gold)
         outcome = (f"<p>Answer <b>{shown(problem.answer)}</b> {mark} · gold "
                    f"<b>{gold}</b> · {problem.tokens:,} tokens</p>")
-    if task:
-        outcome += _ttt_html(nodes, problem, add_figure)
+    outcome += _ttt_html(nodes, problem, add_figure)  # "" unless a ttt tree
     path = path_of(nodes, chosen) if chosen is not None else []
     steps = "".join(f"<li>{_step(n, value_html if task else None)}</li>" for n in path if n.parent_seq is not None)
     path_html = f"<h3>Chosen path</h3><ol class='steps'>{steps}</ol>" if steps else ""
@@ -148,24 +148,23 @@ def _problem_section(store: Store, run_id: str, problem: RunProblemRow, add_figu
 
 def _ttt_html(nodes, problem: RunProblemRow, add_figure) -> str:
     """A test-time training tree: its loss per step, the vote and every augmented prediction."""
-    from viz.grids import loss_figure, predictions, predictions_html, vote_figure, vote_table
+    from viz.grids import attempts_of, loss_figure, predictions, predictions_html, training_of, vote_figure, vote_table
 
     rows = predictions(nodes)
     if not rows:
         return ""
-    training = (nodes[0].meta or {}).get("ttt") or {}
+    training = training_of(nodes[0].meta) or {}
     out = "<h3>Test-time training</h3>"
     if training.get("steps"):
-        out += (f"<p class='muted'>{html.escape(str(training.get('method')))} fine-tuning on "
-                f"{training.get('examples')} leave-one-out tasks · {training.get('steps')} steps · "
-                f"{training.get('tokens', 0):,} tokens trained on</p>")
-        out += add_figure(loss_figure(training.get("losses") or []))
+        out += (f"<p class='muted'>{html.escape(training['method'])} fine-tuning on {training['examples']} "
+                f"leave-one-out tasks · {training['steps']} steps · {training['tokens']:,} tokens trained on</p>")
+        out += add_figure(loss_figure(training["losses"]))
     else:
         out += "<p class='muted'>No training (ttt_steps 0): in context only.</p>"
     table = vote_table(rows)
     if table:
         out += add_figure(vote_figure(table))
-    return out + predictions_html(rows, list((problem.result_meta or {}).get("attempts") or []))
+    return out + predictions_html(rows, attempts_of(problem.result_meta))
 
 
 def _step(node, draw=None) -> str:

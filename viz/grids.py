@@ -16,13 +16,13 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 
 from reasoning.fewshot import rank
-from reasoning.grids import Grid, grid_of, parse_grid
+from reasoning.grids import Grid, grid_of
 from viz.tree import parent_of
 
-# ARC's standard colours, 0-9 (the palette of the ARC testing interface).
+# ARC's standard colours, 0-9 (the ARC testing interface's): black, blue, red, green, yellow, grey, magenta,
+# orange, light blue, maroon.
 PALETTE = ("#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00", "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF",
            "#870C25")
-COLOUR_NAMES = ("black", "blue", "red", "green", "yellow", "grey", "magenta", "orange", "light blue", "maroon")
 RIGHT, WRONG, MUTED = "#1a9850", "#d73027", "#777"
 CELL = 16  # pixels per cell; grids wider than MAX_WIDTH are drawn with smaller cells
 MAX_WIDTH = 360
@@ -81,16 +81,20 @@ def value_html(value: Any, cell: int = CELL, outline: str | None = None, empty: 
     return f"<code>{html.escape(str(value))}</code>"
 
 
-def text_grid_html(text: str, cell: int = CELL) -> str | None:
-    """The first grid a model's text holds (a prediction, a step), drawn; None when it holds none."""
-    grid = parse_grid(text or "")
-    return None if grid is None else grid_html(grid, cell)
-
-
 def verdict_html(correct: bool | None) -> str:
     if correct is None:
         return ""
     return (f'<b style="color:{RIGHT}">✓ right</b>' if correct else f'<b style="color:{WRONG}">✗ wrong</b>')
+
+
+def task_values(meta: dict) -> tuple[list, Any] | None:
+    """A stored task's demonstrations and test input, as they are to be drawn (grids as JSON lists,
+    texts as strings); None when the meta is not a well-formed task (an imported file may hold anything)."""
+    demos, test_input = (meta or {}).get("demos"), (meta or {}).get("test_input")
+    if (not isinstance(demos, list) or test_input is None
+            or not all(isinstance(d, (list, tuple)) and len(d) == 2 for d in demos)):
+        return None
+    return [tuple(d) for d in demos], test_input
 
 
 _TD = 'style="padding:4px 10px;vertical-align:middle;text-align:left;white-space:nowrap"'
@@ -118,13 +122,36 @@ def task_html(demos: Sequence, test_input: Any, *, gold: Any = None, answer: Any
 
 # --- test-time training: the augmented predictions and their vote -----------------------------------
 
+def _number(value: Any, kind: type = int):
+    return kind(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else kind(0)
+
+
+def training_of(root_meta: dict | None) -> dict | None:
+    """What a ttt tree's training did (the root's meta["ttt"]), with every field of the right type
+    (an imported file may hold anything); None when there is none."""
+    raw = (root_meta or {}).get("ttt")
+    if not isinstance(raw, dict):
+        return None
+    losses = raw.get("losses") if isinstance(raw.get("losses"), list) else []
+    return {"method": str(raw.get("method") or "–"), "examples": _number(raw.get("examples")),
+            "steps": _number(raw.get("steps")), "tokens": _number(raw.get("tokens")),
+            "trainable_params": _number(raw.get("trainable_params")), "seconds": _number(raw.get("seconds"), float),
+            "losses": [float(x) for x in losses if isinstance(x, (int, float)) and not isinstance(x, bool)]}
+
+
+def attempts_of(result_meta: dict | None) -> list[str]:
+    """ARC's two attempts of a ttt result (its meta["attempts"]): the answers, as stored."""
+    attempts = (result_meta or {}).get("attempts")
+    return [a for a in attempts if isinstance(a, str)] if isinstance(attempts, list) else []
+
+
 def predictions(nodes: Sequence[Any]) -> list[dict]:
     """The augmented predictions of a ttt tree (the root's children that carry an augmentation), in
     the order they were made: seq, augmentation name, what the model wrote (raw answer, on the
     augmented task), the answer mapped back, right?, the votes its answer got, chosen?"""
     preds = [n for n in nodes if parent_of(n) is not None and "augmentation_name" in (n.meta or {})]
     votes = Counter(n.answer for n in preds if n.answer is not None)
-    return [{"seq": n.seq, "augmentation": n.meta["augmentation_name"], "raw": n.meta.get("raw_answer"),
+    return [{"seq": n.seq, "augmentation": str(n.meta["augmentation_name"]), "raw": n.meta.get("raw_answer"),
              "answer": n.answer, "correct": n.correct, "votes": votes.get(n.answer, 0) if n.answer is not None else 0,
              "chosen": n.status == "selected"} for n in preds]
 
