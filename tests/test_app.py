@@ -26,6 +26,7 @@ from reasoning.estimators import roc_auc
 from store import Store
 from store.analysis import final_paths
 from store.runs import run_problems, run_results, tree_nodes
+from tests.ttt_fixtures import ttt_run
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ["pages/run.py", "pages/tree.py", "pages/verifier.py", "pages/compare.py"]
@@ -60,6 +61,9 @@ def make_runs(store: Store) -> dict[str, str]:
     """One finished run per strategy in the dispatch table (verifier self_eval where one is needed)."""
     ids = {}
     for name in names():
+        if lookup(name).trains:  # learns from demonstrations: its own tasks and a model that knows them
+            ids[name] = ttt_run(store, steps=4, n=4, limit=3)
+            continue
         lm = ScriptedLM(script, judge=judge)
         spec = "self_eval" if lookup(name).verifier == NEEDS else None
         request = runner.RunRequest(strategy=name, dataset="unit", model="scripted", verifier=spec,

@@ -211,7 +211,7 @@ HAND_PLAN = {"budget": 500, "probe": "verifier_score", "edges": [-0.5], "aggrega
              "arms": [{"strategy": "cot", "knobs": {}, "label": "cot"},
                       {"strategy": "best_of_n", "knobs": {"n": 4, "select": "weighted"}, "label": "best_of_n weighted n=4"}]}
 STRATEGY_KNOBS = {"compute_optimal": dict(policy="hand", budget=500, plan=HAND_PLAN), "mcts": dict(expansions=6), "revise": dict(n=4, parallel=2), "budget_forcing": dict(think_tokens=40),
-                  "deepconf_online": dict(n=6, warmup=2), "adaptive_consistency": dict(n=6, batch=2)}
+                  "deepconf_online": dict(n=6, warmup=2), "adaptive_consistency": dict(n=6, batch=2), "ttt": dict(n=2, ttt_steps=2, ttt_augment=2)}
 
 
 @pytest.mark.slow
@@ -222,9 +222,10 @@ def test_every_strategy_gives_the_same_results_with_8_problems_in_flight_on_the_
     if "beam_width" in lookup(strategy).knob_names:
         knobs["beam_width"] = 2
     cfg = SearchConfig(**{k: v for k, v in knobs.items() if k in lookup(strategy).knob_names or k == "n"})
-    request = runner.RunRequest(strategy=strategy, dataset="arith:3", limit=10, config=cfg).validate()
+    dataset = "arclab:test" if lookup(strategy).trains else "arith:3"  # ttt learns from demonstrations
+    request = runner.RunRequest(strategy=strategy, dataset=dataset, limit=10, config=cfg).validate()
     verifier = prm if request.verifier else None
-    problems_ = load_problems("arith:3", limit=10)
+    problems_ = load_problems(dataset, limit=10)
     outs = []
     for k in (1, 8):
         store = Store(f"sqlite:///{tmp_path / f'k{k}.db'}")
