@@ -68,6 +68,16 @@ def test_curves_have_seconds_and_prompt_token_axes_and_flops_count_the_verifier(
     assert frontier(points, "seconds") and frontier(points, "prompt_tokens")
 
 
+def test_an_adaptive_runs_point_has_its_seconds_and_prompt_tokens_too(store):
+    run_id = make_run(store, "adaptive_consistency", 4)
+    [point] = load_curves(store, run_ids=[run_id]).points
+    with store.session() as session:
+        results = session.exec(select(m.Result).where(m.Result.run_id == run_id)).all()
+    assert point.estimator == "adaptive"
+    assert point.seconds_per_problem == pytest.approx(sum(r.wall_seconds for r in results) / len(results))
+    assert point.prompt_tokens_per_problem == pytest.approx(sum(r.meta["prompt_tokens"] for r in results) / len(results))
+
+
 def test_curves_json_gives_the_new_axes_as_x(store, tmp_path):
     make_run(store, "best_of_n", 2)
     db = tmp_path / "thinktrace.db"

@@ -30,12 +30,15 @@ class Spend:
     tokens: int
     samples: int
     stop_reason: str
+    seconds: float = 0.0
+    prompt_tokens: int | None = None
 
 
 def adaptive_results(run: m.Run, results: dict[int, ResultRow]) -> dict[int, Spend]:
     """problem id -> what the run spent on it (a result without `samples` spent the cap, n)."""
     cap = int(run.params.get("n") or 1)
-    return {pid: Spend(r.correct, r.tokens, int(r.meta.get("samples", cap)), _reason(r.meta))
+    return {pid: Spend(r.correct, r.tokens, int(r.meta.get("samples", cap)), _reason(r.meta), r.wall_seconds,
+                       r.meta.get("prompt_tokens"))
             for pid, r in results.items()}
 
 
@@ -83,6 +86,7 @@ def adaptive_points(run: m.Run, spends: dict[int, Spend], group_of, suffix: str,
         samples = np.array([s.samples for s in spent], float)
         tokens = np.array([s.tokens for s in spent], float)
         low, high = bootstrap_ci(values, n_boot=n_boot, seed=seed)
+        prompts = [s.prompt_tokens for s in spent]
         total, verifier = flops(run.model_params, float(tokens.mean()), run.verifier, run.verifier_params,
                                 float(tokens.mean()))
         points.append(BudgetPoint(
@@ -91,6 +95,8 @@ def adaptive_points(run: m.Run, spends: dict[int, Spend], group_of, suffix: str,
             accuracy=float(values.mean()), ci_low=low, ci_high=high, group=group, n_problems=len(values),
             upper_bound=run.evaluation_only, model=run.model_name or run.model_id, verifier=run.verifier,
             dataset=run.dataset, seed=run.seed, run_id=run.id,
+            seconds_per_problem=float(np.mean([s.seconds for s in spent])),
+            prompt_tokens_per_problem=None if None in prompts else float(np.mean(prompts)),
         ))
         spreads.append(Spread(run.id, label, group, run.params.get("n"), float(samples.mean()), float(samples.std()),
                               float(tokens.mean()), float(tokens.std()),
