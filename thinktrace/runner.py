@@ -23,7 +23,7 @@ from reasoning.errors import UserError
 from reasoning.presets import lookup_preset
 from reasoning.problems import dataset_extractor
 from reasoning.scheduler import Scheduler
-from reasoning.strategies import check_config, check_endpoint, check_strategy, default_verifier, get_strategy, lookup
+from reasoning.strategies import check_config, check_endpoint, check_problems, check_strategy, default_verifier, get_strategy, lookup
 from reasoning.tree import Tree
 from reasoning.types import Problem
 from reasoning.verifiers import check_verifier_spec
@@ -67,7 +67,7 @@ class RunRequest:
         check_verifier_spec(self.verifier)
         check_config(self.strategy, self.config)
         check_backend(self.backend, self.backend_options)
-        check_endpoint(self.strategy, self.backend_options, self.config)
+        check_endpoint(self.strategy, self.backend_options, self.config, self.backend)
         if self.limit is not None and self.limit < 1:
             raise UserError(f"--limit must be at least 1 (got {self.limit})")
         return self
@@ -75,11 +75,13 @@ class RunRequest:
 
 def check_gold(request: RunRequest, problems: list[Problem]) -> None:
     """The oracle verifier scores by the gold answer: refuse it on a question that has none (it would
-    score every path 0.5 and select at random while looking like an upper bound)."""
+    score every path 0.5 and select at random while looking like an upper bound). And a strategy that
+    learns from demonstrations (ttt) needs problems that have them."""
     missing = next((p for p in problems if p.answer is None), None)
     if request.verifier == "oracle" and missing is not None:
         raise UserError(f"the oracle verifier needs gold answers, and problem {missing.key!r} of "
                         f"{request.dataset} has none: choose another verifier")
+    check_problems(request.strategy, problems)
 
 
 def prepare(store: Store, request: RunRequest) -> None:
@@ -154,7 +156,7 @@ class MeteredLM:
 
     def __init__(self, lm, problem_seed: int, system_prompt: str = ""):
         self.lm, self.problem_seed, self.system_prompt = lm, problem_seed, system_prompt
-        self.calls = self.tokens = 0
+        self.calls = self.tokens = self.train_tokens = 0
         self.prompt_tokens: int | None = 0
 
     def __getattr__(self, name):
@@ -174,6 +176,19 @@ class MeteredLM:
                                stop=stop, seed=seed, top_p=top_p)
         self.tokens += sum(c.n_tokens for row in out for c in row)
         return out
+
+    def adapt_complete(self, texts, prompts, *, train, n, max_new_tokens, temperature, stop=None, seed=None):
+        """Test-time training (the backend's adapt_complete): its generated tokens count as any call's;
+        the tokens it trained on are kept apart (train_tokens: training FLOPs = 6 N D)."""
+        if seed is None:
+            seed = call_seed(self.problem_seed, self.calls)
+        self.calls += 1
+        self._count_prompts(prompts)
+        log, out = self.lm.adapt_complete(texts, prompts, train=train, n=n, max_new_tokens=max_new_tokens,
+                                          temperature=temperature, stop=stop, seed=seed)
+        self.tokens += sum(c.n_tokens for row in out for c in row)
+        self.train_tokens += log.tokens
+        return log, out
 
     def _count_prompts(self, prompts) -> None:
         count = getattr(self.lm, "count_tokens", None)
@@ -291,6 +306,8 @@ def solve_one(store: Store, run_id: str, position: int, row: m.Problem, request:
         meta.setdefault("think_tokens", chosen["think_tokens"])
     if metered_lm.prompt_tokens is not None:  # the prefill this problem asked for: a budget axis of curves
         meta["prompt_tokens"] = metered_lm.prompt_tokens
+    if metered_lm.train_tokens:  # test-time training: tokens trained on (training FLOPs = 6 N D)
+        meta["train_tokens"] = metered_lm.train_tokens
     result = m.Result(run_id=run_id, problem_id=row.id, position=position, node_seq=outcome.node,
                       answer=outcome.answer, correct=correct, tokens=metered_lm.tokens,
                       model_calls=metered_lm.calls,

@@ -23,10 +23,12 @@ from reasoning.lab.tokenizer import EOS, train_tokenizer
 from reasoning.lab.train import (ModelConfig, TrainConfig, batch_tokens, build_model, count_params, device,
                                  pretrain_compute, save, total_steps, train_loop)
 
-# The task is the whole prompt: the model continues it (no chat wrapper, no system prompt).
+# The task is the whole prompt: the model continues it (no chat wrapper, no system prompt). Prompts
+# reach a template stripped (reasoning/backends/prompts.chat_prompt), and a rendered task ends with
+# "output:" and a newline: the template gives the newline back, so the model reads what it trained on.
 CHAT_TEMPLATE = (
     "{%- for message in messages -%}"
-    "{%- if message['role'] == 'user' -%}{{ message['content'] }}"
+    "{%- if message['role'] == 'user' -%}{{ message['content'] + '\\n' }}"
     "{%- elif message['role'] == 'assistant' -%}{{ message['content'] + '" + EOS + "' }}"
     "{%- endif -%}"
     "{%- endfor -%}"

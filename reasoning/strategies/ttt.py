@@ -30,8 +30,8 @@ from reasoning.types import TERMINAL, LanguageModel, Outcome, Problem, Verifier
 KNOBS = (
     Knob("ttt_steps", 24, "ttt: training steps on the task's leave-one-out set (0: in-context only).",
          hint="Optimizer steps of test-time training (0: none, the in-context baseline).", low=0),
-    Knob("ttt_lr", 2e-3, "ttt: learning rate (cosine to a tenth).", hint="Learning rate of test-time training.",
-         low=0, open_low=True, step=0.0005),
+    Knob("ttt_lr", 1e-4, "ttt: learning rate (cosine to a tenth).", hint="Learning rate of test-time training.",
+         low=0, open_low=True, step=0.0001),
     Knob("ttt_method", "full", "ttt: full (every weight: the lab models) | lora (a LoRA adapter through peft).",
          hint="Train every weight (tiny models) or a LoRA adapter (any Hugging Face model).", choices=METHODS),
     Knob("ttt_rank", 8, "ttt: LoRA rank (--ttt-method lora).", hint="Rank of the LoRA adapter.", low=1),
@@ -55,7 +55,7 @@ def training_texts(lm: LanguageModel, demos: list, augs: list[Augmentation], gri
             task, spans = fewshot.render(context, x, y)
             prompt_only = fewshot.render(context, x)[0]
             prompt = lm.prompt(prompt_only)
-            at = prompt.find(prompt_only)
+            at = prompt.find(prompt_only.rstrip("\n"))  # chat templates get the task stripped
             if at < 0:  # a template that changes the text: train on the held-out output only
                 at, spans = 0, ()
             text = prompt + task[len(prompt_only):]
