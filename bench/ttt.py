@@ -26,7 +26,7 @@ from tqdm import tqdm  # noqa: E402
 
 from reasoning.backends import load_model  # noqa: E402
 from reasoning.config import SearchConfig  # noqa: E402
-from reasoning.estimators import bootstrap_ci  # noqa: E402
+from reasoning.estimators import bootstrap_ci, paired_test  # noqa: E402
 from reasoning.problems import load_problems  # noqa: E402
 from reasoning.strategies import lookup  # noqa: E402
 from reasoning.fewshot import rank  # noqa: E402
@@ -99,6 +99,10 @@ def main() -> None:
                   [r["gold"] in r["attempts"] for r in tuned]))
         first, last = np.mean([r["losses"][0] for r in tuned]), np.mean([r["losses"][-1] for r in tuned])
         print(f"|   (training loss {first:.3f} -> {last:.3f}; training {train:.2f} s of {sec:.2f} s per task) | | | |")
+        in_context = [r["answers"][0] == r["gold"] for r in base]
+        for name, got in ((f"TTT {s}", [r["answers"][0] == r["gold"] for r in tuned]),
+                          (f"TTT {s} + vote", [vote(r["answers"]) == r["gold"] for r in tuned])):
+            print(f"|   {paired_test(got, in_context).sentence(name, 'in context')} | | | |")
         by = {}
         for b, t in zip(base, tuned):
             c = by.setdefault(b["composition"], [0, 0, 0])

@@ -372,7 +372,10 @@ st.markdown(
     "colours); then predict the test output under the same transformations, map each prediction back, and vote. "
     "The model is **lab-arc** (`--model lab-arc`), a ~0.9M-parameter transformer trained on ARC-like rows of "
     "coloured cells; the tasks below are from `arclab:test`, compositions of two transformations it never saw "
-    "together in training, so reading the demonstrations alone often fails.")
+    "together in training, so reading the demonstrations alone often fails. Measured on 200 of them (the model "
+    "card): 13% right in context, 22.5% after 24 training steps (32.5% within ARC's two attempts) — a real gain, "
+    "but smaller than the paper's, and uneven: some compositions are learnt, others not at all. Task 5 is one "
+    "that training fixes; try others.")
 
 
 @st.cache_resource(show_spinner="Loading lab-arc…")
@@ -392,7 +395,7 @@ def arc_task(index: int):
 from reasoning.fewshot import values_of  # noqa: E402  (pure: no torch)
 from viz.grids import loss_figure, predictions, predictions_html, task_html, value_html, vote_figure, vote_table  # noqa: E402
 
-ttt_index = int(st.number_input("Held-out task (arclab:test)", min_value=1, max_value=200, value=1,
+ttt_index = int(st.number_input("Held-out task (arclab:test)", min_value=1, max_value=200, value=5,
                                 key="learn_ttt_task")) - 1
 arc = arc_task(ttt_index)
 demos, test_input = values_of(arc.meta)
