@@ -76,15 +76,16 @@ class BudgetPoint:
 
 
 def flops(model_params: float | None, policy_tokens: float, verifier: str | None, verifier_params: float,
-          scored_tokens: float) -> tuple[float | None, float | None]:
+          scored_tokens: float, train_tokens: float = 0.0) -> tuple[float | None, float | None]:
     """(total FLOPs, verifier FLOPs) per problem: 2 x params x tokens for each model (the usual
-    forward-pass estimate). self_eval's verifier is the policy itself; the oracle counts none. None
-    when the policy's size is unknown."""
+    forward-pass estimate), plus 6 x params x tokens trained on at test time (forward and backward:
+    ttt; LoRA too, whose backward still runs through every layer). self_eval's verifier is the policy
+    itself; the oracle counts none. None when the policy's size is unknown."""
     if not model_params:
         return None, None
     params = model_params if verifier == "self_eval" else verifier_params
     verifier_flops = 2.0 * params * scored_tokens if verifier else 0.0
-    return 2.0 * model_params * policy_tokens + verifier_flops, verifier_flops
+    return 2.0 * model_params * policy_tokens + 6.0 * model_params * train_tokens + verifier_flops, verifier_flops
 
 
 # ---------------------------------------------------------------------------------------------

@@ -52,8 +52,8 @@ def encode(tokenizer, texts: list[TrainText], max_len: int | None = None) -> dic
 
 @dataclass
 class TrainLog:
-    """What a test-time training did: loss per step, examples, tokens trained on (for FLOPs: 6 N D
-    with N the trainable parameters' model, see `flops`), seconds."""
+    """What a test-time training did: loss per step, examples, tokens trained on (its FLOPs: 6 N D,
+    reasoning.budget.flops), seconds."""
 
     method: str
     examples: int
@@ -67,12 +67,6 @@ class TrainLog:
         return {"method": self.method, "examples": self.examples, "steps": self.steps,
                 "losses": [round(x, 5) for x in self.losses], "tokens": self.tokens,
                 "trainable_params": self.trainable_params, "seconds": round(self.seconds, 3)}
-
-
-def training_flops(n_params: int, tokens: int) -> int:
-    """6 N D: forward and backward through the whole model for every token trained on (LoRA skips
-    the base weights' gradient but not the backward pass through them; 6 N D stays the usual bound)."""
-    return 6 * n_params * tokens
 
 
 @contextlib.contextmanager

@@ -245,3 +245,28 @@ def test_shipped_arc_agi_evaluation_set():
         assert grid is not None and is_equiv(p.answer, p.answer)
         assert grids.format_grid(grid) == p.answer and not is_equiv(p.answer[1:], p.answer)
         assert 1 <= len(p.meta["demos"]) <= fewshot.MAX_DEMOS
+
+
+@pytest.mark.skipif(not (Path(__file__).parents[1] / "reasoning/lab/models/arc/config.json").exists(),
+                    reason="lab-arc weights not committed")
+def test_ttt_curves_count_training_flops_once_per_task(tmp_path):
+    db = tmp_path / "t.db"
+    result = run_cli("run", "--strategy", "ttt", "--model", "lab-arc", "--dataset", "arclab:test", "--limit", "3",
+                     "--n", "4", "--ttt-steps", "3", "--json", db=db)
+    assert result.code == 0, result.stderr
+    run_id = json.loads(run_cli("runs", "--json", db=db).stdout)[0]["id"]
+    points = json.loads(run_cli("curves", run_id, "--json", db=db).stdout)
+    votes = [p for p in points if p["strategy"] == "ttt"]
+    assert [p["k"] for p in votes] == [1, 2, 4] and "vote of k augmented predictions" in votes[0]["curve"]
+    from sqlmodel import select
+
+    from reasoning.backends import count_params
+    from reasoning.lab import ARC_DIR
+    from store import Store, models as m
+
+    with Store.open(f"sqlite:///{db}").session() as session:
+        rows = list(session.exec(select(m.Result).where(m.Result.run_id == run_id)).all())
+    params = count_params(ARC_DIR)
+    train = sum(r.meta["train_tokens"] for r in rows) / len(rows)
+    for p in votes:  # 2 N x generated tokens of k predictions + 6 N x tokens trained on (paid once)
+        assert p["flops"] == pytest.approx(2 * params * p["tokens_per_problem"] + 6 * params * train, rel=1e-6)

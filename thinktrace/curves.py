@@ -38,7 +38,7 @@ import numpy as np
 from thinktrace.adaptive_curves import Spread, adaptive_points, adaptive_results
 from reasoning.budget import ESTIMATOR_INFO, BudgetPoint, flops
 from reasoning.errors import UserError
-from reasoning.strategies import SAMPLES, names
+from reasoning.strategies import SAMPLES, lookup, names
 from reasoning.estimators import default_ks, pass1_difficulty_bins, seed_bootstrap_ci, seed_curve_points
 from store import Store
 from store import models as m
@@ -230,9 +230,10 @@ def _labels(groups: list[list[m.Run]]) -> dict[str, str]:
     return labels
 
 
-def _flops(run: m.Run, policy_tokens: float, scored_tokens: float) -> tuple[float | None, float | None]:
+def _flops(run: m.Run, policy_tokens: float, scored_tokens: float, train_tokens: float = 0.0
+           ) -> tuple[float | None, float | None]:
     """(total FLOPs, verifier FLOPs) per problem of a stored run (reasoning.budget.flops)."""
-    return flops(run.model_params, policy_tokens, run.verifier, run.verifier_params, scored_tokens)
+    return flops(run.model_params, policy_tokens, run.verifier, run.verifier_params, scored_tokens, train_tokens)
 
 
 def _sampling_points(group, problems, results, ks, group_of, suffix, n_draws, n_boot, seed) -> list[BudgetPoint]:
@@ -249,8 +250,8 @@ def _sampling_points(group, problems, results, ks, group_of, suffix, n_draws, n_
 
 
 def _costs(results: list[dict], group_of) -> dict:
-    """Facet group -> (wall seconds, prompt tokens) per problem, mean over problems and runs (prompt
-    tokens None where a problem has none recorded)."""
+    """Facet group -> (wall seconds, prompt tokens, tokens trained on at test time) per problem, mean
+    over problems and runs (prompt tokens None where a problem has none recorded)."""
     by_group = defaultdict(list)
     for rows in results:
         for pid, row in rows.items():
@@ -259,7 +260,8 @@ def _costs(results: list[dict], group_of) -> dict:
     for group, rows in by_group.items():
         prompts = [row.meta.get("prompt_tokens") for row in rows]
         costs[group] = (float(np.mean([row.wall_seconds for row in rows])),
-                        None if any(t is None for t in prompts) else float(np.mean(prompts)))
+                        None if any(t is None for t in prompts) else float(np.mean(prompts)),
+                        float(np.mean([row.meta.get("train_tokens") or 0 for row in rows])))
     return costs
 
 
@@ -273,11 +275,17 @@ def run_points(run: m.Run, points: Sequence[BudgetPoint], suffix: str = "", cost
     runs apart in a legend."""
     n = int(run.params.get("n") or 1)
     out = []
+    trains = run.strategy in names() and lookup(run.strategy).trains
     for p in points:
-        seconds, prompt_tokens = (costs or {}).get(p.group, (None, None))
+        seconds, prompt_tokens, train_tokens = (costs or {}).get(p.group, (None, None, 0.0))
         uses_verifier = p.estimator in ("bon", "wbon")
         oracle = uses_verifier and run.evaluation_only
-        total, verifier = _flops(run, p.tokens_per_problem, p.tokens_per_problem if uses_verifier else 0.0)
+        # test-time training is paid once per problem, whatever k of its predictions are voted on
+        total, verifier = _flops(run, p.tokens_per_problem, p.tokens_per_problem if uses_verifier else 0.0,
+                                 train_tokens)
+        if trains and p.estimator == "maj":  # the vote over a ttt run's augmented predictions
+            p = replace(p, curve=f"{run.strategy} ({run.params.get('ttt_steps', '?')} steps): vote of k augmented "
+                                 "predictions", strategy=run.strategy)
         if not uses_verifier and verifier is not None:
             verifier = 0.0
         out.append(replace(
@@ -309,7 +317,7 @@ def _direct_points(group, results, group_of, suffix, n_boot, seed) -> list[Budge
         think = float(np.mean(thinks)) if all(k is not None for k in thinks) else None
         prompts = [row.meta.get("prompt_tokens") for row in every]
         low, high = seed_bootstrap_ci(values, n_boot=n_boot, seed=seed)
-        total, verifier = _flops(run, tokens, tokens)
+        total, verifier = _flops(run, tokens, tokens, float(np.mean([row.meta.get("train_tokens") or 0 for row in every])))
         out.append(BudgetPoint(
             curve=label, strategy=run.strategy, estimator="direct", k=int(run.params.get("n") or 1),
             tokens_per_problem=tokens, flops=total, verifier_flops=verifier, accuracy=float(values.mean()),
