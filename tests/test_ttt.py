@@ -270,3 +270,19 @@ def test_ttt_curves_count_training_flops_once_per_task(tmp_path):
     train = sum(r.meta["train_tokens"] for r in rows) / len(rows)
     for p in votes:  # 2 N x generated tokens of k predictions + 6 N x tokens trained on (paid once)
         assert p["flops"] == pytest.approx(2 * params * p["tokens_per_problem"] + 6 * params * train, rel=1e-6)
+
+
+def test_lab_arc_training_is_seeded_and_never_sees_held_out_pairs():
+    from reasoning.lab.arc import ArcConfig, arc_batch, make_tokenizer, train_arc
+
+    cfg = ArcConfig()
+    cfg.train.steps, cfg.train.warmup, cfg.train.batch_size = 2, 1, 4
+    weights = []
+    for _ in range(2):
+        model, _, info = train_arc(cfg, log=None)
+        weights.append(_digest(model))
+    assert weights[0] == weights[1] and info["train_tokens"] > 0
+    tokenizer = make_tokenizer(cfg)
+    assert torch.equal(arc_batch(5, cfg.train, tokenizer)["input_ids"], arc_batch(5, cfg.train, tokenizer)["input_ids"])
+    seen = {arclab.task_kinds("train", i, cfg.train.seed) for i in range(2000)}
+    assert not seen & arclab.HELD_OUT and len(seen) == len(arclab.TRAIN_PAIRS) + len(arclab.KINDS)

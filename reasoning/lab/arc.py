@@ -20,7 +20,7 @@ from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 from reasoning import arclab
 from reasoning.finetune import TrainText, encode
 from reasoning.lab.tokenizer import EOS, train_tokenizer
-from reasoning.lab.train import (ModelConfig, TrainConfig, batch_tokens, build_model, count_params, device,
+from reasoning.lab.train import (ModelConfig, TrainConfig, build_model, counting, count_params, device,
                                  pretrain_compute, save, total_steps, train_loop)
 
 # The task is the whole prompt: the model continues it (no chat wrapper, no system prompt). Prompts
@@ -74,14 +74,7 @@ def train_arc(cfg: ArcConfig, out: Path | None = None, log=print, on_step=None
     model = build_model(tc.model, tokenizer, tc.seed).to(device())
     params = count_params(model)
     log(f"lab-arc: {params['total'] / 1e6:.2f}M parameters, vocab {len(tokenizer)}, {total_steps(tc)} steps x {tc.batch_size}")
-    counts = {"tokens": 0, "loss_tokens": 0, "padded_tokens": 0}
-
-    def batches(step: int):
-        batch = arc_batch(step, tc, tokenizer)
-        for k, v in batch_tokens(batch).items():
-            counts[k] += v
-        return batch
-
+    batches, counts = counting(lambda step: arc_batch(step, tc, tokenizer))
     losses = train_loop(model, batches, tc, log, on_step)
     info = {"kind": "arc", **pretrain_compute(params, counts["tokens"]),
             "train_loss_tokens": counts["loss_tokens"], "train_padded_tokens": counts["padded_tokens"],

@@ -143,6 +143,19 @@ def batch_tokens(batch: dict[str, torch.Tensor]) -> dict[str, int]:
             "padded_tokens": batch["input_ids"].numel()}
 
 
+def counting(make_batch):
+    """`make_batch(step)` wrapped so that it also sums batch_tokens of every batch it gives into the
+    returned `counts` (the training.json token fields)."""
+    counts = {"tokens": 0, "loss_tokens": 0, "padded_tokens": 0}
+
+    def batches(step: int):
+        batch = make_batch(step)
+        for k, v in batch_tokens(batch).items():
+            counts[k] += v
+        return batch
+    return batches, counts
+
+
 def stream_tokens(cfg: TrainConfig, tokenizer: PreTrainedTokenizerFast, start_step: int = 0) -> dict[str, int]:
     """The tokens of the run `cfg` describes, steps start_step..total_steps(cfg) - 1, counted by
     regenerating its seeded data stream without training (for a checkpoint whose run did not count
@@ -227,14 +240,7 @@ def train_reasoner(cfg: TrainConfig, out: Path | None = None, log=print, on_step
                              f"configured {cfg.model}")
     params = count_params(model)
     log(f"reasoner: {params['total'] / 1e6:.2f}M parameters, vocab {len(tokenizer)}, {total_steps(cfg)} steps x {cfg.batch_size}")
-    counts = {"tokens": 0, "loss_tokens": 0, "padded_tokens": 0}
-
-    def batches(step: int):
-        batch = reasoner_batch(step, cfg, tokenizer)
-        for k, v in batch_tokens(batch).items():
-            counts[k] += v
-        return batch
-
+    batches, counts = counting(lambda step: reasoner_batch(step, cfg, tokenizer))
     losses = train_loop(model, batches, cfg, log, on_step, start_step=0 if resume_from is None else cfg.steps)
     earlier = _earlier_tokens(resume_from, cfg, tokenizer) if resume_from is not None else dict.fromkeys(counts, 0)
     info = {"kind": "reasoner", **pretrain_compute(params, earlier["tokens"] + counts["tokens"]),
