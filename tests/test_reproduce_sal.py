@@ -26,9 +26,14 @@ def test_quick_on_a_machine_without_cuda_is_one_line_and_exit_2(tmp_path):
 
 
 def test_without_the_models_it_says_which_one_is_missing(monkeypatch):
-    sys.path.insert(0, str(ROOT / "bench"))
-    import reproduce_sal
+    import importlib.util
+
     import torch
+
+    # loaded by path: bench/ on sys.path would shadow the app's `pages` package with bench/pages.py
+    spec = importlib.util.spec_from_file_location("reproduce_sal", ROOT / "bench" / "reproduce_sal.py")
+    reproduce_sal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reproduce_sal)
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
