@@ -45,10 +45,20 @@ def data_elements(page) -> list[dict]:
 
 
 def visit(page, base: str, path: str) -> str:
+    """The page's text once it has stopped changing: charts, late markdown and the Run page's monitor
+    (measured: about 2 s after the script's run ends on a loaded 2-core machine) come after `settle`."""
     goto(page, base, path)
-    page.wait_for_timeout(500)  # charts and late markdown
-    settle(page)
-    return page.locator("[data-testid=stMain]").inner_text()
+    main = page.locator("[data-testid=stMain]")
+    text, stable_since = main.inner_text(), 0
+    for _ in range(80):  # at most ~20 s
+        page.wait_for_timeout(250)
+        settle(page)
+        now = main.inner_text()
+        stable_since = stable_since + 1 if now == text else 0
+        text = now
+        if stable_since >= 4:  # unchanged for a second
+            break
+    return text
 
 
 def test_stored_markup_makes_no_image_or_link_and_no_request_on_any_page(hostile, browser):
