@@ -194,15 +194,17 @@ def test_adapted_learns_then_restores_the_base_weights(tiny_hf, method):
 
 # --- the strategy end to end -------------------------------------------------------------------------
 
-@pytest.mark.skipif(not (Path(__file__).parents[1] / "reasoning/lab/models/arc/config.json").exists(),
-                    reason="lab-arc weights not committed")
+def _ttt_run(db: Path, limit: int, steps: int) -> str:
+    """A real ttt run of lab-arc (committed weights) on the first `limit` held-out tasks; its id."""
+    result = run_cli("run", "--strategy", "ttt", "--model", "lab-arc", "--dataset", "arclab:test", "--limit",
+                     str(limit), "--n", "4", "--ttt-steps", str(steps), "--json", db=db)
+    assert result.code == 0, result.stderr
+    return json.loads(result.stdout)["id"]
+
+
 def test_ttt_run_end_to_end_on_lab_arc(tmp_path):
     db = tmp_path / "t.db"
-    result = run_cli("run", "--strategy", "ttt", "--model", "lab-arc", "--dataset", "arclab:test", "--limit", "2",
-                     "--n", "4", "--ttt-steps", "4", "--json", db=db)
-    assert result.code == 0, result.stderr
-    run = json.loads(result.stdout)
-    run_id = run.get("run_id") or run.get("id")
+    run_id = _ttt_run(db, limit=2, steps=4)
     shown = run_cli("show", run_id, "--json", db=db)
     assert shown.code == 0, shown.stderr
     from sqlmodel import select
@@ -247,14 +249,9 @@ def test_shipped_arc_agi_evaluation_set():
         assert 1 <= len(p.meta["demos"]) <= fewshot.MAX_DEMOS
 
 
-@pytest.mark.skipif(not (Path(__file__).parents[1] / "reasoning/lab/models/arc/config.json").exists(),
-                    reason="lab-arc weights not committed")
 def test_ttt_curves_count_training_flops_once_per_task(tmp_path):
     db = tmp_path / "t.db"
-    result = run_cli("run", "--strategy", "ttt", "--model", "lab-arc", "--dataset", "arclab:test", "--limit", "3",
-                     "--n", "4", "--ttt-steps", "3", "--json", db=db)
-    assert result.code == 0, result.stderr
-    run_id = json.loads(run_cli("runs", "--json", db=db).stdout)[0]["id"]
+    run_id = _ttt_run(db, limit=3, steps=3)
     points = json.loads(run_cli("curves", run_id, "--json", db=db).stdout)
     votes = [p for p in points if p["strategy"] == "ttt"]
     assert [p["k"] for p in votes] == [1, 2, 4] and "vote of k augmented predictions" in votes[0]["curve"]
