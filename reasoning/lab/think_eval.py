@@ -52,7 +52,7 @@ def conditions(maxima: tuple[int, ...], minima: tuple[int, ...]) -> list[tuple[s
     return out
 
 
-def evaluate(lm, levels=(4, 5), per_level: int = 200, maxima=(32, 64, 128, 256, 512), minima=(512, 1024),
+def evaluate(lm, levels=(4, 5), per_level: int = 200, maxima=(16, 32, 64, 128, 256), minima=(384, 512, 768),
              batch: int = 50, log=print) -> Report:
     """Greedy, seed-0 built-in problems (held out from training: data.py skips them)."""
     report = Report()

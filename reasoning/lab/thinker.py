@@ -1,43 +1,51 @@
-"""The lab thinker (`--model lab-think`): the lab reasoner taught to think before it answers, to check
-each of its steps and to repair the ones a check rejects — so that more thinking buys accuracy.
+"""The lab thinker (`--model lab-think`): the lab reasoner taught to think before it answers — to work
+each step's digits before it states the step's result, and, when asked to think longer, to check every
+step by its inverse and repair the ones a check rejects — so that more thinking buys accuracy.
 
 What it writes after the prompt (`Question: ...\\nAnswer:\\n`)::
 
     <think>
-    Lena starts with 93 coins and earns 3 more, so she has 93 + 3 = 97 coins.
+    Lena earns 3 more: 93 + 3: 3900+3000=69000, so 93 + 3 = 96 coins.
 
-    Check: 3900+3000=69000: 96, not 97.
+    Lena splits them into 4 bags: 96 / 4: 9/4=2r1, 16/4=4r0, so 96 / 4 = 24 coins.
 
-    Wait, Lena starts with 93 coins and earns 3 more, so she has 93 + 3 = 96 coins.
-
-    Check: 3900+3000=69000: 96, right.
-    ...
-    So the answer is 96.
+    So the answer is 24.
     </think>
 
-    The answer is 96.</s>
+    The answer is 24.</s>
 
-Why this shape. The reasoner's errors are digit slips, and a model of its size cannot see its own slips
-in the layout it writes (the PRM could not either: MODEL_CARD.md). The PRM's arithmetic checker showed
-that the same small Llama computes almost perfectly when an equation is restated in a digit-aligned
-layout: fixed width, least significant digit first (reasoning/verifiers/arith_checker.py). So every
-step is followed by a check in that layout: the step's equation restated as a sum or a product by one
-digit (a - b = c as c + b = a, a / b = c as c * b = a), its result recomputed digit by digit, read
-back, and compared with the number it must equal. A failed check opens a "Wait, ..." paragraph that
-redoes the step: for + and * the check computed the right result; for - and / it only says the
-attempt was wrong, and the model tries again (and checks again).
+and, when budget forcing replaces its end of thinking by "Wait"::
+
+    Wait, let me check every step again.
+
+    Check: 6900-3000=39000: 93, right.
+
+    Check: 4200*4000=69000: 96, right.
+
+    So the answer is 24.
+
+Why this shape. The reasoner's errors are digit slips (at level 5, 123 of its 136 wrong greedy answers
+have a wrong result in a step whose operands are right), and a model of its size neither computes
+reliably nor sees its own slips in the layout it writes. The PRM's arithmetic checker showed that the
+same small Llama computes almost perfectly in a digit-aligned layout: fixed width, least significant
+digit first, where each result digit depends on digits at fixed offsets and a carry
+(reasoning/verifiers/arith_checker.py). So each step of thinking first does the digit work — a sum,
+difference or product by one digit in that layout, a quotient by short division (`23/4=5r3`: one
+small-table fact per digit, most significant first) — and only then states the result, reading it back.
+The first version of the thinker (card: "tried") wrote the result first and checked it after, and its
+checks learnt to copy the result they were checking.
 
 Where more thinking pays:
-- a budget that cuts thinking (`--max-think-tokens`) leaves the rest of the steps to the answer, written
-  unchecked as the plain reasoner writes them: the training traces include such cuts, so the model
-  learns to finish from wherever its thinking stopped;
+- the digit work itself: a budget that cuts thinking (`--max-think-tokens`) leaves the rest of the
+  steps to the answer, written as the plain reasoner writes them (the training traces include such
+  cuts, so the model learns to finish from the last step it stated);
 - no thinking (`--no-think`: an empty think block) is the plain reasoner;
-- budget forcing (`--think-tokens`: "Wait" instead of the end of thinking) starts another pass that
-  checks every step again: the training traces include second passes that catch a slip the first
-  check missed (its wrong digits are in the text, never in the loss).
-
-The slipped numbers of the training traces (a first attempt's wrong result, a missed check) are masked
-out of the loss: the model learns to notice and repair slips, not to make them.
+- budget forcing (`--think-tokens`: "Wait" instead of the end of thinking) starts a pass that checks
+  every step by the inverse operation — c - b = a for a sum, c + b = a for a difference, c / y by
+  short division for a product, c * b = a for a quotient: work that the first pass never wrote, so it
+  cannot be copied — and redoes the first step whose check fails and every step after it. Training
+  traces with such passes carry a first-pass slip in most of them (its wrong digits are in the text,
+  never in the loss), and some add a third pass, so a second "Wait" checks again.
 """
 from __future__ import annotations
 
@@ -54,6 +62,7 @@ from reasoning.lab import data
 from reasoning.lab.data import Op, canonical_ops, varied_solution
 from reasoning.lab.prm import _apply, _rewrite, slip
 from reasoning.lab.tokenizer import EOS
+from reasoning.problems import EQUATION_RE
 from reasoning.lab.train import IGNORE, ModelConfig, TrainConfig, device, save, total_steps, train_loop
 from reasoning.thinking import THINK_CLOSE, THINK_OPEN
 from reasoning.types import DEFAULT_DELIMITER
@@ -65,42 +74,86 @@ AGAIN = "Wait, let me check every step again."  # a second pass; budget forcing'
 WIDTH = 4  # the checker's layout: operands of up to 4 digits, results of up to 5
 
 
-# --- the checks -------------------------------------------------------------------------------------------
+# --- the digit work and the checks -----------------------------------------------------------------
 
 def _rev(n: int, width: int) -> str:
     return str(n)[::-1].ljust(width, "0")
 
 
-def restated(op: str, a: int, b: int, c: int) -> tuple[int, str, int, int, int]:
-    """(x, sym, y, expected_result, which) of the check: x sym y should equal `expected_result`, the
-    number that the check compares its result with (c for + and *, a for - and /)."""
-    if op == "+":
-        return a, "+", b, c, c
-    if op == "-":
-        return c, "+", b, a, a
-    if op == "*":
+def long_division(a: int, b: int) -> tuple[str, int, int]:
+    """Short division of `a` by a one-digit `b`, most significant digit first, one stage per digit of
+    `a` (`23/4=5r3`: what is carried in, the quotient digit, the remainder carried out): each stage is
+    a fact of a small table. Returns (stages text, quotient, remainder)."""
+    stages, r, q = [], 0, 0
+    for d in str(a):
+        n = r * 10 + int(d)
+        stages.append(f"{n}/{b}={n // b}r{n % b}")
+        q, r = q * 10 + n // b, n % b
+    return ", ".join(stages), q, r
+
+
+def scratch(op: str, a: int, b: int, c: int | None = None) -> str:
+    """The digit work of `a op b` before its result is stated: a sum, difference or product by one
+    digit in the checker's layout (least significant digit first, fixed width: 173 + 58 is
+    `3710+8500=13200`), a quotient by short division. `c`: a wrong result the work slipped to."""
+    true = _apply(op, a, b)
+    c = true if c is None else c
+    if op == "/":
+        stages, _, _ = long_division(a, b)
+        return stages
+    x, y = (a, b) if op != "*" or b <= 9 else (b, a)
+    return f"{_rev(x, WIDTH)}{op}{_rev(y, WIDTH)}={_rev(c, WIDTH + 1)}"
+
+
+def worked_step(step: str, op: Op, a: int, b: int, c: int, slipped: bool = False) -> tuple[str, list[tuple[int, int]]]:
+    """A step of thinking: the short step's head and expression, the scratch, then the step stated with
+    its result (`Lena earns 3 more: 93 + 3: 3900+3000=69000, so 93 + 3 = 96 coins.`). With `slipped`,
+    the result `c` is wrong and the scratch and the result are the masked spans."""
+    full = _rewrite(step, op, a, b, c)
+    m = EQUATION_RE.search(full)
+    expr = full[m.start():m.start() + full[m.start():].index(" =")]
+    work = scratch(op.op, a, b, c if slipped else None)
+    head = f"{full[:m.start()]}{expr}: "
+    text = f"{head}{work}, so {full[m.start():]}"
+    if not slipped:
+        return text, []
+    at = text.rindex(f"= {c}") + 2
+    return text, [(len(head), len(head) + len(work)), (at, at + len(str(c)))]
+
+
+def check_line(op: str, a: int, b: int, c: int) -> tuple[str, bool]:
+    """The check of a written step `a op b = c`: the step restated (so the check reads the step it
+    checks right beside its work), then the inverse operation, which the step's own digit work never
+    wrote (so a check cannot copy it): c - b = a for a sum, c + b = a for a difference, c / y by short
+    division for a product by y, c * b = a for a quotient. Returns (paragraph, passed)."""
+    if op == "+" and c >= b:
+        z, want = c - b, a
+        work, got = f"{_rev(c, WIDTH)}-{_rev(b, WIDTH)}={_rev(z, WIDTH + 1)}", str(c - b)
+    elif op == "+":  # a result below an operand is wrong: recompute the sum
+        z, want = a + b, c
+        work, got = f"{_rev(a, WIDTH)}+{_rev(b, WIDTH)}={_rev(z, WIDTH + 1)}", str(z)
+    elif op == "-":
+        z, want = c + b, a
+        work, got = f"{_rev(c, WIDTH)}+{_rev(b, WIDTH)}={_rev(z, WIDTH + 1)}", str(z)
+    elif op == "*":
         x, y = (a, b) if b <= 9 else (b, a)
-        return x, "*", y, c, c
-    return c, "*", b, a, a  # a / b = c  as  c * b = a
-
-
-def check_line(op: str, a: int, b: int, c: int, computed: int | None = None) -> tuple[str, bool]:
-    """The check paragraph of `a op b = c` and whether it passes. `computed`: a wrong result the
-    check slips to (a missed check in a training trace); default the true one."""
-    x, sym, y, expected, _ = restated(op, a, b, c)
-    z = _apply(sym, x, y) if computed is None else computed
-    ok = z == expected
-    verdict = "right" if ok else f"not {expected}"
-    return f"Check: {_rev(x, WIDTH)}{sym}{_rev(y, WIDTH)}={_rev(z, WIDTH + 1)}: {z}, {verdict}.", ok
+        work, q, r = long_division(c, y)
+        z, want, got = (q if r == 0 else None), x, f"{q}" if r == 0 else f"{q}r{r}"
+    else:
+        z, want = c * b, a
+        work, got = f"{_rev(c, WIDTH)}*{_rev(b, WIDTH)}={_rev(z, WIDTH + 1)}", str(z)
+    ok = z == want and not (op == "+" and c < b)
+    return f"Check: {a} {op} {b} = {c}: {work}: {got}, {'right' if ok else f'not {want}'}.", ok
 
 
 def checkable(op: Op, a: int) -> bool:
-    """The layout holds the check: operands of at most WIDTH digits, a one-digit factor."""
+    """The layouts hold the step: operands of at most WIDTH digits, one factor or divisor of one digit."""
     c = _apply(op.op, a, op.b)
-    if c < 0:
+    if c < 0 or max(a, op.b, c) >= 10 ** WIDTH:
         return False
-    x, sym, y, _, _ = restated(op.op, a, op.b, c)
-    return max(x, y) < 10 ** WIDTH and (sym == "+" or y <= 9) and _apply(sym, x, y) < 10 ** (WIDTH + 1)
+    if op.op == "*":
+        return min(a, op.b) <= 9
+    return op.op != "/" or op.b <= 9
 
 
 # --- training traces --------------------------------------------------------------------------------------
@@ -135,113 +188,118 @@ class _Writer:
         self.add(text, masked)
 
 
-def _span_of_result(step: str, c: int) -> tuple[int, int]:
-    """The characters of the result `c` in a step ("... = c units.")."""
-    at = step.rindex(f"= {c}") + 2
-    return at, at + len(str(c))
-
-
 @dataclass(frozen=True)
 class TraceConfig:
-    slip: float = 0.35  # a first attempt at a step is wrong
-    retry_slip: float = 0.2  # a repair attempt is wrong again (for - and /: a guess that the check rejects)
-    cut: float = 0.2  # the thinking is cut at a random point (a budget) and the answer finishes the steps
+    slip: float = 0.05  # a step's digit work slips in the first pass (the wrong digits are masked)
+    cut: float = 0.2  # the thinking is cut at a random point (a budget): the answer finishes the steps, or
+    # after a conclusion ("So the answer is N."), gives the last one
     no_think: float = 0.12  # an empty think block, the plain reasoner's solution after it
-    second_pass: float = 0.25  # "Wait, let me check every step again." after the first answer
-    missed: float = 0.5  # in a trace with a second pass: one slip whose first check slipped with it
+    second_pass: float = 0.35  # "Wait, let me check every step again." after the first pass
+    planted: float = 0.7  # in a trace with a second pass: one first-pass slip that its checks find
+    third_pass: float = 0.35  # after a pass of checks: one more (a second, third "Wait"), at most max_extra_passes
+    max_extra_passes: int = 3
+
+
+def _chain(ops: list[Op], slips: dict[int, int]) -> list[tuple[int, int]] | None:
+    """(a, c) written at every step when step i states slips[i] instead of its result and the steps
+    after it carry that number on; None when a slip would make a later step impossible (a negative
+    number, an inexact quotient, a number the layouts cannot hold)."""
+    out, value = [], ops[0].a
+    for i, op in enumerate(ops):
+        if not checkable(op, value) or (op.op == "/" and value % op.b):
+            return None
+        c = slips.get(i, _apply(op.op, value, op.b))
+        if c < 2 or c >= 10 ** WIDTH or (i in slips and not _check_holds(op, value, c)):
+            return None
+        out.append((value, c))
+        value = c
+    return out
+
+
+def _check_holds(op: Op, a: int, c: int) -> bool:
+    """A slipped result that the check layouts can still hold (so the second pass can test it)."""
+    return op.op != "/" or c * op.b < 10 ** (WIDTH + 1)
 
 
 def thinking_trace(problem, rng: random.Random, cfg: TraceConfig = TraceConfig()) -> Trace:
     """One training completion for `problem` (a generated arithmetic problem)."""
     ops = canonical_ops(problem)
     answer_steps = varied_solution(problem, rng)  # the gold steps as the reasoner writes them
-    steps = _short_steps(problem, rng)  # thinking uses the short wording: fewer tokens per check
+    steps = _short_steps(problem, rng)  # thinking uses the short wording
     if rng.random() < cfg.no_think:
         return Trace(OPEN + CLOSE + data.completion_text(answer_steps), [])
     second = rng.random() < cfg.second_pass
-    missed_at = rng.randrange(len(ops)) if second and rng.random() < cfg.missed else None
-    missed_value = None
+    slips: dict[int, int] = {}
+    candidates = [i for i in range(len(ops)) if rng.random() < cfg.slip]
+    if second and rng.random() < cfg.planted:
+        candidates.append(rng.randrange(len(ops)))
+    gold = _chain(ops, {})
+    if gold is None:  # (never at the generator's sizes; kept honest) the plain solution, no thinking
+        return Trace(OPEN + CLOSE + data.completion_text(answer_steps), [])
+    for i in sorted(set(candidates)):
+        wrong = slip(gold[i][1], rng) if i not in slips else slips[i]
+        if _chain(ops, {**slips, i: wrong}) is not None and wrong != gold[i][1]:
+            slips[i] = wrong
+    written = _chain(ops, slips)
     w = _Writer()
     w.add(OPEN)
-    value = ops[0].a
-    done_at: list[int] = []  # after step i's last check passed: the trace length (for cuts)
-    for i, op in enumerate(ops):
-        a, b, c = value, op.b, _apply(op.op, value, op.b)
-        if not checkable(op, a):  # (never at the generator's sizes; kept honest) the step goes unchecked
-            w.paragraph(steps[i])
-            done_at.append(w.length)
-            value = c
-            continue
-        if i == missed_at:  # a slip whose check slipped the same way: the second pass must catch it
-            wrong = slip(c, rng)
-            if wrong < 0 or not checkable(Op(a, op.op, b, wrong), a) or _check_value(op.op, a, b, wrong) < 0:
-                missed_at = None
-            else:
-                step = _rewrite(steps[i], op, a, b, wrong)
-                w.paragraph(step, [_span_of_result(step, wrong)])
-                line, _ = check_line(op.op, a, b, wrong, computed=_check_value(op.op, a, b, wrong))
-                w.paragraph(line, [(6, len(line))])  # the whole slipped check is out of the loss
-                done_at.append(w.length)
-                value = missed_value = wrong
-                continue
-        attempt_slip = cfg.slip
-        for attempt in range(4):
-            wrong = rng.random() < attempt_slip and attempt < 3
-            written = slip(c, rng) if wrong else c
-            if written < 0:
-                written, wrong = c, False
-            step = _rewrite(steps[i], op, a, b, written)
-            prefix = "Wait, " if attempt else ""
-            spans = [tuple(x + len(prefix) for x in _span_of_result(step, written))] if wrong else []
-            w.paragraph(prefix + step, spans)
-            line, ok = check_line(op.op, a, b, written)
-            w.paragraph(line)
-            if ok:
-                break
-            attempt_slip = cfg.retry_slip if op.op in "-/" else 0.0  # for + and * the check gave the result
+    done_at: list[int] = []  # after step i's paragraph: the trace length (for cuts)
+    for i, (op, (a, c)) in enumerate(zip(ops, written)):
+        # a step after a slip carries the wrong number on faithfully: only the slip itself is masked
+        text, masked = worked_step(steps[i], op, a, op.b, c, slipped=i in slips)
+        w.paragraph(text, masked)
         done_at.append(w.length)
-        value = c
-    first_answer = value
-    w.paragraph(f"So the answer is {first_answer}.")
+    final = written[-1][1]
+    w.paragraph(f"So the answer is {final}.")
+    concluded = [(w.length, final)]  # after each "So the answer is N.": (trace length, N)
     if second:
-        w.paragraph(AGAIN)
-        value = ops[0].a
-        for i, op in enumerate(ops):
-            a, b = value, op.b
-            c = _apply(op.op, a, b)
-            if not checkable(op, a):
-                value = c
-                continue
-            if i == missed_at:
-                line, _ = check_line(op.op, a, b, missed_value)
-                w.paragraph(line)
-                w.paragraph("Wait, " + _rewrite(steps[i], op, a, b, c))
-                line, _ = check_line(op.op, a, b, c)
-                w.paragraph(line)
-                for j in range(i + 1, len(ops)):  # the steps after it, redone on the right value
-                    value = c
-                    a, b = value, ops[j].b
-                    c = _apply(ops[j].op, a, b)
-                    w.paragraph(_rewrite(steps[j], ops[j], a, b, c))
-                    if checkable(ops[j], a):
-                        w.paragraph(check_line(ops[j].op, a, b, c)[0])
-                value = c
+        final = _check_pass(w, ops, steps, written)
+        concluded.append((w.length, final))
+        for _ in range(cfg.max_extra_passes):  # more passes of checks, as a second, third "Wait" asks
+            if rng.random() >= cfg.third_pass:
                 break
-            w.paragraph(check_line(op.op, a, b, c)[0])
-            value = c
-        w.paragraph(f"So the answer is {problem.answer}.")
+            _check_pass(w, ops, steps, gold)
+            concluded.append((w.length, final))
     thinking_end = w.length
-    cut_ok = missed_at is None and rng.random() < cfg.cut
-    if cut_ok:  # a budget ended the thinking somewhere: the answer finishes from the last checked step
-        cut = rng.randrange(len(OPEN), thinking_end)
-        text = "".join(w.parts)[:cut]
-        masked = [(s, min(e, cut)) for s, e in w.masked if s < cut]
-        established = sum(1 for end in done_at if end <= cut)
-        rest = answer_steps[established:]
-        weighted = [(s, min(e, cut)) for s, e in w.weighted if s < cut]
-        return Trace(text + CLOSE + data.completion_text(rest), masked, weighted)
-    w.add(CLOSE + data.completion_text([answer_steps[-1]]))
+    if rng.random() < cfg.cut:  # a budget ended the thinking somewhere
+        # before the first conclusion only in a trace without slips (the answer then finishes the
+        # gold steps); after it anywhere (the answer is the last conclusion the thinking reached)
+        first = len(OPEN) if not slips and not second else concluded[0][0]
+        if first < thinking_end:
+            cut = rng.randrange(first, thinking_end)
+            text = "".join(w.parts)[:cut]
+            masked = [(s, min(e, cut)) for s, e in w.masked if s < cut]
+            reached = [n for end, n in concluded if end <= cut]
+            if reached:
+                rest = [f"The answer is {reached[-1]}."]
+            else:
+                rest = answer_steps[sum(1 for end in done_at if end <= cut):]  # finish from the last step stated
+            return Trace(text + CLOSE + data.completion_text(rest), masked,
+                         [(s, min(e, cut)) for s, e in w.weighted if s < cut])
+    w.add(CLOSE + data.completion_text([f"The answer is {final}."]))
     return Trace("".join(w.parts), w.masked, w.weighted)
+
+
+def _check_pass(w: _Writer, ops: list[Op], steps: list[str], written: list[tuple[int, int]]) -> int:
+    """"Wait, let me check every step again.": each written step checked by its inverse; at the first
+    that fails, "Wait, " and the step worked again, then every step after it; the answer it reaches."""
+    w.paragraph(AGAIN)
+    for i, (op, (a, c)) in enumerate(zip(ops, written)):
+        line, ok = check_line(op.op, a, op.b, c)
+        w.paragraph(line)
+        if ok:
+            continue
+        value = a
+        for j in range(i, len(ops)):
+            c = _apply(ops[j].op, value, ops[j].b)
+            text, _ = worked_step(steps[j], ops[j], value, ops[j].b, c)
+            w.paragraph(("Wait, " if j == i else "") + text)
+            value = c
+        break
+    else:
+        value = written[-1][1]
+    w.paragraph(f"So the answer is {value}.")
+    return value
 
 
 def _short_steps(problem, rng: random.Random) -> list[str]:
@@ -251,11 +309,6 @@ def _short_steps(problem, rng: random.Random) -> list[str]:
         if all(", so " not in s for s in steps):
             return steps
     raise RuntimeError("no short wording drawn")
-
-
-def _check_value(op: str, a: int, b: int, wrong: int) -> int:
-    """What a check slipped along with a wrong result computes: the number it compares with."""
-    return restated(op, a, b, wrong)[3]
 
 
 def training_example(index: int, level: int, seed: int, cfg: TraceConfig = TraceConfig()) -> tuple[str, Trace]:
@@ -272,7 +325,7 @@ def training_example(index: int, level: int, seed: int, cfg: TraceConfig = Trace
 class ThinkerConfig(TrainConfig):
     """The committed thinker's settings (model card): fine-tuned from the committed reasoner."""
 
-    steps: int = 500
+    steps: int = 1000
     restart_steps: int = 0
     batch_size: int = 16  # rows of max_len tokens, packed
     lr: float = 2e-3
