@@ -246,10 +246,12 @@ st.markdown(
     "Everything above spends compute **in parallel**: more samples, more beams. o1-style models spend it "
     "**sequentially**: they think before answering, check their steps, notice a mistake (\"Wait, ...\") and "
     "repair it, and their accuracy grows with the thinking they are allowed. The **lab thinker** "
-    "(`--model lab-think`) is the lab reasoner taught to do that: after each step it restates the equation "
-    "in the digit-aligned layout the PRM's checker uses, recomputes it, and redoes the step when the check "
-    "fails. A thinking budget caps it (`--max-think-tokens`) or forces it on (`--think-tokens`: its end of "
-    "thinking becomes \"Wait\", which starts another pass of checks).")
+    "(`--model lab-think`) is the lab reasoner taught to do that: before it states a step's result it works "
+    "the digits in the layout the PRM's checker computes in (least significant digit first; a quotient by "
+    "short division), and when it is made to think longer it checks every step by the inverse operation and "
+    "redoes the first step a check rejects. A thinking budget caps it (`--max-think-tokens`: the steps left "
+    "are written without digit work) or forces it on (`--think-tokens`: its end of thinking becomes "
+    "\"Wait\", which starts a pass of checks).")
 
 
 @st.cache_resource(show_spinner="Loading the lab thinker…")
@@ -259,13 +261,16 @@ def lab_thinker():
     return load_model("lab-think")
 
 
+check_again = st.checkbox("Then make it think longer: its end of thinking becomes \"Wait\" once (budget forcing)",
+                          value=True, key="learn_check_again")
 if st.button("Let the thinker think about this problem", key="learn_run6"):
     from reasoning.lab.lesson import think_trace
 
     with st.spinner("Thinking…"):
-        st.session_state["learn_trace"] = ((level, index), think_trace(lab_thinker(), problem))
+        st.session_state["learn_trace"] = ((level, index, check_again),
+                                           think_trace(lab_thinker(), problem, check_again=check_again))
 held = st.session_state.get("learn_trace")
-if held and held[0] == (level, index):
+if held and held[0] == (level, index, check_again):
     trace = held[1]
     c1, c2, c3 = st.columns(3)
     c1.metric("Answer", trace.answer or "none", "right" if trace.correct else "wrong",
@@ -276,6 +281,8 @@ if held and held[0] == (level, index):
         text = md_escape(thought.text)
         if thought.failed:
             st.markdown(f":red[{text}]  ← the check found the step wrong")
+        elif thought.forced:
+            st.markdown(f":orange[{text}]  ← \"Wait\" forced by the budget: a pass of checks")
         elif thought.turn:
             st.markdown(f":orange[{text}]  ← a turn: the step redone")
         elif thought.text.startswith("Check:"):
@@ -306,8 +313,8 @@ if st.button("Draw accuracy against thinking tokens", key="learn_run6b"):
     no_think = next(p for p in measured if p.condition == "no-think")
     st.markdown(f"No thinking: **{100 * no_think.accuracy:.0f}%**. " +
                 " ".join(f.sentence() + "." for f in thinking_fits(points) if f.curve.startswith("thinking cut")))
-    st.caption("Cut at T tokens, the thinker closes its thinking and finishes the remaining steps unchecked; "
-               "left alone it thinks as long as its checks need. The model card says how far this tiny model "
+    st.caption("Cut at T tokens, the thinker closes its thinking and finishes the remaining steps without "
+               "digit work; left alone it works every step once. The model card says how far this tiny model "
                "gets and where it fails (reasoning/lab/MODEL_CARD.md).")
 link("budget", "sweep budget_forcing over thinking budgets on your own runs: the o1 plot")
 

@@ -159,18 +159,26 @@ class Trace:
     answer_tokens: int
 
 
-def think_trace(lm, problem: Problem, think_tokens: int = 0, max_think_tokens: int = 0) -> Trace:
+def think_trace(lm, problem: Problem, think_tokens: int = 0, max_think_tokens: int = 0,
+                check_again: bool = False) -> Trace:
     """The lab thinker's greedy answer to one problem, as thoughts (turns, failed checks, forced waits)
-    and the answer after its thinking: the same chain cot stores."""
+    and the answer after its thinking: the same chain cot stores. `check_again`: think once as it
+    comes, then again with a minimum one token past that (budget forcing: its end of thinking becomes
+    "Wait" once, which starts its pass of checks)."""
     from reasoning.config import SearchConfig
     from reasoning.strategies import get_strategy
     from reasoning.thinking import failed_check
     from reasoning.tree import Tree
 
-    tree = Tree(problem.question)
-    outcome = get_strategy("cot")(problem, lm, None, SearchConfig(max_new_tokens=256, think_tokens=think_tokens,
-                                                                  max_think_tokens=max_think_tokens), tree)
-    path = tree.path(tree.nodes[outcome.node])
+    def chain(minimum: int):
+        tree = Tree(problem.question)
+        outcome = get_strategy("cot")(problem, lm, None, SearchConfig(max_new_tokens=256, think_tokens=minimum,
+                                                                      max_think_tokens=max_think_tokens), tree)
+        return outcome, tree.path(tree.nodes[outcome.node])
+
+    outcome, path = chain(think_tokens)
+    if check_again and not max_think_tokens:
+        outcome, path = chain(max(think_tokens, path[-1].meta.get("think_tokens", 0) + 1))
     thoughts = [ThoughtView(n.text, n.tokens, n.meta.get("turn"), failed_check(n.text), bool(n.meta.get("forced")))
                 for n in path if n.meta.get("phase") == "think"]
     leaf = path[-1]
