@@ -61,7 +61,6 @@ from transformers import AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerFas
 from reasoning.lab import data
 from reasoning.lab.data import Op, canonical_ops, varied_solution
 from reasoning.lab.prm import _apply, _rewrite, slip
-from reasoning.lab.tokenizer import EOS
 from reasoning.problems import EQUATION_RE
 from reasoning.lab.train import IGNORE, ModelConfig, TrainConfig, device, save, total_steps, train_loop
 from reasoning.thinking import THINK_CLOSE, THINK_OPEN
@@ -209,14 +208,14 @@ def _chain(ops: list[Op], slips: dict[int, int]) -> list[tuple[int, int]] | None
         if not checkable(op, value) or (op.op == "/" and value % op.b):
             return None
         c = slips.get(i, _apply(op.op, value, op.b))
-        if c < 2 or c >= 10 ** WIDTH or (i in slips and not _check_holds(op, value, c)):
+        if c < 2 or c >= 10 ** WIDTH or (i in slips and not _check_holds(op, c)):
             return None
         out.append((value, c))
         value = c
     return out
 
 
-def _check_holds(op: Op, a: int, c: int) -> bool:
+def _check_holds(op: Op, c: int) -> bool:
     """A slipped result that the check layouts can still hold (so the second pass can test it)."""
     return op.op != "/" or c * op.b < 10 ** (WIDTH + 1)
 
@@ -237,7 +236,7 @@ def thinking_trace(problem, rng: random.Random, cfg: TraceConfig = TraceConfig()
     if gold is None:  # (never at the generator's sizes; kept honest) the plain solution, no thinking
         return Trace(OPEN + CLOSE + data.completion_text(answer_steps), [])
     for i in sorted(set(candidates)):
-        wrong = slip(gold[i][1], rng) if i not in slips else slips[i]
+        wrong = slip(gold[i][1], rng)
         if _chain(ops, {**slips, i: wrong}) is not None and wrong != gold[i][1]:
             slips[i] = wrong
     written = _chain(ops, slips)
