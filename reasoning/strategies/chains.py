@@ -54,10 +54,13 @@ def add_thinking_chain(tree: Tree, parent: Node, completion: Completion, split: 
     text = completion.text
     forced = {at for at, kind in completion.inserted if kind == FORCED}
     cuts = [at for at, kind in completion.inserted if kind == CUT]
+    thinking_end = split.thinking_start + len(split.thinking)
     pieces = [(t.text, t.end, {"phase": "think", **({"turn": t.turn} if t.turn else {}),
                                **({"forced": True} if t.start in forced else {}),
                                **({"cut": True} if t.end in cuts else {})})
-              for t in thoughts(text, split.thinking_start, split.thinking_start + len(split.thinking))]
+              for t in thoughts(text, split.thinking_start, thinking_end)]
+    if pieces and split.closed:  # the blanks before </think> are thinking, as a thinking budget counts them
+        pieces[-1] = (pieces[-1][0], thinking_end, pieces[-1][2])
     if split.closed:
         offset = split.answer_start
         for raw in text[split.answer_start:].split(delimiter):
